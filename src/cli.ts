@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// ferry <command>: the operator's entry point.
+import { parseArgs } from 'node:util'
+import { loadRegion, EMBEDDED_DEFAULT } from './config/load.ts'
+import { ConfigError } from './config/fields.ts'
+import { serve } from './serve.ts'
+
+const USAGE = `ferry: pull-through cache and replicator for OCI registries
+
+usage:
+  ferry serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--upstream URL]
+  ferry check --config FILE
+  ferry --help | --version
+
+  --config FILE       region file (default: the embedded regions/local.yaml)
+  --listen HOST:PORT  address to serve on (overrides "listen")
+  --data DIR          data folder: blob cache and state (overrides "data")
+  --upstream URL      one default upstream registry (replaces the file's default)
+`
+
+async function main (argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      listen: { type: 'string' },
+      data: { type: 'string' },
+      upstream: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
+    },
+  })
+  const command = positionals[0]
+  if (values.version) { console.log('ferry 0.1.0'); return 0 }
+  if (values.help || command === undefined || command === 'help') { console.log(USAGE); return command === undefined && !values.help ? 2 : 0 }
+  const file = values.config ?? EMBEDDED_DEFAULT
+  const overrides = { listen: values.listen, data: values.data, upstream: values.upstream }
+
+  switch (command) {
+    case 'check': {
+      if (values.config === undefined) { console.error('ferry check: --config FILE is required'); return 2 }
+      const config = await loadRegion(file, overrides)
+      console.log(`${file}: ok (region ${config.region}, ${config.upstreams.length} upstream${config.upstreams.length === 1 ? '' : 's'})`)
+      return 0
+    }
+    case 'serve': {
+      const config = await loadRegion(file, overrides)
+      const running = await serve(config)
+      await new Promise<void>(resolve => {
+        const stop = (signal: string): void => {
+          running.log.info({ signal }, 'shutting down')
+          running.close().then(resolve, resolve)
+        }
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      })
+      return 0
+    }
+    default:
+      console.error(`ferry: unknown command "${command}"\n\n${USAGE}`)
+      return 2
+  }
+}
+
+main(process.argv.slice(2)).then(code => { process.exitCode = code }, (err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(err.message)
+    process.exitCode = 1
+  } else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    console.error(`ferry: ${(err as Error).message}\n\n${USAGE}`)
+    process.exitCode = 2
+  } else {
+    console.error(err)
+    process.exitCode = 1
+  }
+})

@@ -1,0 +1,125 @@
+// Thin handlers: parse and validate the request into typed values, ask the
+// cache, write the answer. No cache or upstream logic lives here.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream'
+import type { BlobCache } from '../cache/blobs.ts'
+import type { ListCache, ListResult } from '../cache/lists.ts'
+import type { Manifest, ManifestCache } from '../cache/manifests.ts'
+import { PaginationNumberInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
+import { parseAccept } from '../oci/media-types.ts'
+import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
+import type { Metrics } from '../observe/metrics.ts'
+import type { Router } from '../upstream/router.ts'
+import { API_VERSION_HEADER, sendBody } from './respond.ts'
+
+export interface Services {
+  readonly router: Router
+  readonly blobs: BlobCache
+  readonly manifests: ManifestCache
+  readonly lists: ListCache
+  readonly metrics: Metrics
+}
+
+export interface Call {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly query: URLSearchParams
+  readonly head: boolean
+}
+
+function readOnly (method: string | undefined): void {
+  if (method !== 'GET' && method !== 'HEAD') throw new Unsupported('ferry is a pull-through cache: only GET and HEAD are served')
+}
+
+export async function handleManifest (s: Services, c: Call, rawName: string, rawReference: string): Promise<void> {
+  readOnly(c.req.method)
+  const name = parseName(rawName)
+  const reference = parseReference(rawReference)
+  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const m: Manifest = reference.kind === 'digest'
+    ? await s.manifests.byDigest(route, reference.digest)
+    : await s.manifests.byTag(route, reference.tag, parseAccept(c.req.headers.accept))
+  const etag = `"${m.digest}"`
+  const headers: Record<string, string | number> = { 'content-type': m.mediaType, 'docker-content-digest': m.digest, etag }
+  if (m.stale) headers.warning = '110 ferry "served stale: upstream unavailable"'
+  if (c.req.headers['if-none-match'] === etag) {
+    c.res.writeHead(304, { ...API_VERSION_HEADER, ...headers })
+    c.res.end()
+    return
+  }
+  sendBody(c.res, 200, headers, m.body, c.head)
+}
+
+export async function handleBlob (s: Services, c: Call, rawName: string, rawDigest: string): Promise<void> {
+  readOnly(c.req.method)
+  const name = parseName(rawName)
+  const digest = parseDigest(rawDigest)
+  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const range = c.req.headers.range
+  const answer = c.head ? await s.blobs.head(route, digest) : await s.blobs.get(route, digest, range)
+  const headers: Record<string, string | number> = {
+    ...API_VERSION_HEADER,
+    'content-type': 'application/octet-stream',
+    'docker-content-digest': digest.value,
+    etag: `"${digest.value}"`,
+    'accept-ranges': 'bytes',
+    'cache-control': 'max-age=31536000, immutable',
+  }
+  if (answer.length !== undefined) headers['content-length'] = answer.length
+  let status = 200
+  if (answer.range !== undefined) {
+    status = 206
+    headers['content-range'] = `bytes ${answer.range.start}-${answer.range.end}/${answer.size ?? '*'}`
+  }
+  c.res.writeHead(status, headers)
+  if (answer.stream === undefined) {
+    c.res.end()
+    return
+  }
+  const source = answer.source === 'fill' ? 'fill' : 'cache'
+  let sent = 0
+  answer.stream.on('data', (chunk: Buffer) => { sent += chunk.length })
+  await new Promise<void>(resolve => {
+    pipeline(answer.stream!, c.res, err => {
+      s.metrics.bytesServed.inc({ source }, sent)
+      // a failed fill or a client gone away: the response is already cut; nothing more to say
+      if (err !== undefined && err !== null && !c.res.destroyed) c.res.destroy(err)
+      resolve()
+    })
+  })
+}
+
+export async function handleTags (s: Services, c: Call, rawName: string): Promise<void> {
+  readOnly(c.req.method)
+  const name = parseName(rawName)
+  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const nText = c.query.get('n')
+  const last = c.query.get('last') ?? undefined
+  let n: number | undefined
+  if (nText !== null) {
+    n = Number(nText)
+    if (!/^\d{1,9}$/.test(nText)) throw new PaginationNumberInvalid(nText)
+  }
+  if (last !== undefined && last !== '') {
+    const ref = parseReference(last)
+    if (ref.kind !== 'tag') throw new TagInvalid(last)
+  }
+  sendList(c, await s.lists.tags(route, name, { n, last: last === '' ? undefined : last }))
+}
+
+export async function handleReferrers (s: Services, c: Call, rawName: string, rawDigest: string): Promise<void> {
+  readOnly(c.req.method)
+  const name = parseName(rawName)
+  const digest = parseDigest(rawDigest)
+  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const artifactType = c.query.get('artifactType') ?? undefined
+  sendList(c, await s.lists.referrers(route, name, digest, artifactType))
+}
+
+function sendList (c: Call, list: ListResult): void {
+  const headers: Record<string, string> = { 'content-type': list.contentType }
+  if (list.link !== undefined) headers.link = list.link
+  if (list.filtersApplied !== undefined) headers['oci-filters-applied'] = list.filtersApplied
+  if (list.stale) headers.warning = '110 ferry "served stale: upstream unavailable"'
+  sendBody(c.res, 200, headers, list.body, c.head)
+}

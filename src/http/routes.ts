@@ -1,0 +1,44 @@
+// Which endpoint a request path names. Names contain slashes, so the
+// endpoint is recognised from the end of the path (distribution-spec
+// "Endpoints"). The path is matched raw, never percent-decoded: an encoded
+// character can only make the name invalid.
+
+export type Endpoint =
+  | { readonly kind: 'base' }
+  | { readonly kind: 'manifest', readonly name: string, readonly reference: string }
+  | { readonly kind: 'blob', readonly name: string, readonly digest: string }
+  | { readonly kind: 'upload', readonly name: string }
+  | { readonly kind: 'tags', readonly name: string }
+  | { readonly kind: 'referrers', readonly name: string, readonly digest: string }
+  | { readonly kind: 'catalog' }
+  | { readonly kind: 'metrics' }
+  | { readonly kind: 'health' }
+  | { readonly kind: 'unknown' }
+
+const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads(?:\/.*)?$/
+const MANIFEST_OR_BLOB = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/
+const TAGS = /^\/v2\/(.+)\/tags\/list$/
+const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/
+
+export function matchEndpoint (path: string): Endpoint {
+  if (path === '/v2/' || path === '/v2') return { kind: 'base' }
+  if (path.startsWith('/v2/')) {
+    let m = UPLOAD.exec(path)
+    if (m !== null) return { kind: 'upload', name: m[1]! }
+    m = MANIFEST_OR_BLOB.exec(path)
+    if (m !== null) {
+      return m[2] === 'manifests'
+        ? { kind: 'manifest', name: m[1]!, reference: m[3]! }
+        : { kind: 'blob', name: m[1]!, digest: m[3]! }
+    }
+    m = TAGS.exec(path)
+    if (m !== null) return { kind: 'tags', name: m[1]! }
+    m = REFERRERS.exec(path)
+    if (m !== null) return { kind: 'referrers', name: m[1]!, digest: m[2]! }
+    if (path === '/v2/_catalog') return { kind: 'catalog' }
+    return { kind: 'unknown' }
+  }
+  if (path === '/metrics') return { kind: 'metrics' }
+  if (path === '/healthz' || path === '/readyz') return { kind: 'health' }
+  return { kind: 'unknown' }
+}

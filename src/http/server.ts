@@ -1,0 +1,67 @@
+// The edge server: one request in, one endpoint handler, every failure turned
+// into an OCI error body by respond.ts.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { OciError, Unsupported, UpstreamUnavailable } from '../oci/errors.ts'
+import type { Logger } from '../observe/logger.ts'
+import { handleBlob, handleManifest, handleReferrers, handleTags, type Call, type Services } from './handlers.ts'
+import { API_VERSION_HEADER, sendBody, sendError } from './respond.ts'
+import { matchEndpoint, type Endpoint } from './routes.ts'
+
+export function createEdgeServer (services: Services, log: Logger): Server {
+  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }, (req, res) => {
+    void handle(services, log, req, res)
+  })
+  server.on('clientError', (err, socket) => {
+    log.debug({ err: err.message }, 'client error')
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+    else socket.destroy()
+  })
+  return server
+}
+
+async function handle (s: Services, log: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now()
+  const url = req.url ?? '/'
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  const endpoint = matchEndpoint(path)
+  const call: Call = { req, res, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), head: req.method === 'HEAD' }
+  res.on('close', () => {
+    const ms = performance.now() - started
+    const status = res.headersSent ? res.statusCode : 499
+    s.metrics.requests.observe({ route: endpoint.kind, method: req.method ?? '', status: String(status) }, ms / 1000)
+    log.info({ method: req.method, path, status, ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
+  })
+  try {
+    await dispatch(s, call, endpoint)
+  } catch (err) {
+    const oci = err instanceof OciError ? err : new UpstreamUnavailable(502, 'internal error')
+    if (!(err instanceof OciError)) log.error({ err, path }, 'unexpected error')
+    else if (oci.status >= 500) log.warn({ path, code: oci.code, status: oci.status, err: oci.message, detail: oci.detail }, 'request failed')
+    sendError(res, oci, call.head)
+  }
+}
+
+async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
+  switch (e.kind) {
+    case 'base':
+      sendBody(c.res, 200, { 'content-type': 'application/json' }, '{}', c.head)
+      return
+    case 'manifest': return await handleManifest(s, c, e.name, e.reference)
+    case 'blob': return await handleBlob(s, c, e.name, e.digest)
+    case 'tags': return await handleTags(s, c, e.name)
+    case 'referrers': return await handleReferrers(s, c, e.name, e.digest)
+    case 'upload': throw new Unsupported('ferry is a pull-through cache: pushes are not accepted')
+    case 'catalog': throw new Unsupported('the catalog is not served by a pull-through cache', 404)
+    case 'metrics': {
+      const text = await s.metrics.registry.metrics()
+      sendBody(c.res, 200, { 'content-type': s.metrics.registry.contentType }, text, c.head)
+      return
+    }
+    case 'health':
+      sendBody(c.res, 200, { 'content-type': 'text/plain' }, 'ok\n', c.head)
+      return
+    case 'unknown':
+      throw new OciError('UNSUPPORTED', 404, 'no such endpoint')
+  }
+}

@@ -1,0 +1,65 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export class Metrics {
+  readonly registry = new Registry()
+
+  readonly requests = new Histogram({
+    name: 'ferry_http_request_duration_seconds',
+    help: 'Client requests by route, method and status, with their duration (to the end of the response).',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [this.registry],
+  })
+
+  readonly cache = new Counter({
+    name: 'ferry_cache_lookups_total',
+    help: 'Cache lookups by kind (blob, manifest, tag) and result (hit, miss, stale, revalidated).',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  })
+
+  readonly bytesServed = new Counter({
+    name: 'ferry_bytes_served_total',
+    help: 'Blob bytes sent to clients, by source (cache, fill).',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  })
+
+  readonly upstreamRequests = new Histogram({
+    name: 'ferry_upstream_request_duration_seconds',
+    help: 'Requests to upstream registries until response headers, by upstream, kind and outcome.',
+    labelNames: ['upstream', 'kind', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  })
+
+  readonly upstreamBytes = new Counter({
+    name: 'ferry_upstream_bytes_total',
+    help: 'Blob bytes received from upstream registries.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  })
+
+  readonly fillsInFlight = new Gauge({
+    name: 'ferry_fills_in_flight',
+    help: 'Blob fills from an upstream currently running.',
+    registers: [this.registry],
+  })
+
+  readonly fillWaiters = new Counter({
+    name: 'ferry_fill_waiters_coalesced_total',
+    help: 'Client requests that joined a fill already running instead of starting their own.',
+    registers: [this.registry],
+  })
+
+  readonly fillFailures = new Counter({
+    name: 'ferry_fill_failures_total',
+    help: 'Blob fills that failed, by reason (digest_mismatch, size_mismatch, upstream).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  constructor () {
+    collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
+  }
+}

@@ -1,0 +1,92 @@
+// Every failure a client can see is one of these. Each carries the OCI error
+// code (distribution-spec "Error Codes") and the HTTP status; http/respond.ts
+// turns them into the JSON body in exactly one place.
+
+export type OciErrorCode =
+  | 'BLOB_UNKNOWN'
+  | 'DIGEST_INVALID'
+  | 'MANIFEST_UNKNOWN'
+  | 'MANIFEST_INVALID'
+  | 'NAME_INVALID'
+  | 'NAME_UNKNOWN'
+  | 'TAG_INVALID'
+  | 'RANGE_INVALID'
+  | 'PAGINATION_NUMBER_INVALID'
+  | 'UNAUTHORIZED'
+  | 'DENIED'
+  | 'UNSUPPORTED'
+  | 'TOOMANYREQUESTS'
+  | 'UNAVAILABLE'
+
+export class OciError extends Error {
+  readonly code: OciErrorCode
+  readonly status: number
+  readonly detail: unknown
+  /** Extra response headers the error needs (Retry-After, Allow, ...). */
+  readonly headers: Record<string, string>
+
+  constructor (code: OciErrorCode, status: number, message: string, detail?: unknown, headers: Record<string, string> = {}) {
+    super(message)
+    this.name = 'OciError'
+    this.code = code
+    this.status = status
+    this.detail = detail ?? null
+    this.headers = headers
+  }
+}
+
+export class NameInvalid extends OciError {
+  constructor (name: string, why: string) { super('NAME_INVALID', 400, 'invalid repository name', { name, reason: why }) }
+}
+export class NameUnknown extends OciError {
+  constructor (name: string, detail?: unknown) { super('NAME_UNKNOWN', 404, 'repository name not known to registry', detail ?? { name }) }
+}
+export class TagInvalid extends OciError {
+  constructor (reference: string) { super('TAG_INVALID', 400, 'invalid tag or reference', { reference }) }
+}
+export class DigestInvalid extends OciError {
+  constructor (digest: string, why: string) { super('DIGEST_INVALID', 400, 'provided digest is invalid', { digest, reason: why }) }
+}
+export class ManifestUnknown extends OciError {
+  constructor (reference: string, detail?: unknown) { super('MANIFEST_UNKNOWN', 404, 'manifest unknown', detail ?? { reference }) }
+}
+export class ManifestInvalid extends OciError {
+  constructor (why: string, status = 502) { super('MANIFEST_INVALID', status, 'manifest invalid', { reason: why }) }
+}
+export class BlobUnknown extends OciError {
+  constructor (digest: string, detail?: unknown) { super('BLOB_UNKNOWN', 404, 'blob unknown to registry', detail ?? { digest }) }
+}
+export class RangeInvalid extends OciError {
+  constructor (range: string, size?: number) {
+    super('RANGE_INVALID', 416, 'requested range not satisfiable', { range },
+      size === undefined ? {} : { 'content-range': `bytes */${size}` })
+  }
+}
+export class PaginationNumberInvalid extends OciError {
+  constructor (n: string) { super('PAGINATION_NUMBER_INVALID', 400, 'invalid number of results requested', { n: n.slice(0, 20) }) }
+}
+export class Unauthorized extends OciError {
+  constructor (message = 'authentication required', headers: Record<string, string> = {}) { super('UNAUTHORIZED', 401, message, null, headers) }
+}
+export class Denied extends OciError {
+  constructor (message = 'requested access to the resource is denied', detail?: unknown) { super('DENIED', 403, message, detail) }
+}
+export class Unsupported extends OciError {
+  constructor (message: string, status = 405) {
+    super('UNSUPPORTED', status, message, null, status === 405 ? { allow: 'GET, HEAD' } : {})
+  }
+}
+export class TooManyRequests extends OciError {
+  constructor (retryAfter: string | undefined, detail?: unknown) {
+    super('TOOMANYREQUESTS', 429, 'too many requests', detail, retryAfter ? { 'retry-after': retryAfter } : {})
+  }
+}
+
+/** The upstream could not be reached or answered nonsense: 502, 503 or 504. */
+export class UpstreamUnavailable extends OciError {
+  constructor (status: 502 | 503 | 504, message: string, detail?: unknown) { super('UNAVAILABLE', status, message, detail) }
+}
+
+export function isOciError (err: unknown): err is OciError {
+  return err instanceof OciError
+}

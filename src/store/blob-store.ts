@@ -1,0 +1,27 @@
+// The region's content-addressed blob store (L2). Manifests live here too,
+// under their digest. Implementations: fs-blob-store.ts (S3 and GCS follow,
+// one file each).
+import type { Readable } from 'node:stream'
+import type { Digest } from '../oci/reference.ts'
+import type { ByteRange } from '../oci/range.ts'
+
+export interface BlobInfo { readonly size: number }
+
+export interface BlobRead {
+  readonly size: number
+  /** The requested bytes; the caller owns the stream and must consume or destroy it. */
+  readonly stream: Readable
+}
+
+export interface BlobStore {
+  stat (digest: Digest): Promise<BlobInfo | undefined>
+  /** undefined when the blob is absent. The range must lie inside the blob (check against stat first). */
+  read (digest: Digest, range?: ByteRange): Promise<BlobRead | undefined>
+  /**
+   * Take a local file whose bytes are already verified to hash to `digest` and
+   * make it the blob. The file is consumed (moved or uploaded, then removed).
+   * Until this resolves, readers see the blob as absent; never half-written.
+   */
+  commitFile (digest: Digest, localPath: string): Promise<void>
+  delete (digest: Digest): Promise<void>
+}

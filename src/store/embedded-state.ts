@@ -1,0 +1,86 @@
+// Region state for one process with no services: small JSON files under
+// <data>/state, each replaced atomically (write + rename), with an in-memory
+// LRU in front so hot tags cost no disk read.
+import { createHash } from 'node:crypto'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { LRUCache } from 'lru-cache'
+import type { ListAnswer, RegionState, TagEntry, TagKey } from './region-state.ts'
+
+const NONE = Symbol('none')
+
+export class EmbeddedState implements RegionState {
+  private readonly root: string
+  private readonly tags = new LRUCache<string, readonly TagEntry[]>({ max: 100_000 })
+  private readonly manifestTypes = new LRUCache<string, string | typeof NONE>({ max: 200_000 })
+  private seq = 0
+
+  constructor (root: string) { this.root = root }
+
+  private tagPath (k: TagKey): string { return join(this.root, 'tags', k.upstream, k.repo, `${k.tag}.json`) }
+
+  async getTag (key: TagKey): Promise<readonly TagEntry[]> {
+    const path = this.tagPath(key)
+    const hit = this.tags.get(path)
+    if (hit !== undefined) return hit
+    const entries = await this.readJson<TagEntry[]>(path) ?? []
+    this.tags.set(path, entries)
+    return entries
+  }
+
+  async putTag (key: TagKey, entries: readonly TagEntry[]): Promise<void> {
+    const path = this.tagPath(key)
+    this.tags.set(path, entries)
+    await this.writeAtomic(path, JSON.stringify(entries))
+  }
+
+  private manifestPath (digest: string): string {
+    const [alg, hex] = digest.split(':') as [string, string]
+    return join(this.root, 'manifests', alg, hex.slice(0, 2), hex)
+  }
+
+  async getManifestType (digest: string): Promise<string | undefined> {
+    const hit = this.manifestTypes.get(digest)
+    if (hit !== undefined) return hit === NONE ? undefined : hit
+    let type: string | undefined
+    try { type = await readFile(this.manifestPath(digest), 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err }
+    // absence is not cached: another writer (a fill) may add it any moment
+    if (type !== undefined) this.manifestTypes.set(digest, type)
+    return type
+  }
+
+  async putManifestType (digest: string, mediaType: string): Promise<void> {
+    this.manifestTypes.set(digest, mediaType)
+    await this.writeAtomic(this.manifestPath(digest), mediaType)
+  }
+
+  private listPath (upstream: string, repo: string, key: string): string {
+    return join(this.root, 'lists', upstream, repo, createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json')
+  }
+
+  async getList (upstream: string, repo: string, key: string): Promise<ListAnswer | undefined> {
+    return await this.readJson<ListAnswer>(this.listPath(upstream, repo, key))
+  }
+
+  async putList (upstream: string, repo: string, key: string, answer: ListAnswer): Promise<void> {
+    await this.writeAtomic(this.listPath(upstream, repo, key), JSON.stringify(answer))
+  }
+
+  async close (): Promise<void> {}
+
+  private async readJson<T> (path: string): Promise<T | undefined> {
+    let text: string
+    try { text = await readFile(path, 'utf8') } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    try { return JSON.parse(text) as T } catch { return undefined } // a torn file from a crash counts as absent
+  }
+
+  private async writeAtomic (path: string, text: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true })
+    const tmp = `${path}.${process.pid}.${++this.seq}.tmp`
+    await writeFile(tmp, text)
+    await rename(tmp, path)
+  }
+}

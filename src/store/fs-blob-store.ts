@@ -1,0 +1,82 @@
+// Blobs as files: <root>/<algorithm>/<first two hex>/<hex>. A blob appears
+// only by rename of a verified file, so a reader never sees a partial blob.
+import { createReadStream } from 'node:fs'
+import { copyFile, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import type { Digest } from '../oci/reference.ts'
+import type { ByteRange } from '../oci/range.ts'
+import type { BlobInfo, BlobRead, BlobStore } from './blob-store.ts'
+
+// Measured here (DESIGN.md): 1 MiB reads serve a large blob ~1.6x faster than 64 KiB.
+export const READ_CHUNK = 1024 * 1024
+
+export class FsBlobStore implements BlobStore {
+  readonly root: string
+  constructor (root: string) { this.root = root }
+
+  path (digest: Digest): string {
+    return join(this.root, digest.algorithm, digest.hex.slice(0, 2), digest.hex)
+  }
+
+  async stat (digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const s = await stat(this.path(digest))
+      return { size: s.size }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async read (digest: Digest, range?: ByteRange): Promise<BlobRead | undefined> {
+    let fh
+    try {
+      fh = await open(this.path(digest), 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    try {
+      const { size } = await fh.stat()
+      const start = range?.start ?? 0
+      const end = range === undefined ? size - 1 : Math.min(range.end, size - 1)
+      if (size === 0 || end < start) {
+        await fh.close()
+        return { size: 0, stream: emptyStream() }
+      }
+      // the stream owns the handle from here and closes it on end, error or destroy
+      const stream = createReadStream('', { fd: fh, start, end, highWaterMark: READ_CHUNK })
+      return { size: end - start + 1, stream }
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+  }
+
+  async commitFile (digest: Digest, localPath: string): Promise<void> {
+    const target = this.path(digest)
+    await mkdir(dirname(target), { recursive: true })
+    try {
+      await rename(localPath, target)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err
+      // staging on another filesystem: copy beside the target, then rename
+      const beside = `${target}.${process.pid}.${Date.now()}.tmp`
+      try {
+        await copyFile(localPath, beside)
+        await rename(beside, target)
+      } finally {
+        await rm(beside, { force: true })
+        await unlink(localPath).catch(() => {})
+      }
+    }
+  }
+
+  async delete (digest: Digest): Promise<void> {
+    await rm(this.path(digest), { force: true })
+  }
+}
+
+function emptyStream () {
+  return createReadStream('/dev/null')
+}

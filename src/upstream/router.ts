@@ -1,0 +1,45 @@
+// Which upstream a request goes to, and the repository name it has there:
+//   1. path prefix:  /v2/docker.io/library/nginx/...  -> upstream with prefix "docker.io"
+//   2. containerd's ?ns=<host>, matched to an upstream's host or aliases
+//   3. the default upstream
+import { NameUnknown } from '../oci/errors.ts'
+import type { Upstream } from './upstream.ts'
+
+export interface Route {
+  readonly upstream: Upstream
+  /** The name as the upstream knows it (prefix stripped, library/ added for Docker Hub). */
+  readonly repo: string
+}
+
+export class Router {
+  private readonly byPrefix: { prefix: string, upstream: Upstream }[]
+  private readonly byHost = new Map<string, Upstream>()
+  private readonly fallback: Upstream | undefined
+
+  constructor (upstreams: readonly Upstream[], fallback: Upstream | undefined) {
+    // longest prefix first, so "ghcr.io/org" wins over "ghcr.io"
+    this.byPrefix = upstreams.filter(u => u.config.prefix !== undefined)
+      .map(u => ({ prefix: u.config.prefix!, upstream: u }))
+      .sort((a, b) => b.prefix.length - a.prefix.length)
+    for (const u of upstreams) for (const host of u.config.aliases) if (!this.byHost.has(host)) this.byHost.set(host, u)
+    this.fallback = fallback
+  }
+
+  route (name: string, ns: string | undefined): Route {
+    for (const { prefix, upstream } of this.byPrefix) {
+      if (name.length > prefix.length && name.startsWith(prefix) && name[prefix.length] === '/') {
+        return { upstream, repo: this.upstreamName(upstream, name.slice(prefix.length + 1)) }
+      }
+    }
+    if (ns !== undefined) {
+      const upstream = this.byHost.get(ns.toLowerCase())
+      if (upstream !== undefined) return { upstream, repo: this.upstreamName(upstream, name) }
+    }
+    if (this.fallback !== undefined) return { upstream: this.fallback, repo: this.upstreamName(this.fallback, name) }
+    throw new NameUnknown(name, { name, reason: 'no upstream serves this name: no prefix matches and no default upstream is configured' })
+  }
+
+  private upstreamName (upstream: Upstream, repo: string): string {
+    return upstream.config.dockerHub && !repo.includes('/') ? `library/${repo}` : repo
+  }
+}

@@ -1,0 +1,95 @@
+// The upstream: Debian's docker-registry (CNCF distribution 2.8), one process
+// per test, on 127.0.0.1 with its own folder. Its access log tells what it
+// was asked.
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { freePort, startProc, type Proc } from './procs.ts'
+
+export interface Registry {
+  readonly url: string
+  readonly host: string
+  readonly port: number
+  readonly dir: string
+  readonly proc: Proc
+  /** Requests it served so far: method, path (with query) and status. */
+  requests (): { method: string, path: string, status: number }[]
+  count (method: string, pathPart: string | RegExp): number
+  stop (): Promise<void>
+  /** Start again on the same port and folder (after stop). */
+  restart (): Promise<void>
+}
+
+export function requireBinary (name: string, pkg: string): void {
+  try { execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }) } catch {
+    throw new Error(`${name} is not installed: run "apt-get install -y ${pkg}" (or bash .ci/run, which installs it)`)
+  }
+}
+
+export interface RegistryOptions {
+  auth?: Record<string, unknown>
+  proxy?: { remoteurl: string }
+  port?: number
+  dir?: string
+}
+
+export async function startRegistry (opts: RegistryOptions = {}): Promise<Registry> {
+  requireBinary('docker-registry', 'docker-registry')
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'ferry-upstream-'))
+  const port = opts.port ?? await freePort()
+  const config: Record<string, unknown> = {
+    version: 0.1,
+    log: { level: 'warn', formatter: 'text', accesslog: { disabled: false } },
+    storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
+    http: { addr: `127.0.0.1:${port}`, secret: 'test-secret-not-used-for-anything' },
+  }
+  if (opts.auth) config.auth = opts.auth
+  if (opts.proxy) config.proxy = opts.proxy
+  const configPath = join(dir, 'config.yml')
+  writeFileSync(configPath, stringify(config))
+  let proc = await launch(configPath, port)
+  const earlier: string[] = []
+  const reg: Registry = {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    port,
+    dir,
+    get proc () { return proc },
+    requests () {
+      const out: { method: string, path: string, status: number }[] = []
+      for (const line of [...earlier, ...proc.lines]) {
+        const m = /"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3})/.exec(line)
+        if (m) out.push({ method: m[1]!, path: m[2]!, status: Number(m[3]) })
+      }
+      return out
+    },
+    count (method, pathPart) {
+      return reg.requests().filter(r => r.method === method && (typeof pathPart === 'string' ? r.path.includes(pathPart) : pathPart.test(r.path))).length
+    },
+    async stop () { await proc.stop() },
+    async restart () { earlier.push(...proc.lines); proc = await launch(configPath, port) },
+  }
+  return reg
+}
+
+async function launch (configPath: string, port: number): Promise<Proc> {
+  const proc = startProc('docker-registry', ['serve', configPath])
+  // it prints nothing when ready: poll the port
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/v2/`)
+      await res.arrayBuffer()
+      return proc
+    } catch {
+      if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`docker-registry did not start:\n${proc.lines.join('\n')}`)
+      await new Promise(r => setTimeout(r, 50))
+    }
+  }
+}
+
+export function cleanupDir (dir: string): void {
+  rmSync(dir, { recursive: true, force: true })
+}
