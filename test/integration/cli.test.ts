@@ -1,0 +1,87 @@
+// The ferry command as an operator types it.
+import { execFile } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { CLI, ROOT } from '../helpers/ferry.ts'
+import { get } from '../helpers/http.ts'
+import { image, pushImage, digestOf } from '../helpers/images.ts'
+import { freePort, startProc } from '../helpers/procs.ts'
+import { startRegistry } from '../helpers/registry.ts'
+
+const run = promisify(execFile)
+
+async function ferry (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], { cwd: ROOT })
+    return { code: 0, stdout: r.stdout, stderr: r.stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+t.test('ferry check accepts every shipped region file', async t => {
+  for (const f of ['regions/local.yaml']) {
+    const r = await ferry(['check', '--config', f])
+    t.equal(r.code, 0, f)
+    t.match(r.stdout, /ok/)
+  }
+})
+
+t.test('ferry check names the file, the field and what was expected', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'))
+  const file = join(dir, 'bad.yaml')
+  writeFileSync(file, 'listen: localhost\nupstreams:\n  - name: hub\n    url: not a url\n    tagTTL: forever\n')
+  const r = await ferry(['check', '--config', file])
+  t.equal(r.code, 1)
+  t.match(r.stderr, `${file}: listen: expected HOST:PORT`)
+  t.match(r.stderr, `${file}: upstreams[0].url: expected an http:// or https:// URL`)
+  t.match(r.stderr, `${file}: upstreams[0].tagTTL: expected a duration`)
+  writeFileSync(file, 'upstreams: [\n')
+  const y = await ferry(['check', '--config', file])
+  t.equal(y.code, 1)
+  t.match(y.stderr, 'expected valid YAML')
+  const missing = await ferry(['check', '--config', join(dir, 'nope.yaml')])
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, 'nope.yaml: (file): expected a readable YAML file, got ENOENT')
+})
+
+t.test('ferry serve refuses a bad file the same way, without starting', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'))
+  const file = join(dir, 'bad.yaml')
+  writeFileSync(file, 'upstreams:\n  - name: hub\n    url: http://127.0.0.1:1\n    connections: 0\n')
+  const r = await ferry(['serve', '--config', file])
+  t.equal(r.code, 1)
+  t.match(r.stderr, `${file}: upstreams[0].connections: expected an integer from 1 to 1024`)
+})
+
+t.test('unknown commands and flags print the usage', async t => {
+  const r = await ferry(['frobnicate'])
+  t.equal(r.code, 2)
+  t.match(r.stderr, 'usage:')
+  const f = await ferry(['serve', '--colour'])
+  t.equal(f.code, 2)
+})
+
+t.test('ferry serve --listen --data --upstream serves pulls with no config file', async t => {
+  const upstream = await startRegistry()
+  t.teardown(() => upstream.stop())
+  const img = await image()
+  await pushImage(upstream.url, 'quick/start', 'v1', img)
+  const port = await freePort()
+  const data = mkdtempSync(join(tmpdir(), 'ferry-f-'))
+  const proc = startProc(process.execPath, [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--upstream', upstream.url])
+  t.teardown(() => proc.stop())
+  await proc.waitFor(/"msg":"listening"/)
+  const m = await get(`http://127.0.0.1:${port}/v2/quick/start/manifests/v1`, { accept: img.manifest.mediaType })
+  t.equal(m.status, 200)
+  t.equal(m.header('docker-content-digest'), img.manifest.digest)
+  const b = await get(`http://127.0.0.1:${port}/v2/quick/start/blobs/${img.layers[0]!.digest}`)
+  t.equal(digestOf(b.body), img.layers[0]!.digest)
+  // and SIGTERM stops it cleanly
+  await proc.stop('SIGTERM')
+  t.equal(proc.child.exitCode, 0)
+})
