@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { digestOf, image, pushImage, type Image } from '../helpers/images.ts'
@@ -45,7 +45,7 @@ t.test('prefix, ?ns= and the default upstream each reach the right registry', as
   t.equal(two.count('GET', '/v2/app/x/manifests/v1'), 1, 'prefix and ?ns= share one cache entry')
 })
 
-async function pullAll (t: Tap.Test, ferry: Ferry, repo: string, img: Image): Promise<void> {
+async function pullAll (t: Test, ferry: Ferry, repo: string, img: Image): Promise<void> {
   const m = await get(`${ferry.url}/v2/${repo}/manifests/v1`, { accept: img.manifest.mediaType })
   t.equal(m.status, 200, `manifest: ${m.body.toString().slice(0, 200)}`)
   t.same(m.body, img.manifest.bytes)
