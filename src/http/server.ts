@@ -30,7 +30,7 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
     const ms = performance.now() - started
     const status = res.headersSent ? res.statusCode : 499
     s.metrics.requests.observe({ route: endpoint.kind, method: req.method ?? '', status: String(status) }, ms / 1000)
-    log.info({ method: req.method, path, status, ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
+    log.info({ method: req.method, path, ns: call.query.get('ns') ?? undefined, status, ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
   })
   try {
     await dispatch(s, call, endpoint)

@@ -1,0 +1,102 @@
+// Real clients pulling through ferry: skopeo, and containerd with ferry as
+// its hosts.toml mirror (the ?ns= path).
+import { execFile } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { startFerry, oneUpstream, type Ferry } from '../helpers/ferry.ts'
+import { digestOf } from '../helpers/images.ts'
+import { startProc } from '../helpers/procs.ts'
+import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
+import { seedStandard, type Seeded } from '../helpers/seed.ts'
+
+const run = promisify(execFile)
+
+let upstream: Registry
+let ferry: Ferry
+let seeded: Seeded
+
+t.before(async () => {
+  upstream = await startRegistry()
+  seeded = await seedStandard(upstream.url)
+  ferry = await startFerry({ config: oneUpstream(upstream.url) })
+})
+t.teardown(async () => { await ferry?.stop(); await upstream?.stop() })
+
+async function skopeo (...args: string[]): Promise<string> {
+  requireBinary('skopeo', 'skopeo')
+  const { stdout } = await run('skopeo', ['--insecure-policy', ...args], { maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' }) as unknown as { stdout: Buffer }
+  return stdout.toString('latin1')
+}
+
+t.test('skopeo inspect --raw through ferry gives the upstream manifest bytes for every image', async t => {
+  for (const [ref, want] of [
+    ['test/oci:v1', seeded.oci.manifest],
+    ['test/docker:v1', seeded.docker.manifest],
+    ['test/multi:v1', seeded.multi],
+    [`test/oci@${seeded.sbom.manifest.digest}`, seeded.sbom.manifest],
+  ] as const) {
+    const raw = await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${ferry.host}/${ref}`)
+    t.equal(digestOf(Buffer.from(raw, 'latin1')), want.digest, ref)
+  }
+})
+
+t.test('skopeo copy --all --preserve-digests of the index', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-skopeo-'))
+  await skopeo('copy', '--all', '--preserve-digests', '--src-tls-verify=false', `docker://${ferry.host}/test/multi:v1`, `oci:${dir}:v1`)
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }
+  t.equal(index.manifests[0]?.digest, seeded.multi.digest, 'the copied index has the upstream digest')
+  for (const img of [seeded.amd64, seeded.arm64]) {
+    for (const b of [img.manifest, img.config, ...img.layers]) {
+      const bytes = readFileSync(join(dir, 'blobs', 'sha256', b.digest.slice(7)))
+      t.equal(digestOf(bytes), b.digest, `${img.platform.architecture} ${b.mediaType}`)
+    }
+  }
+})
+
+t.test('skopeo list-tags through ferry', async t => {
+  const out = JSON.parse(await skopeo('list-tags', '--tls-verify=false', `docker://${ferry.host}/test/oci`)) as { Tags: string[] }
+  t.ok(out.Tags.includes('v1'))
+  t.ok(out.Tags.includes(seeded.oci.manifest.digest.replace(':', '-')), 'the referrers tag is listed too')
+})
+
+t.test('containerd pulls a non-default platform with ferry as its hosts.toml mirror', async t => {
+  requireBinary('containerd', 'containerd')
+  requireBinary('ctr', 'containerd')
+  // short: the socket path must fit in 108 bytes
+  const dir = mkdtempSync(join('/tmp', 'fc-'))
+  const sock = join(dir, 'c.sock')
+  const hosts = join(dir, 'hosts')
+  mkdirSync(join(hosts, upstream.host), { recursive: true })
+  // the fallback server is a dead loopback port: a pull can only succeed through ferry
+  writeFileSync(join(hosts, upstream.host, 'hosts.toml'), `server = "http://127.0.0.1:1"\n\n[host."${ferry.url}"]\n  capabilities = ["pull", "resolve"]\n`)
+  writeFileSync(join(dir, 'config.toml'), [
+    'version = 2',
+    `root = "${dir}/root"`,
+    `state = "${dir}/state"`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
+    '[grpc]', `  address = "${sock}"`,
+    '[ttrpc]', `  address = "${sock}.ttrpc"`,
+    '[plugins."io.containerd.internal.v1.opt"]', `  path = "${dir}/opt"`,
+  ].join('\n') + '\n')
+  const containerd = startProc('containerd', ['--config', join(dir, 'config.toml')])
+  t.teardown(() => containerd.stop())
+  await containerd.waitFor(/containerd successfully booted|serving\.\.\./, 30_000)
+
+  const before = ferry.logs().length
+  const ref = `${upstream.host}/test/multi:v1`
+  const { stdout } = await run('ctr', ['--address', sock, 'images', 'pull', '--hosts-dir', hosts, '--platform', 'linux/arm64', '--snapshotter', 'native', ref], { maxBuffer: 16 * 1024 * 1024 })
+  t.match(stdout, /done/)
+  const ls = (await run('ctr', ['--address', sock, 'images', 'ls'])).stdout
+  t.match(ls, new RegExp(`${ref.replace(/[.]/g, '\\.')}\\s+\\S+\\s+${seeded.multi.digest}`), 'the image is the upstream index')
+  const content = (await run('ctr', ['--address', sock, 'content', 'ls'])).stdout
+  for (const b of seeded.arm64.layers) t.match(content, b.digest, 'arm64 layer fetched')
+  for (const b of seeded.amd64.layers) t.notMatch(content, b.digest, 'amd64 layer not fetched')
+  const seen = ferry.logs().slice(before).filter(l => l.msg === 'request').map(l => `${String(l.method)} ${String(l.path)} ${String(l.ns)} ${String(l.status)}`)
+  t.ok(seen.includes(`HEAD /v2/test/multi/manifests/v1 ${upstream.host} 200`), 'resolved the tag through ferry, with ?ns=')
+  t.ok(seen.includes(`GET /v2/test/multi/blobs/${seeded.arm64.layers[0]!.digest} ${upstream.host} 200`), 'pulled the layer through ferry')
+  const snaps = (await run('ctr', ['--address', sock, 'snapshots', '--snapshotter', 'native', 'ls'])).stdout
+  t.ok(snaps.split('\n').length > 1, 'unpacked into a snapshot')
+})
