@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { freePort, startProc, type Proc } from './procs.ts'
@@ -33,6 +34,7 @@ export interface RegistryOptions {
   proxy?: { remoteurl: string }
   port?: number
   dir?: string
+  tls?: { certificate: string, key: string }
 }
 
 export async function startRegistry (opts: RegistryOptions = {}): Promise<Registry> {
@@ -47,9 +49,10 @@ export async function startRegistry (opts: RegistryOptions = {}): Promise<Regist
   }
   if (opts.auth) config.auth = opts.auth
   if (opts.proxy) config.proxy = opts.proxy
+  if (opts.tls) (config.http as Record<string, unknown>).tls = opts.tls
   const configPath = join(dir, 'config.yml')
   writeFileSync(configPath, stringify(config))
-  let proc = await launch(configPath, port)
+  let proc = await launch(configPath, port, opts.tls !== undefined)
   const earlier: string[] = []
   const reg: Registry = {
     url: `http://127.0.0.1:${port}`,
@@ -69,19 +72,22 @@ export async function startRegistry (opts: RegistryOptions = {}): Promise<Regist
       return reg.requests().filter(r => r.method === method && (typeof pathPart === 'string' ? r.path.includes(pathPart) : pathPart.test(r.path))).length
     },
     async stop () { await proc.stop() },
-    async restart () { earlier.push(...proc.lines); proc = await launch(configPath, port) },
+    async restart () { earlier.push(...proc.lines); proc = await launch(configPath, port, opts.tls !== undefined) },
   }
   return reg
 }
 
-async function launch (configPath: string, port: number): Promise<Proc> {
+async function launch (configPath: string, port: number, tls: boolean): Promise<Proc> {
   const proc = startProc('docker-registry', ['serve', configPath])
   // it prints nothing when ready: poll the port
   const deadline = Date.now() + 15_000
   for (;;) {
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`)
-      await res.arrayBuffer()
+      await new Promise<void>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve() })
+        s.on('error', reject)
+      })
+      if (!tls) await (await fetch(`http://127.0.0.1:${port}/v2/`)).arrayBuffer()
       return proc
     } catch {
       if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`docker-registry did not start:\n${proc.lines.join('\n')}`)
