@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { BlobCache } from './cache/blobs.ts'
+import { Eviction } from './cache/eviction.ts'
 import { ListCache } from './cache/lists.ts'
 import { ManifestCache } from './cache/manifests.ts'
 import type { RegionConfig } from './config/schema.ts'
@@ -30,7 +31,14 @@ export async function serve (config: RegionConfig): Promise<Running> {
   const upstreams = config.upstreams.map(u => new Upstream(u, log, metrics))
   const fallback = upstreams.find(u => u.config === config.defaultUpstream)
   const router = new Router(upstreams, fallback)
-  const blobs = new BlobCache(store, staging, log, metrics)
+  const eviction = new Eviction(store, {
+    maxBytes: config.cache.maxBytes,
+    lowWatermark: 0.95,
+    snapshotPath: join(config.data, 'state', 'recency.json'),
+    snapshotEveryMs: 30_000,
+  }, log, metrics)
+  await eviction.init()
+  const blobs = new BlobCache({ store, staging, eviction, policy: config.cache, log, metrics })
   await blobs.init()
   const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes })
   const lists = new ListCache(state, log, metrics)
@@ -58,6 +66,7 @@ export async function serve (config: RegionConfig): Promise<Running> {
         // long transfers get a grace period, then are cut
         setTimeout(() => { server.closeAllConnections(); resolve() }, 10_000).unref()
       })
+      await eviction.close()
       await Promise.all(upstreams.map(u => u.close()))
       await state.close()
     },

@@ -10,7 +10,8 @@ import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { Route } from '../upstream/router.ts'
-import { Fill } from './fill.ts'
+import type { Eviction } from './eviction.ts'
+import { Fill, FillError, type FillSource } from './fill.ts'
 
 export interface BlobAnswer {
   /** Total size of the blob, when known. */
@@ -24,18 +25,27 @@ export interface BlobAnswer {
   readonly source: 'cache' | 'fill' | 'upstream'
 }
 
+export interface FillPolicy {
+  readonly resumeAttempts: number
+  readonly resumeBackoffMs: number
+}
+
 export class BlobCache {
   private readonly store: BlobStore
   private readonly staging: string
   private readonly fills = new Map<string, Fill>()
+  private readonly eviction: Eviction
+  private readonly policy: FillPolicy
   private readonly log: Logger
   private readonly metrics: Metrics
 
-  constructor (store: BlobStore, staging: string, log: Logger, metrics: Metrics) {
-    this.store = store
-    this.staging = staging
-    this.log = log
-    this.metrics = metrics
+  constructor (opts: { store: BlobStore, staging: string, eviction: Eviction, policy: FillPolicy, log: Logger, metrics: Metrics }) {
+    this.store = opts.store
+    this.staging = opts.staging
+    this.eviction = opts.eviction
+    this.policy = opts.policy
+    this.log = opts.log
+    this.metrics = opts.metrics
   }
 
   /** Remove staging files a killed process left behind; none of them was ever committed. */
@@ -50,6 +60,7 @@ export class BlobCache {
     const info = await this.store.stat(digest)
     if (info !== undefined) {
       this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+      this.eviction.touch(digest.value)
       return { size: info.size, range: undefined, length: info.size, stream: undefined, source: 'cache' }
     }
     const fill = this.fills.get(digest.value)
@@ -83,16 +94,26 @@ export class BlobCache {
     this.fills.set(digest.value, fill)
     this.metrics.fillsInFlight.inc()
     const started = Date.now()
+    const upstream = route.upstream.name
+    let etag: string | undefined
     fill.ready = (async () => {
       const res = await route.upstream.request({ method: 'GET', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
       if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
-      const declared = Number(res.headers['content-length'])
-      const upstream = route.upstream.name
-      void fill.run(
-        { size: Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined, body: res.body },
-        path => this.store.commitFile(digest, path),
-        n => this.metrics.upstreamBytes.inc({ upstream }, n),
-      ).then(() => {
+      etag = strongEtag(res.headers.etag)
+      void fill.run({ size: declaredSize(res.headers['content-length']), body: res.body, skip: 0 }, {
+        reopen: offset => this.reopen(route, digest, offset, etag),
+        attempts: this.policy.resumeAttempts,
+        backoffMs: this.policy.resumeBackoffMs,
+        commit: async path => {
+          await this.store.commitFile(digest, path)
+          this.eviction.added(digest.value, fill.written)
+        },
+        onBytes: n => this.metrics.upstreamBytes.inc({ upstream }, n),
+        onResume: (offset, err) => {
+          this.metrics.fillResumes.inc()
+          this.log.warn({ digest: digest.value, upstream, offset, err: (err as Error).message }, 'upstream transfer broke; resuming')
+        },
+      }).then(() => {
         if (fill.state === 'failed') {
           const reason = (fill.error as { reason?: string }).reason ?? 'upstream'
           this.metrics.fillFailures.inc({ reason })
@@ -110,12 +131,39 @@ export class BlobCache {
     return fill
   }
 
+  /** Continue a broken transfer from `offset`: Range, guarded by If-Range when the upstream gave a strong ETag. */
+  private async reopen (route: Route, digest: Digest, offset: number, etag: string | undefined): Promise<FillSource> {
+    const headers: Record<string, string> = { range: `bytes=${offset}-` }
+    if (etag !== undefined) headers['if-range'] = etag
+    const res = await route.upstream.request({ method: 'GET', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob', headers })
+    if (res.status === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''))
+      if (m === null || Number(m[1]) !== offset) {
+        res.body.destroy()
+        throw new FillError('upstream', 'upstream answered a resume with the wrong range', { offset, contentRange: res.headers['content-range'] })
+      }
+      return { size: m[3] === '*' ? undefined : Number(m[3]), body: res.body, skip: 0 }
+    }
+    // the whole blob again: same digest, same bytes, so skip what is held
+    if (res.status === 200) return { size: declaredSize(res.headers['content-length']), body: res.body, skip: offset }
+    throw await route.upstream.errorFrom(res, 'blob', digest.value)
+  }
+
   private async fromStore (digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer | undefined> {
     const info = await this.store.stat(digest)
     if (info === undefined) return undefined
     const range = parseRange(rangeHeader, info.size)
-    const read = await this.store.read(digest, range)
-    if (read === undefined) return undefined
+    const unpin = this.eviction.pin(digest.value)
+    let read
+    try {
+      read = await this.store.read(digest, range)
+    } catch (err) {
+      unpin()
+      throw err
+    }
+    if (read === undefined) { unpin(); return undefined }
+    read.stream.once('close', unpin)
+    this.eviction.touch(digest.value)
     return { size: info.size, range, length: read.size, stream: read.stream, source: 'cache' }
   }
 
@@ -132,9 +180,18 @@ export class BlobCache {
     return { size: fill.size, range, length, stream, source: 'fill' }
   }
 
-  /** For shutdown: wait for running fills so no staging file is left half-written without need. */
+  /** For shutdown: let running fills finish so their work is not lost. */
   async drain (): Promise<void> {
     await Promise.allSettled([...this.fills.values()].map(f => f.done))
   }
 }
 
+function declaredSize (header: string | string[] | undefined): number | undefined {
+  const n = Number(header)
+  return header !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined
+}
+
+function strongEtag (header: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(header) ? header[0] : header
+  return v !== undefined && !v.startsWith('W/') ? v : undefined
+}

@@ -7,6 +7,7 @@ import { createHash, type Hash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
 import { open, unlink } from 'node:fs/promises'
 import { Readable, Writable, pipeline } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { OciError, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
@@ -23,9 +24,23 @@ export class FillError extends UpstreamUnavailable {
 }
 
 export interface FillSource {
-  /** Declared length, when the upstream sent Content-Length. */
+  /** Total length of the blob, when the upstream said it. */
   readonly size: number | undefined
   readonly body: Readable
+  /** Leading bytes of `body` the fill already holds (an upstream that answered a resume with the whole blob). */
+  readonly skip: number
+}
+
+export interface FillOptions {
+  /** Opens the upstream again from `offset`, after a drop or a stall. */
+  readonly reopen: (offset: number) => Promise<FillSource>
+  /** How many times a broken transfer is resumed before the fill fails. */
+  readonly attempts: number
+  readonly backoffMs: number
+  /** Moves the verified staging file into the store. */
+  readonly commit: (path: string) => Promise<void>
+  readonly onBytes: (n: number) => void
+  readonly onResume: (offset: number, err: unknown) => void
 }
 
 type State = 'running' | 'verified' | 'failed'
@@ -41,6 +56,7 @@ export class Fill {
   /** Resolves when the upstream answered 200 (size known); rejects with the client-facing error otherwise. */
   ready: Promise<void> = Promise.resolve()
   private fh: FileHandle | undefined
+  private writing: Promise<void> = Promise.resolve()
   private users = 1 // the fill itself
   private tick!: Promise<void>
   private wake!: () => void
@@ -66,19 +82,37 @@ export class Fill {
   }
 
   /**
-   * Stream `source` into the staging file, verify, then `commit` the file.
-   * Never rejects: the outcome is in `state` and `error`.
+   * Stream `first` into the staging file, resuming from the offset held when
+   * the upstream drops or stalls, verify, then commit. Never rejects: the
+   * outcome is in `state` and `error`.
    */
-  async run (source: FillSource, commit: (path: string) => Promise<void>, onBytes: (n: number) => void): Promise<void> {
-    this.size = source.size
+  async run (first: FillSource, opts: FillOptions): Promise<void> {
+    this.size = first.size
     try {
       this.fh = await open(this.tempPath, 'w+')
       const hash = createHash(this.digest.algorithm)
-      await new Promise<void>((resolve, reject) => {
-        pipeline(source.body, this.sink(hash, onBytes), err => err ? reject(err) : resolve())
-      })
-      if (this.size !== undefined && this.written !== this.size) {
-        throw new FillError('size_mismatch', 'upstream sent fewer bytes than it declared', { declared: this.size, received: this.written })
+      let source: FillSource | undefined = first
+      for (let failures = 0; ;) {
+        try {
+          if (source === undefined) source = await opts.reopen(this.written)
+          if (source.size !== undefined && this.size !== undefined && source.size !== this.size) {
+            throw new FillError('size_mismatch', 'upstream changed the blob size between attempts', { before: this.size, now: source.size })
+          }
+          this.size ??= source.size
+          await this.pump(source, hash, opts.onBytes)
+          if (this.size !== undefined && this.written < this.size) {
+            throw new FillError('upstream', 'upstream closed the transfer early', { declared: this.size, received: this.written })
+          }
+          break
+        } catch (err) {
+          source?.body.destroy()
+          source = undefined
+          await this.writing // a write still in flight lands before the next attempt appends
+          const final = err instanceof FillError ? err.reason !== 'upstream' : (err instanceof OciError && err.status < 500 && err.status !== 429)
+          if (final || ++failures > opts.attempts) throw err
+          opts.onResume(this.written, err)
+          await sleep(opts.backoffMs * 2 ** (failures - 1))
+        }
       }
       const actual = hash.digest('hex')
       if (actual !== this.digest.hex) {
@@ -86,7 +120,7 @@ export class Fill {
       }
       this.size = this.written
       await this.fh.datasync()
-      await commit(this.tempPath)
+      await opts.commit(this.tempPath)
       this.state = 'verified'
     } catch (err) {
       this.state = 'failed'
@@ -99,23 +133,44 @@ export class Fill {
     }
   }
 
+  private async pump (source: FillSource, hash: Hash, onBytes: (n: number) => void): Promise<void> {
+    let skip = source.skip
+    const body = skip === 0
+      ? source.body
+      : Readable.from((async function * () {
+        for await (const chunk of source.body as AsyncIterable<Buffer>) {
+          if (skip >= chunk.length) { skip -= chunk.length; continue }
+          yield skip > 0 ? chunk.subarray(skip) : chunk
+          skip = 0
+        }
+      })(), { objectMode: false })
+    await new Promise<void>((resolve, reject) => {
+      pipeline(body, this.sink(hash, onBytes), err => err ? reject(err) : resolve())
+    })
+  }
+
   private sink (hash: Hash, onBytes: (n: number) => void): Writable {
     const write = async (chunks: Buffer[]): Promise<void> => {
       let n = 0
-      for (const c of chunks) { hash.update(c); n += c.length }
+      for (const c of chunks) n += c.length
       if (this.size !== undefined && this.written + n > this.size) {
         throw new FillError('size_mismatch', 'upstream sent more bytes than it declared', { declared: this.size })
       }
+      for (const c of chunks) hash.update(c)
       // positional writes: readers share this handle and read at their own offsets
       await this.fh!.writev(chunks, this.written)
       this.written += n
       onBytes(n)
       this.notify()
     }
+    const track = (p: Promise<void>, cb: (err?: Error | null) => void): void => {
+      this.writing = p.catch(() => {})
+      p.then(() => cb(), cb)
+    }
     return new Writable({
       highWaterMark: 4 * READ_CHUNK,
-      write: (chunk: Buffer, _enc, cb) => { write([chunk]).then(() => cb(), cb) },
-      writev: (items, cb) => { write(items.map(i => i.chunk as Buffer)).then(() => cb(), cb) },
+      write: (chunk: Buffer, _enc, cb) => { track(write([chunk]), cb) },
+      writev: (items, cb) => { track(write(items.map(i => i.chunk as Buffer)), cb) },
     })
   }
 

@@ -34,6 +34,12 @@ export interface RegionConfig {
   readonly store: { readonly type: 'fs', readonly path: string }
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   readonly manifestCacheBytes: number
+  readonly cache: {
+    /** Upper bound on the bytes of blobs kept; least recently used are evicted past it. */
+    readonly maxBytes: number
+    readonly resumeAttempts: number
+    readonly resumeBackoffMs: number
+  }
   readonly upstreams: readonly UpstreamConfig[]
   readonly defaultUpstream: UpstreamConfig | undefined
 }
@@ -43,6 +49,9 @@ export const DEFAULTS = {
   data: './ferry-data',
   logLevel: 'info',
   manifestCacheBytes: 64 * 1024 * 1024,
+  maxBytes: '20GiB',
+  resumeAttempts: 5,
+  resumeBackoff: '250ms',
   tagTTL: '5m',
   staleIfError: '24h',
   connections: 32,
@@ -137,11 +146,14 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
       else f.problem('log.level', `one of ${LOG_LEVELS.join(', ')}`, l.level)
     }
   }
-  let manifestCacheBytes: number = DEFAULTS.manifestCacheBytes
-  if (r.cache !== undefined) {
-    const c = f.record(r.cache, 'cache', ['manifestMemory'])
-    if (c?.manifestMemory !== undefined) manifestCacheBytes = f.size(c.manifestMemory, 'cache.manifestMemory') ?? manifestCacheBytes
+  const c = r.cache === undefined ? {} : (f.record(r.cache, 'cache', ['maxBytes', 'manifestMemory', 'resumeAttempts', 'resumeBackoff']) ?? {})
+  const manifestCacheBytes = f.size(c.manifestMemory ?? DEFAULTS.manifestCacheBytes, 'cache.manifestMemory') ?? DEFAULTS.manifestCacheBytes
+  const cache = {
+    maxBytes: f.size(c.maxBytes ?? DEFAULTS.maxBytes, 'cache.maxBytes') ?? 0,
+    resumeAttempts: f.integer(c.resumeAttempts ?? DEFAULTS.resumeAttempts, 'cache.resumeAttempts', 0, 100) ?? 0,
+    resumeBackoffMs: f.duration(c.resumeBackoff ?? DEFAULTS.resumeBackoff, 'cache.resumeBackoff') ?? 0,
   }
+  if (cache.maxBytes === 0) f.problem('cache.maxBytes', 'a size above zero', c.maxBytes)
 
   const upstreams: (UpstreamConfig & { isDefault: boolean })[] = []
   if (overrides.upstream !== undefined) {
@@ -174,7 +186,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   return {
     problems: [],
     config: {
-      file, region, listen, data, store: { type: 'fs', path: storePath }, logLevel, manifestCacheBytes, upstreams,
+      file, region, listen, data, store: { type: 'fs', path: storePath }, logLevel, manifestCacheBytes, cache, upstreams,
       defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     },
   }

@@ -59,6 +59,36 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly fillResumes = new Counter({
+    name: 'ferry_fill_resumes_total',
+    help: 'Upstream transfers resumed with a Range request after a drop or a stall.',
+    registers: [this.registry],
+  })
+
+  readonly evictions = new Counter({
+    name: 'ferry_cache_evictions_total',
+    help: 'Blobs evicted from the cache to stay under its byte limit.',
+    registers: [this.registry],
+  })
+
+  readonly evictedBytes = new Counter({
+    name: 'ferry_cache_evicted_bytes_total',
+    help: 'Bytes evicted from the cache.',
+    registers: [this.registry],
+  })
+
+  readonly cacheBytes = new Gauge({
+    name: 'ferry_cache_bytes',
+    help: 'Bytes of blobs in the cache.',
+    registers: [this.registry],
+  })
+
+  readonly cacheBlobs = new Gauge({
+    name: 'ferry_cache_blobs',
+    help: 'Blobs in the cache.',
+    registers: [this.registry],
+  })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
   }

@@ -24,4 +24,6 @@ export interface BlobStore {
    */
   commitFile (digest: Digest, localPath: string): Promise<void>
   delete (digest: Digest): Promise<void>
+  /** Every blob in the store, in no particular order. */
+  list (): AsyncIterable<Digest>
 }

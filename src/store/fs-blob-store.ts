@@ -1,7 +1,7 @@
 // Blobs as files: <root>/<algorithm>/<first two hex>/<hex>. A blob appears
 // only by rename of a verified file, so a reader never sees a partial blob.
 import { createReadStream } from 'node:fs'
-import { copyFile, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises'
+import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
@@ -74,6 +74,19 @@ export class FsBlobStore implements BlobStore {
 
   async delete (digest: Digest): Promise<void> {
     await rm(this.path(digest), { force: true })
+  }
+
+  async * list (): AsyncIterable<Digest> {
+    for (const algorithm of ['sha256', 'sha512'] as const) {
+      const prefixes = await readdir(join(this.root, algorithm)).catch(() => [] as string[])
+      for (const prefix of prefixes) {
+        const names = await readdir(join(this.root, algorithm, prefix)).catch(() => [] as string[])
+        for (const hex of names) {
+          // skip copies in flight (<hex>.<pid>.<time>.tmp) and anything else that is not a blob
+          if (hex.length === (algorithm === 'sha256' ? 64 : 128) && /^[a-f0-9]+$/.test(hex)) yield { algorithm, hex, value: `${algorithm}:${hex}` }
+        }
+      }
+    }
   }
 }
 

@@ -1,0 +1,179 @@
+// Keeps the blob store under its byte limit by evicting the least recently
+// used blobs while ferry serves. Recency lives in memory (a Map in LRU order:
+// a hit is a delete and a set, no disk write) and is saved as a snapshot now
+// and then and at shutdown, so a restart keeps roughly the same order. At
+// start the snapshot is loaded at once and reconciled with the store in the
+// background, so start-up does not wait for a scan.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { Digest } from '../oci/reference.ts'
+import { parseDigest } from '../oci/reference.ts'
+import type { Logger } from '../observe/logger.ts'
+import type { Metrics } from '../observe/metrics.ts'
+import type { BlobStore } from '../store/blob-store.ts'
+
+export interface EvictionOptions {
+  readonly maxBytes: number
+  /** Evict down to this fraction of maxBytes, so eviction runs in batches, not per blob. */
+  readonly lowWatermark: number
+  readonly snapshotPath: string
+  readonly snapshotEveryMs: number
+}
+
+export class Eviction {
+  private readonly store: BlobStore
+  private readonly opts: EvictionOptions
+  private readonly log: Logger
+  private readonly metrics: Metrics
+  /** digest -> size, oldest first. */
+  private lru = new Map<string, number>()
+  private readonly pins = new Map<string, number>()
+  private bytes = 0
+  private evicting: Promise<void> | undefined
+  private dirty = false
+  private timer: NodeJS.Timeout | undefined
+  /** Resolves when the start-up reconcile with the store has finished. */
+  reconciled: Promise<void> = Promise.resolve()
+
+  constructor (store: BlobStore, opts: EvictionOptions, log: Logger, metrics: Metrics) {
+    this.store = store
+    this.opts = opts
+    this.log = log
+    this.metrics = metrics
+  }
+
+  get totalBytes (): number { return this.bytes }
+  has (digest: string): boolean { return this.lru.has(digest) }
+
+  async init (): Promise<void> {
+    const started = Date.now()
+    try {
+      const snapshot = JSON.parse(await readFile(this.opts.snapshotPath, 'utf8')) as [string, number][]
+      for (const [digest, size] of snapshot) this.set(digest, size)
+    } catch { /* no snapshot yet, or a torn one: the reconcile finds everything */ }
+    this.log.info({ blobs: this.lru.size, bytes: this.bytes, ms: Date.now() - started }, 'cache index loaded')
+    this.reconciled = this.reconcile().catch(err => { this.log.error({ err }, 'cache reconcile failed') })
+    this.timer = setInterval(() => { void this.persist() }, this.opts.snapshotEveryMs)
+    this.timer.unref()
+  }
+
+  /** A hit: the blob becomes the most recently used. */
+  touch (digest: string): void {
+    const size = this.lru.get(digest)
+    if (size === undefined) return
+    this.lru.delete(digest)
+    this.lru.set(digest, size)
+    this.dirty = true
+  }
+
+  /** A blob was committed to the store. */
+  added (digest: string, size: number): void {
+    this.set(digest, size)
+    this.dirty = true
+    this.maybeEvict()
+  }
+
+  /** Keep `digest` from eviction until the returned function is called. */
+  pin (digest: string): () => void {
+    this.pins.set(digest, (this.pins.get(digest) ?? 0) + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = (this.pins.get(digest) ?? 1) - 1
+      if (n <= 0) this.pins.delete(digest); else this.pins.set(digest, n)
+    }
+  }
+
+  private set (digest: string, size: number): void {
+    const old = this.lru.get(digest)
+    if (old !== undefined) { this.bytes -= old; this.lru.delete(digest) }
+    this.lru.set(digest, size)
+    this.bytes += size
+    this.gauges()
+  }
+
+  private gauges (): void {
+    this.metrics.cacheBytes.set(this.bytes)
+    this.metrics.cacheBlobs.set(this.lru.size)
+  }
+
+  private forget (digest: string): void {
+    const size = this.lru.get(digest)
+    if (size === undefined) return
+    this.lru.delete(digest)
+    this.bytes -= size
+    this.gauges()
+  }
+
+  maybeEvict (): void {
+    if (this.bytes <= this.opts.maxBytes || this.evicting !== undefined) return
+    this.evicting = this.evict().catch(err => { this.log.error({ err }, 'eviction failed') }).finally(() => {
+      this.evicting = undefined
+      this.maybeEvict() // blobs added while evicting
+    })
+  }
+
+  private async evict (): Promise<void> {
+    const target = this.opts.maxBytes * this.opts.lowWatermark
+    let count = 0
+    let freed = 0
+    for (const [digest, size] of this.lru) {
+      if (this.bytes <= target) break
+      if (this.pins.has(digest)) continue
+      this.forget(digest)
+      let d: Digest
+      try { d = parseDigest(digest) } catch { continue }
+      await this.store.delete(d)
+      count++
+      freed += size
+    }
+    if (count > 0) {
+      this.dirty = true
+      this.metrics.evictions.inc(count)
+      this.metrics.evictedBytes.inc(freed)
+      this.log.info({ blobs: count, bytes: freed, cacheBytes: this.bytes, maxBytes: this.opts.maxBytes }, 'evicted least recently used blobs')
+    }
+  }
+
+  /** Learn blobs the snapshot missed (committed after it was saved) and drop ones no longer stored. */
+  private async reconcile (): Promise<void> {
+    const started = Date.now()
+    const known = new Set(this.lru.keys())
+    const unknown: [string, number][] = []
+    const seen = new Set<string>()
+    for await (const digest of this.store.list()) {
+      seen.add(digest.value)
+      if (known.has(digest.value)) continue
+      const info = await this.store.stat(digest)
+      if (info !== undefined) unknown.push([digest.value, info.size])
+    }
+    for (const digest of known) if (!seen.has(digest)) this.forget(digest)
+    if (unknown.length > 0) {
+      // blobs of unknown recency count as the oldest
+      const rest = this.lru
+      this.lru = new Map()
+      this.bytes = 0
+      for (const [d, size] of unknown) if (!rest.has(d)) this.set(d, size)
+      for (const [d, size] of rest) this.set(d, size)
+      this.dirty = true
+    }
+    this.log.info({ blobs: this.lru.size, bytes: this.bytes, learned: unknown.length, ms: Date.now() - started }, 'cache index reconciled with the store')
+    this.maybeEvict()
+  }
+
+  async persist (): Promise<void> {
+    if (!this.dirty) return
+    this.dirty = false
+    const tmp = `${this.opts.snapshotPath}.${process.pid}.tmp`
+    await mkdir(dirname(this.opts.snapshotPath), { recursive: true })
+    await writeFile(tmp, JSON.stringify([...this.lru]))
+    await rename(tmp, this.opts.snapshotPath)
+  }
+
+  async close (): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    await this.evicting
+    await this.persist()
+  }
+}
