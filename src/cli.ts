@@ -3,12 +3,15 @@
 import { parseArgs } from 'node:util'
 import { loadRegion, EMBEDDED_DEFAULT } from './config/load.ts'
 import { ConfigError } from './config/fields.ts'
+import cluster from 'node:cluster'
+import { runPrimary } from './cluster/primary.ts'
+import { createLogger, type Logger } from './observe/logger.ts'
 import { serve } from './serve.ts'
 
 const USAGE = `ferry: pull-through cache and replicator for OCI registries
 
 usage:
-  ferry serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--upstream URL]
+  ferry serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--upstream URL] [--workers N]
   ferry check --config FILE
   ferry --help | --version
 
@@ -16,6 +19,7 @@ usage:
   --listen HOST:PORT  address to serve on (overrides "listen")
   --data DIR          data folder: blob cache and state (overrides "data")
   --upstream URL      one default upstream registry (replaces the file's default)
+  --workers N         worker processes sharing the port (overrides "workers")
 `
 
 async function main (argv: string[]): Promise<number> {
@@ -27,6 +31,7 @@ async function main (argv: string[]): Promise<number> {
       listen: { type: 'string' },
       data: { type: 'string' },
       upstream: { type: 'string' },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -35,7 +40,9 @@ async function main (argv: string[]): Promise<number> {
   if (values.version) { console.log('ferry 0.1.0'); return 0 }
   if (values.help || command === undefined || command === 'help') { console.log(USAGE); return command === undefined && !values.help ? 2 : 0 }
   const file = values.config ?? EMBEDDED_DEFAULT
-  const overrides = { listen: values.listen, data: values.data, upstream: values.upstream }
+  const workers = values.workers === undefined ? undefined : Number(values.workers)
+  if (workers !== undefined && !Number.isInteger(workers)) { console.error('ferry: --workers takes a whole number'); return 2 }
+  const overrides = { listen: values.listen, data: values.data, upstream: values.upstream, workers }
 
   switch (command) {
     case 'check': {
@@ -46,11 +53,20 @@ async function main (argv: string[]): Promise<number> {
     }
     case 'serve': {
       const config = await loadRegion(file, overrides)
-      const running = await serve(config)
+      let log: Logger
+      let close: () => Promise<void>
+      if (config.workers > 1 && cluster.isPrimary) {
+        log = createLogger(config.logLevel).child({ region: config.region, role: 'primary' })
+        close = await runPrimary(config, log)
+      } else {
+        const running = await serve(config, cluster.isWorker ? 'worker' : 'single')
+        log = running.log
+        close = running.close
+      }
       await new Promise<void>(resolve => {
         const stop = (signal: string): void => {
-          running.log.info({ signal }, 'shutting down')
-          running.close().then(resolve, resolve)
+          log.info({ signal }, 'shutting down')
+          close().then(resolve, resolve)
         }
         process.once('SIGINT', stop)
         process.once('SIGTERM', stop)

@@ -1,9 +1,15 @@
 // Assemble one edge proxy from a region config and run it until a signal.
+import cluster from 'node:cluster'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { BlobCache } from './cache/blobs.ts'
+import type { CacheIndex } from './cache/cache-index.ts'
 import { Eviction } from './cache/eviction.ts'
+import { LocalCoordinator, type FillCoordinator } from './cache/fill-coordinator.ts'
+import { cleanStaging } from './cache/staging.ts'
+import { PrimaryLink } from './cluster/worker-side.ts'
+import { AggregatorRegistry } from 'prom-client'
 import { ListCache } from './cache/lists.ts'
 import { ManifestCache } from './cache/manifests.ts'
 import type { RegionConfig } from './config/schema.ts'
@@ -21,8 +27,13 @@ export interface Running {
   close (): Promise<void>
 }
 
-export async function serve (config: RegionConfig): Promise<Running> {
-  const log = createLogger(config.logLevel).child({ region: config.region })
+/**
+ * One edge proxy process. `single`: it owns the whole cache. `worker`: one of
+ * several processes sharing the port; fills and the cache index are
+ * coordinated by the primary (cluster/primary.ts).
+ */
+export async function serve (config: RegionConfig, mode: 'single' | 'worker' = 'single'): Promise<Running> {
+  const log = createLogger(config.logLevel).child({ region: config.region, ...(mode === 'worker' ? { worker: cluster.worker?.id } : {}) })
   const metrics = new Metrics()
   const staging = join(config.data, 'tmp')
   await mkdir(config.store.path, { recursive: true })
@@ -31,18 +42,38 @@ export async function serve (config: RegionConfig): Promise<Running> {
   const upstreams = config.upstreams.map(u => new Upstream(u, log, metrics))
   const fallback = upstreams.find(u => u.config === config.defaultUpstream)
   const router = new Router(upstreams, fallback)
-  const eviction = new Eviction(store, {
-    maxBytes: config.cache.maxBytes,
-    lowWatermark: 0.95,
-    snapshotPath: join(config.data, 'state', 'recency.json'),
-    snapshotEveryMs: 30_000,
-  }, log, metrics)
-  await eviction.init()
-  const blobs = new BlobCache({ store, staging, eviction, policy: config.cache, log, metrics })
-  await blobs.init()
+  let index: CacheIndex
+  let coordinator: FillCoordinator
+  let metricsText: () => Promise<{ text: string, contentType: string }>
+  let closeIndex: () => Promise<void>
+  await mkdir(staging, { recursive: true })
+  if (mode === 'worker') {
+    const link = new PrimaryLink()
+    // constructing one installs prom-client's listener that answers the primary's metrics requests
+    void new AggregatorRegistry()
+    AggregatorRegistry.setRegistries([metrics.registry])
+    index = link
+    coordinator = link
+    metricsText = () => link.metrics()
+    closeIndex = async () => { link.close() }
+  } else {
+    await cleanStaging(staging, log)
+    const eviction = new Eviction(store, {
+      maxBytes: config.cache.maxBytes,
+      lowWatermark: 0.95,
+      snapshotPath: join(config.data, 'state', 'recency.json'),
+      snapshotEveryMs: 30_000,
+    }, log, metrics)
+    await eviction.init()
+    index = eviction
+    coordinator = new LocalCoordinator()
+    metricsText = async () => ({ text: await metrics.text(), contentType: metrics.registry.contentType })
+    closeIndex = () => eviction.close()
+  }
+  const blobs = new BlobCache({ store, staging, index, coordinator, policy: config.cache, log, metrics })
   const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes })
   const lists = new ListCache(state, log, metrics)
-  const server = createEdgeServer({ router, blobs, manifests, lists, metrics }, log)
+  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText }, log)
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -66,7 +97,7 @@ export async function serve (config: RegionConfig): Promise<Running> {
         // long transfers get a grace period, then are cut
         setTimeout(() => { server.closeAllConnections(); resolve() }, 10_000).unref()
       })
-      await eviction.close()
+      await closeIndex()
       await Promise.all(upstreams.map(u => u.close()))
       await state.close()
     },

@@ -1,7 +1,6 @@
 // Blobs: store first, then a fill already running, then one new fill from the
 // upstream. Blobs are immutable, so a hit never asks the upstream.
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { parseRange, type ByteRange } from '../oci/range.ts'
@@ -10,7 +9,8 @@ import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { Route } from '../upstream/router.ts'
-import type { Eviction } from './eviction.ts'
+import type { CacheIndex } from './cache-index.ts'
+import type { FillCoordinator } from './fill-coordinator.ts'
 import { Fill, FillError, type FillSource } from './fill.ts'
 
 export interface BlobAnswer {
@@ -34,33 +34,27 @@ export class BlobCache {
   private readonly store: BlobStore
   private readonly staging: string
   private readonly fills = new Map<string, Fill>()
-  private readonly eviction: Eviction
+  private readonly index: CacheIndex
+  private readonly coordinator: FillCoordinator
   private readonly policy: FillPolicy
   private readonly log: Logger
   private readonly metrics: Metrics
 
-  constructor (opts: { store: BlobStore, staging: string, eviction: Eviction, policy: FillPolicy, log: Logger, metrics: Metrics }) {
+  constructor (opts: { store: BlobStore, staging: string, index: CacheIndex, coordinator: FillCoordinator, policy: FillPolicy, log: Logger, metrics: Metrics }) {
     this.store = opts.store
     this.staging = opts.staging
-    this.eviction = opts.eviction
+    this.index = opts.index
+    this.coordinator = opts.coordinator
     this.policy = opts.policy
     this.log = opts.log
     this.metrics = opts.metrics
-  }
-
-  /** Remove staging files a killed process left behind; none of them was ever committed. */
-  async init (): Promise<void> {
-    await mkdir(this.staging, { recursive: true })
-    const stray = await readdir(this.staging)
-    await Promise.all(stray.map(f => rm(join(this.staging, f), { force: true })))
-    if (stray.length > 0) this.log.info({ removed: stray.length }, 'removed stray staging files')
   }
 
   async head (route: Route, digest: Digest): Promise<BlobAnswer> {
     const info = await this.store.stat(digest)
     if (info !== undefined) {
       this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
-      this.eviction.touch(digest.value)
+      this.index.touch(digest.value)
       return { size: info.size, range: undefined, length: info.size, stream: undefined, source: 'cache' }
     }
     const fill = this.fills.get(digest.value)
@@ -74,39 +68,69 @@ export class BlobCache {
   }
 
   async get (route: Route, digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer> {
-    const cached = await this.fromStore(digest, rangeHeader)
-    if (cached !== undefined) {
-      this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
-      return cached
+    for (let attempt = 0; ; attempt++) {
+      const cached = await this.fromStore(digest, rangeHeader)
+      if (cached !== undefined) {
+        this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+        return cached
+      }
+      let fill = this.fills.get(digest.value)
+      if (fill !== undefined) {
+        this.metrics.fillWaiters.inc()
+      } else {
+        this.metrics.cache.inc({ kind: 'blob', result: 'miss' })
+        fill = this.startFill(route, digest)
+      }
+      try {
+        return await this.fromFill(fill, rangeHeader)
+      } catch (err) {
+        // the fill ended elsewhere while we asked to join it: look again
+        if (!(err instanceof RetryClaim) || attempt >= 2) throw err
+      }
     }
-    let fill = this.fills.get(digest.value)
-    if (fill !== undefined) {
-      this.metrics.fillWaiters.inc()
-    } else {
-      this.metrics.cache.inc({ kind: 'blob', result: 'miss' })
-      fill = this.startFill(route, digest)
-    }
-    return await this.fromFill(fill, rangeHeader)
   }
 
   private startFill (route: Route, digest: Digest): Fill {
     const fill = new Fill(digest, join(this.staging, `${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`))
     this.fills.set(digest.value, fill)
     this.metrics.fillsInFlight.inc()
+    fill.ready = (async () => {
+      const claim = await this.coordinator.claim(digest.value, fill.tempPath)
+      if (claim.role === 'retry') throw new RetryClaim()
+      if (claim.role === 'follower') {
+        this.metrics.fillWaiters.inc()
+        await fill.follow(claim, listener => this.coordinator.subscribe(digest.value, listener))
+        return
+      }
+      fill.onChange = update => this.coordinator.progress(digest.value, update)
+      await this.lead(route, fill)
+    })()
+    // the map entry lives until the fill has ended: committed (the store has it) or failed (the next request retries)
+    void fill.ready.then(() => fill.done, () => undefined).then(() => {
+      if (this.fills.get(digest.value) === fill) this.fills.delete(digest.value)
+      this.metrics.fillsInFlight.dec()
+    })
+    return fill
+  }
+
+  /** This process fills the blob: one upstream GET, then `Fill.run` resumes and verifies. */
+  private async lead (route: Route, fill: Fill): Promise<void> {
+    const digest = fill.digest
     const started = Date.now()
     const upstream = route.upstream.name
     let etag: string | undefined
-    fill.ready = (async () => {
+    try {
       const res = await route.upstream.request({ method: 'GET', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
       if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
       etag = strongEtag(res.headers.etag)
+      this.log.info({ digest: digest.value, upstream, size: declaredSize(res.headers['content-length']) }, 'blob fill started')
       void fill.run({ size: declaredSize(res.headers['content-length']), body: res.body, skip: 0 }, {
         reopen: offset => this.reopen(route, digest, offset, etag),
         attempts: this.policy.resumeAttempts,
         backoffMs: this.policy.resumeBackoffMs,
         commit: async path => {
           await this.store.commitFile(digest, path)
-          this.eviction.added(digest.value, fill.written)
+          this.index.added(digest.value, fill.written)
         },
         onBytes: n => this.metrics.upstreamBytes.inc({ upstream }, n),
         onResume: (offset, err) => {
@@ -122,13 +146,11 @@ export class BlobCache {
           this.log.info({ digest: digest.value, upstream, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
         }
       })
-    })()
-    // the map entry lives until the fill has ended: committed (the store has it) or failed (the next request retries)
-    void fill.ready.then(() => fill.done, () => undefined).then(() => {
-      if (this.fills.get(digest.value) === fill) this.fills.delete(digest.value)
-      this.metrics.fillsInFlight.dec()
-    })
-    return fill
+    } catch (err) {
+      // no fill ran: followers in other workers must not wait for one
+      this.coordinator.progress(digest.value, { size: undefined, written: 0, outcome: 'failed' })
+      throw err
+    }
   }
 
   /** Continue a broken transfer from `offset`: Range, guarded by If-Range when the upstream gave a strong ETag. */
@@ -153,7 +175,7 @@ export class BlobCache {
     const info = await this.store.stat(digest)
     if (info === undefined) return undefined
     const range = parseRange(rangeHeader, info.size)
-    const unpin = this.eviction.pin(digest.value)
+    const unpin = this.index.pin(digest.value)
     let read
     try {
       read = await this.store.read(digest, range)
@@ -163,7 +185,7 @@ export class BlobCache {
     }
     if (read === undefined) { unpin(); return undefined }
     read.stream.once('close', unpin)
-    this.eviction.touch(digest.value)
+    this.index.touch(digest.value)
     return { size: info.size, range, length: read.size, stream: read.stream, source: 'cache' }
   }
 
@@ -185,6 +207,8 @@ export class BlobCache {
     await Promise.allSettled([...this.fills.values()].map(f => f.done))
   }
 }
+
+class RetryClaim extends Error {}
 
 function declaredSize (header: string | string[] | undefined): number | undefined {
   const n = Number(header)

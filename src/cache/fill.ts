@@ -12,6 +12,7 @@ import { OciError, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
 import { READ_CHUNK } from '../store/fs-blob-store.ts'
+import type { FillUpdate } from './fill-coordinator.ts'
 
 export type FillFailure = 'digest_mismatch' | 'size_mismatch' | 'upstream' | 'store'
 
@@ -30,6 +31,8 @@ export interface FillSource {
   /** Leading bytes of `body` the fill already holds (an upstream that answered a resume with the whole blob). */
   readonly skip: number
 }
+
+export type { FillUpdate }
 
 export interface FillOptions {
   /** Opens the upstream again from `offset`, after a drop or a stall. */
@@ -75,10 +78,71 @@ export class Fill {
     this.tick = new Promise(resolve => { this.wake = resolve })
   }
 
+  /** Told of every change: the leader's progress goes to the coordinator this way. */
+  onChange: ((update: FillUpdate) => void) | undefined
+
   private notify (): void {
     const wake = this.wake
     this.newTick()
     wake()
+    this.onChange?.({ size: this.size, written: this.written, ...(this.state === 'running' ? {} : { outcome: this.state }) })
+  }
+
+  /**
+   * Mirror a fill that another process leads: read its staging file, learn
+   * its progress from `subscribe`. Readers work exactly as on a local fill.
+   * Resolves once the leader has its staging file open (and so, normally,
+   * knows the size).
+   */
+  async follow (claim: { path: string, size: number | undefined, written: number, started: boolean }, subscribe: (listener: (u: FillUpdate) => void) => () => void): Promise<void> {
+    this.size = claim.size
+    this.written = claim.written
+    let started!: () => void
+    const startedP = new Promise<void>(resolve => { started = resolve })
+    if (claim.started) started()
+    const unsubscribe = subscribe(u => {
+      started()
+      if (this.state !== 'running') return
+      this.size = u.size ?? this.size
+      this.written = Math.max(this.written, u.written)
+      if (u.outcome === 'failed') {
+        unsubscribe()
+        this.fail(new FillError('upstream', 'the fill of this blob failed in another worker'))
+        return
+      }
+      if (u.outcome === 'verified') this.state = 'verified'
+      this.notify()
+      if (u.outcome !== undefined) {
+        unsubscribe()
+        this.release()
+        this.settle()
+      }
+    })
+    await startedP
+    if (this.state === 'failed') throw this.error!
+    try {
+      this.fh = await open(claim.path, 'r')
+    } catch (err) {
+      // renamed into the store already: readers go to the store
+      if ((this.state as State) === 'verified') return
+      unsubscribe()
+      this.fail(new FillError('upstream', 'the fill of this blob ended in another worker before it could be joined', { cause: (err as Error).message }))
+      throw this.error!
+    }
+    if ((this.state as State) !== 'running' && this.users === 0) {
+      // ended while opening: nobody else will close it
+      await this.fh.close()
+      this.fh = undefined
+    }
+  }
+
+  private fail (err: OciError): void {
+    if (this.state !== 'running') return
+    this.state = 'failed'
+    this.error = err
+    this.notify()
+    this.release()
+    this.settle()
   }
 
   /**
@@ -90,6 +154,7 @@ export class Fill {
     this.size = first.size
     try {
       this.fh = await open(this.tempPath, 'w+')
+      this.notify() // followers in other workers may open the file now
       const hash = createHash(this.digest.algorithm)
       let source: FillSource | undefined = first
       for (let failures = 0; ;) {

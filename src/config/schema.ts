@@ -32,6 +32,8 @@ export interface RegionConfig {
   readonly listen: { readonly host: string, readonly port: number }
   readonly data: string
   readonly store: { readonly type: 'fs', readonly path: string }
+  /** Processes serving the port; 1 serves from the primary itself. */
+  readonly workers: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   readonly manifestCacheBytes: number
   readonly cache: {
@@ -120,11 +122,11 @@ function parseUpstream (f: Fields, v: unknown, field: string): (UpstreamConfig &
 }
 
 /** Overrides from the command line (`--listen`, `--data`, `--upstream`). */
-export interface Overrides { listen?: string, data?: string, upstream?: string }
+export interface Overrides { listen?: string, data?: string, upstream?: string, workers?: number }
 
 export function parseRegion (doc: unknown, file: string, overrides: Overrides = {}): { config?: RegionConfig, problems: Fields['problems'] } {
   const f = new Fields()
-  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'store', 'log', 'cache', 'upstreams']) ?? {}
+  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'log', 'cache', 'upstreams']) ?? {}
   const region = f.string(r.region ?? 'local', 'region', { pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, what: 'a lowercase region name ([a-z0-9-])' })
   const listen = parseListen(f, overrides.listen ?? r.listen ?? DEFAULTS.listen, overrides.listen ? '--listen' : 'listen')
   const dataText = f.string(overrides.data ?? r.data ?? DEFAULTS.data, overrides.data ? '--data' : 'data', { what: 'a folder path' })
@@ -154,6 +156,8 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
     resumeBackoffMs: f.duration(c.resumeBackoff ?? DEFAULTS.resumeBackoff, 'cache.resumeBackoff') ?? 0,
   }
   if (cache.maxBytes === 0) f.problem('cache.maxBytes', 'a size above zero', c.maxBytes)
+
+  const workers = f.integer(overrides.workers ?? r.workers ?? 1, overrides.workers !== undefined ? '--workers' : 'workers', 1, 64) ?? 1
 
   const upstreams: (UpstreamConfig & { isDefault: boolean })[] = []
   if (overrides.upstream !== undefined) {
@@ -186,7 +190,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   return {
     problems: [],
     config: {
-      file, region, listen, data, store: { type: 'fs', path: storePath }, logLevel, manifestCacheBytes, cache, upstreams,
+      file, region, listen, data, workers, store: { type: 'fs', path: storePath }, logLevel, manifestCacheBytes, cache, upstreams,
       defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     },
   }

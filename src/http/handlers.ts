@@ -18,6 +18,8 @@ export interface Services {
   readonly manifests: ManifestCache
   readonly lists: ListCache
   readonly metrics: Metrics
+  /** The Prometheus text for /metrics: this process's, or the whole cluster's. */
+  readonly metricsText: () => Promise<{ text: string, contentType: string }>
 }
 
 export interface Call {

@@ -54,8 +54,8 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
     case 'upload': throw new Unsupported('ferry is a pull-through cache: pushes are not accepted')
     case 'catalog': throw new Unsupported('the catalog is not served by a pull-through cache', 404)
     case 'metrics': {
-      const text = await s.metrics.registry.metrics()
-      sendBody(c.res, 200, { 'content-type': s.metrics.registry.contentType }, text, c.head)
+      const { text, contentType } = await s.metricsText()
+      sendBody(c.res, 200, { 'content-type': contentType }, text, c.head)
       return
     }
     case 'health':

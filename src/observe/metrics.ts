@@ -2,6 +2,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export class Metrics {
   readonly registry = new Registry()
+  /** The cache index's metrics: exposed by whoever owns the index (the primary, with workers). */
+  readonly indexRegistry = new Registry()
+
+  async text (): Promise<string> {
+    return (await this.registry.metrics()) + (await this.indexRegistry.metrics())
+  }
 
   readonly requests = new Histogram({
     name: 'ferry_http_request_duration_seconds',
@@ -68,28 +74,28 @@ export class Metrics {
   readonly evictions = new Counter({
     name: 'ferry_cache_evictions_total',
     help: 'Blobs evicted from the cache to stay under its byte limit.',
-    registers: [this.registry],
+    registers: [this.indexRegistry],
   })
 
   readonly evictedBytes = new Counter({
     name: 'ferry_cache_evicted_bytes_total',
     help: 'Bytes evicted from the cache.',
-    registers: [this.registry],
+    registers: [this.indexRegistry],
   })
 
   readonly cacheBytes = new Gauge({
     name: 'ferry_cache_bytes',
     help: 'Bytes of blobs in the cache.',
-    registers: [this.registry],
+    registers: [this.indexRegistry],
   })
 
   readonly cacheBlobs = new Gauge({
     name: 'ferry_cache_blobs',
     help: 'Blobs in the cache.',
-    registers: [this.registry],
+    registers: [this.indexRegistry],
   })
 
-  constructor () {
-    collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
+  constructor (opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
   }
 }

@@ -71,6 +71,7 @@ export async function startFaulty (target: string): Promise<Faulty> {
 
 async function relay (from: IncomingMessage, to: ServerResponse, f: Fault): Promise<void> {
   let sent = 0
+  const started = performance.now()
   // resolves once the bytes are handed to the kernel, so a cut after it loses none of them
   const write = (chunk: Buffer): Promise<void> => new Promise((resolve, reject) => to.write(chunk, err => err ? reject(err) : resolve()))
   to.flushHeaders()
@@ -90,7 +91,11 @@ async function relay (from: IncomingMessage, to: ServerResponse, f: Fault): Prom
           if (f.stallMs === undefined) return // for ever: the client must give up
           await new Promise(resolve => setTimeout(resolve, f.stallMs))
         }
-        if (f.bytesPerSecond !== undefined) await new Promise(resolve => setTimeout(resolve, 50))
+        if (f.bytesPerSecond !== undefined) {
+          // pace to the rate over the whole transfer, not per chunk
+          const ahead = sent / f.bytesPerSecond * 1000 - (performance.now() - started)
+          if (ahead > 1) await new Promise(resolve => setTimeout(resolve, ahead))
+        }
       }
     }
     to.end()

@@ -18,6 +18,8 @@ export interface Ferry {
   readonly configPath: string
   /** Every JSON log line ferry wrote. */
   logs (): Record<string, unknown>[]
+  /** Log lines are written asynchronously: wait until `count` of them match. */
+  waitForLogs (match: (l: Record<string, unknown>) => boolean, count: number, timeoutMs?: number): Promise<Record<string, unknown>[]>
   stop (): Promise<void>
   kill (): Promise<void>
 }
@@ -46,16 +48,25 @@ export async function startFerry (opts: FerryOptions = {}): Promise<Ferry> {
   const m = await proc.waitFor(/"msg":"listening"/)
   const address = (JSON.parse(m.input) as { address: string }).address
   const port = Number(address.slice(address.lastIndexOf(':') + 1))
-  return {
+  const ferry: Ferry = {
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     port, data, proc, configPath,
     logs () {
       return proc.lines.filter(l => l.startsWith('{')).map(l => { try { return JSON.parse(l) as Record<string, unknown> } catch { return { unparsed: l } } })
     },
+    async waitForLogs (match, count, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const found = ferry.logs().filter(match)
+        if (found.length >= count || Date.now() > deadline) return found
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+    },
     async stop () { await proc.stop('SIGTERM') },
     async kill () { await proc.stop('SIGKILL') },
   }
+  return ferry
 }
 
 /** A region document with one upstream, the shape most tests need. */

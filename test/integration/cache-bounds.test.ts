@@ -89,7 +89,7 @@ t.test('a 100 MiB limit with 300 MiB pulled: the cache stays under it, recently 
   t.ok(cachedIn(ferry.data, hot), 'the hot blob survived')
   for (const b of blobs.slice(-5)) t.ok(cachedIn(ferry.data, b), 'a recent blob survived')
   for (const b of blobs.slice(1, 10)) t.notOk(cachedIn(ferry.data, b), 'an old blob was evicted')
-  const evicted = ferry.logs().filter(l => l.msg === 'evicted least recently used blobs').length
+  const evicted = (await ferry.waitForLogs(l => l.msg === 'evicted least recently used blobs', 1)).length
   t.ok(evicted > 0, 'eviction ran while serving')
 
   // an evicted blob is fetched again on demand

@@ -94,6 +94,7 @@ t.test('containerd pulls a non-default platform with ferry as its hosts.toml mir
   const content = (await run('ctr', ['--address', sock, 'content', 'ls'])).stdout
   for (const b of seeded.arm64.layers) t.match(content, b.digest, 'arm64 layer fetched')
   for (const b of seeded.amd64.layers) t.notMatch(content, b.digest, 'amd64 layer not fetched')
+  await ferry.waitForLogs(l => l.msg === 'request' && l.path === `/v2/test/multi/blobs/${seeded.arm64.layers[0]!.digest}`, 1)
   const seen = ferry.logs().slice(before).filter(l => l.msg === 'request').map(l => `${String(l.method)} ${String(l.path)} ${String(l.ns)} ${String(l.status)}`)
   t.ok(seen.includes(`HEAD /v2/test/multi/manifests/v1 ${upstream.host} 200`), 'resolved the tag through ferry, with ?ns=')
   t.ok(seen.includes(`GET /v2/test/multi/blobs/${seeded.arm64.layers[0]!.digest} ${upstream.host} 200`), 'pulled the layer through ferry')

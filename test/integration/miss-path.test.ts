@@ -72,7 +72,7 @@ t.test('wrong bytes: every client gets a cut transfer, never the whole wrong blo
   t.notOk(cached(b), 'not in the cache')
   t.same(stagingFiles(), [], 'no staging file left')
   t.equal(await metric('ferry_fill_failures_total'), mismatches + 1, 'counted')
-  t.ok(ferry.logs().some(l => l.msg === 'blob fill failed; nothing cached' && l.reason === 'digest_mismatch' && l.digest === b.digest), 'logged')
+  t.equal((await ferry.waitForLogs(l => l.msg === 'blob fill failed; nothing cached' && l.reason === 'digest_mismatch' && l.digest === b.digest, 1)).length, 1, 'logged')
 
   faulty.fault = undefined
   const good = await pullBlob(url(b))
@@ -90,7 +90,7 @@ t.test('a connection dropped mid-blob is resumed with a Range; clients see a pau
     t.equal(p.digest, b.digest)
     t.ok(p.complete)
   }
-  const resumed = ferry.logs().filter(l => l.msg === 'upstream transfer broke; resuming' && l.digest === b.digest)
+  const resumed = await ferry.waitForLogs(l => l.msg === 'upstream transfer broke; resuming' && l.digest === b.digest, 1)
   t.equal(resumed.length, 1)
   const offset = Number(resumed[0]?.offset)
   t.ok(offset > 0 && offset <= 2 * MiB + 123, `resumed from ${offset}, what ferry held when the connection dropped`)
@@ -107,7 +107,7 @@ t.test('an upstream that stalls past bodyIdle is resumed', async t => {
   const p = await pullBlob(url(b))
   t.equal(p.digest, b.digest)
   t.ok(p.complete)
-  const resumed = ferry.logs().find(l => l.msg === 'upstream transfer broke; resuming' && l.digest === b.digest)
+  const resumed = (await ferry.waitForLogs(l => l.msg === 'upstream transfer broke; resuming' && l.digest === b.digest, 1))[0]
   t.same(faulty.seen.filter(r => r.path === blobPath(b)).map(r => r.range), [undefined, `bytes=${String(resumed?.offset)}-`])
   t.equal(resumed?.offset, MiB, 'a stall loses nothing: resumed exactly where the bytes stopped')
   t.ok(cached(b))
