@@ -2,7 +2,7 @@
 // upstream. Blobs are immutable, so a hit never asks the upstream.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
+import { onceDone, type Body } from '../io/body.ts'
 import { parseRange, type ByteRange } from '../oci/range.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
@@ -21,7 +21,7 @@ export interface BlobAnswer {
   /** Bytes in the body. */
   readonly length: number | undefined
   /** Absent for HEAD. */
-  readonly stream: Readable | undefined
+  readonly body: Body | undefined
   readonly source: 'cache' | 'fill' | 'upstream'
 }
 
@@ -55,16 +55,16 @@ export class BlobCache {
     if (info !== undefined) {
       this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
       this.index.touch(digest.value)
-      return { size: info.size, range: undefined, length: info.size, stream: undefined, source: 'cache' }
+      return { size: info.size, range: undefined, length: info.size, body: undefined, source: 'cache' }
     }
     const fill = this.fills.get(digest.value)
-    if (fill?.size !== undefined) return { size: fill.size, range: undefined, length: fill.size, stream: undefined, source: 'fill' }
+    if (fill?.size !== undefined) return { size: fill.size, range: undefined, length: fill.size, body: undefined, source: 'fill' }
     // A HEAD does not start a fill: clients HEAD many blobs they never GET.
     const res = await route.upstream.request({ method: 'HEAD', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
     if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
     res.body.resume()
     const size = Number(res.headers['content-length'])
-    return { size: Number.isSafeInteger(size) ? size : undefined, range: undefined, length: Number.isSafeInteger(size) ? size : undefined, stream: undefined, source: 'upstream' }
+    return { size: Number.isSafeInteger(size) ? size : undefined, range: undefined, length: Number.isSafeInteger(size) ? size : undefined, body: undefined, source: 'upstream' }
   }
 
   async get (route: Route, digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer> {
@@ -184,9 +184,8 @@ export class BlobCache {
       throw err
     }
     if (read === undefined) { unpin(); return undefined }
-    read.stream.once('close', unpin)
     this.index.touch(digest.value)
-    return { size: info.size, range, length: read.size, stream: read.stream, source: 'cache' }
+    return { size: info.size, range, length: read.size, body: onceDone(read.body, unpin), source: 'cache' }
   }
 
   private async fromFill (fill: Fill, rangeHeader: string | undefined): Promise<BlobAnswer> {
@@ -195,11 +194,12 @@ export class BlobCache {
       // joined just as the fill committed: the store has it now
       const cached = await this.fromStore(fill.digest, rangeHeader)
       if (cached !== undefined) return cached
+      throw new RetryClaim() // evicted already: look again from the top
     }
     const range = parseRange(rangeHeader, fill.size)
-    const stream = fill.reader(range)
+    const body = fill.reader(range)
     const length = range !== undefined ? range.end - range.start + 1 : fill.size
-    return { size: fill.size, range, length, stream, source: 'fill' }
+    return { size: fill.size, range, length, body, source: 'fill' }
   }
 
   /** For shutdown: let running fills finish so their work is not lost. */

@@ -11,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { OciError, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
-import { READ_CHUNK } from '../store/fs-blob-store.ts'
+import { copyRange, type Body, type Growth } from '../io/body.ts'
+import { CHUNK } from '../io/buffer-pool.ts'
 import type { FillUpdate } from './fill-coordinator.ts'
 
 export type FillFailure = 'digest_mismatch' | 'size_mismatch' | 'upstream' | 'store'
@@ -233,7 +234,7 @@ export class Fill {
       p.then(() => cb(), cb)
     }
     return new Writable({
-      highWaterMark: 4 * READ_CHUNK,
+      highWaterMark: 4 * CHUNK,
       write: (chunk: Buffer, _enc, cb) => { track(write([chunk]), cb) },
       writev: (items, cb) => { track(write(items.map(i => i.chunk as Buffer)), cb) },
     })
@@ -246,39 +247,38 @@ export class Fill {
   }
 
   /**
-   * A stream of bytes [range.start, range.end] (inclusive), or of the whole
-   * blob, served from the staging file as it grows. It errors, and so aborts
-   * its client, if the fill fails.
+   * The bytes [range.start, range.end] (inclusive), or the whole blob, served
+   * from the staging file as it grows. Writing fails, and so cuts its client,
+   * if the fill fails.
    */
-  reader (range?: ByteRange): Readable {
+  reader (range?: ByteRange): Body {
     if (this.state === 'failed') throw this.error!
     this.users++
-    const fill = this
-    async function * chunks (): AsyncGenerator<Buffer> {
-      try {
-        let pos = range?.start ?? 0
-        for (;;) {
-          const end = range !== undefined ? range.end + 1 : (fill.size ?? Infinity)
-          if (pos >= end) return
-          if (fill.state === 'failed') throw fill.error
-          const limit = Math.min(fill.readable(), end)
-          if (pos < limit) {
-            const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - pos))
-            const { bytesRead } = await fill.fh!.read(buf, 0, buf.length, pos)
-            if (bytesRead === 0) throw new FillError('store', 'staging file shorter than written')
-            pos += bytesRead
-            yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead)
-          } else if (fill.state === 'verified') {
-            return
-          } else {
-            await fill.tick
-          }
-        }
-      } finally {
-        fill.release()
-      }
+    let released = false
+    const release = (): void => { if (!released) { released = true; this.release() } }
+    const growth: Growth = {
+      limit: () => {
+        if (this.state === 'failed') throw this.error!
+        return this.readable()
+      },
+      complete: () => this.state === 'verified',
+      changed: () => this.tick,
     }
-    return Readable.from(chunks(), { objectMode: false, highWaterMark: READ_CHUNK })
+    const start = range?.start ?? 0
+    return {
+      writeTo: async out => {
+        try {
+          // the leader opens its staging file just after the upstream answered
+          while (this.fh === undefined && this.state === 'running') await this.tick
+          if (this.state === 'failed') throw this.error!
+          const end = range !== undefined ? range.end + 1 : (this.size ?? Infinity)
+          return await copyRange(this.fh!, start, end, out, growth)
+        } finally {
+          release()
+        }
+      },
+      discard: release,
+    }
   }
 
   private release (): void {

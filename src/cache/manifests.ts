@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
+import { collect } from '../io/body.ts'
 import { ManifestInvalid, OciError } from '../oci/errors.ts'
 import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES, accepts, isSubset, sameSet } from '../oci/media-types.ts'
@@ -176,9 +177,7 @@ export class ManifestCache {
     if (mediaType === undefined) return undefined
     const read = await this.store.read(parseDigest(digest))
     if (read === undefined) return undefined
-    const chunks: Buffer[] = []
-    for await (const c of read.stream) chunks.push(c as Buffer)
-    const body = Buffer.concat(chunks)
+    const body = await collect(read.body, MAX_MANIFEST_BYTES)
     this.memory.set(digest, { mediaType, body })
     return { digest, mediaType, body }
   }

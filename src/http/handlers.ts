@@ -1,13 +1,13 @@
 // Thin handlers: parse and validate the request into typed values, ask the
 // cache, write the answer. No cache or upstream logic lives here.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream'
 import type { BlobCache } from '../cache/blobs.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
 import { PaginationNumberInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
 import { parseAccept } from '../oci/media-types.ts'
 import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
+import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { Router } from '../upstream/router.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
@@ -27,6 +27,7 @@ export interface Call {
   readonly res: ServerResponse
   readonly query: URLSearchParams
   readonly head: boolean
+  readonly log: Logger
 }
 
 function readOnly (method: string | undefined): void {
@@ -74,21 +75,20 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
     headers['content-range'] = `bytes ${answer.range.start}-${answer.range.end}/${answer.size ?? '*'}`
   }
   c.res.writeHead(status, headers)
-  if (answer.stream === undefined) {
+  if (answer.body === undefined) {
     c.res.end()
     return
   }
   const source = answer.source === 'fill' ? 'fill' : 'cache'
-  let sent = 0
-  answer.stream.on('data', (chunk: Buffer) => { sent += chunk.length })
-  await new Promise<void>(resolve => {
-    pipeline(answer.stream!, c.res, err => {
-      s.metrics.bytesServed.inc({ source }, sent)
-      // a failed fill or a client gone away: the response is already cut; nothing more to say
-      if (err !== undefined && err !== null && !c.res.destroyed) c.res.destroy(err)
-      resolve()
-    })
-  })
+  try {
+    const sent = await answer.body.writeTo(c.res)
+    s.metrics.bytesServed.inc({ source }, sent)
+    c.res.end()
+  } catch (err) {
+    // a failed fill or a client gone away: cut the response, so the client sees the transfer fail
+    c.log.debug({ err: (err as Error).message, digest: digest.value }, 'blob transfer cut')
+    c.res.destroy()
+  }
 }
 
 export async function handleTags (s: Services, c: Call, rawName: string): Promise<void> {

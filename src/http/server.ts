@@ -25,7 +25,7 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
   const q = url.indexOf('?')
   const path = q === -1 ? url : url.slice(0, q)
   const endpoint = matchEndpoint(path)
-  const call: Call = { req, res, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), head: req.method === 'HEAD' }
+  const call: Call = { req, res, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), head: req.method === 'HEAD', log }
   res.on('close', () => {
     const ms = performance.now() - started
     const status = res.headersSent ? res.statusCode : 499

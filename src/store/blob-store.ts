@@ -1,16 +1,17 @@
 // The region's content-addressed blob store (L2). Manifests live here too,
 // under their digest. Implementations: fs-blob-store.ts (S3 and GCS follow,
 // one file each).
-import type { Readable } from 'node:stream'
+import type { Body } from '../io/body.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
 
 export interface BlobInfo { readonly size: number }
 
 export interface BlobRead {
+  /** Bytes in the body (the range's length, or the blob's size). */
   readonly size: number
-  /** The requested bytes; the caller owns the stream and must consume or destroy it. */
-  readonly stream: Readable
+  /** The requested bytes; the caller must write or discard it. */
+  readonly body: Body
 }
 
 export interface BlobStore {

@@ -8,6 +8,8 @@ import { startProc, type Proc } from './procs.ts'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLI = join(ROOT, 'dist', 'cli.js')
+/** The V8 flags ferry's launchers use (the CLI's shebang, npm start, the deploy image). */
+export const NODE_FLAGS = ['--max-semi-space-size=16']
 
 export interface Ferry {
   readonly url: string
@@ -44,7 +46,7 @@ export async function startFerry (opts: FerryOptions = {}): Promise<Ferry> {
     args.push('--config', configPath)
   }
   args.push(...(opts.args ?? []))
-  const proc = startProc(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env } })
+  const proc = startProc(process.execPath, [...NODE_FLAGS, CLI, ...args], { env: { ...process.env, ...opts.env } })
   const m = await proc.waitFor(/"msg":"listening"/)
   const address = (JSON.parse(m.input) as { address: string }).address
   const port = Number(address.slice(address.lastIndexOf(':') + 1))

@@ -1,0 +1,129 @@
+// A response body that knows how to write itself to a Writable (an HTTP
+// response, or a collector). Hand-written for files because it is the hot
+// path: positional reads into pooled buffers, each buffer reused only after
+// the socket has taken it, one read ahead of the write in flight.
+import type { FileHandle } from 'node:fs/promises'
+import { Writable, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { CHUNK, pool } from './buffer-pool.ts'
+
+export interface Body {
+  /** Write every byte to `out`; resolves with the count sent, rejects if either side fails. */
+  writeTo (out: Writable): Promise<number>
+  /** Let go of the source without sending (HEAD, or an error before sending). */
+  discard (): void
+}
+
+/** How far a file may be read now, and how to wait for more (a file still being filled). */
+export interface Growth {
+  /** Bytes readable from offset 0; throws when the file will never be complete. */
+  limit (): number
+  /** No more bytes will come: limit() is final. */
+  complete (): boolean
+  /** Resolves when limit() may have changed. */
+  changed (): Promise<void>
+}
+
+function writeChunk (out: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (out.destroyed) { reject(new Error('client went away')); return }
+    out.write(chunk, err => err ? reject(err) : resolve())
+  })
+}
+
+/**
+ * Copy bytes [start, end) of `fh` to `out`. With `growth`, bytes past the
+ * current limit are waited for.
+ */
+export async function copyRange (fh: FileHandle, start: number, end: number, out: Writable, growth?: Growth): Promise<number> {
+  let pos = start
+  let inFlight: Promise<void> | undefined
+  let failed: unknown
+  const gone = new Promise<never>((_, reject) => {
+    out.once('close', () => reject(new Error('client went away')))
+  })
+  gone.catch(() => {})
+  try {
+    while (pos < end) {
+      const limit = growth === undefined ? end : Math.min(end, growth.limit())
+      if (pos >= limit) {
+        if (growth === undefined || growth.complete()) break
+        await Promise.race([growth.changed(), gone])
+        continue
+      }
+      const buf = pool.get()
+      let n: number
+      try {
+        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(CHUNK, limit - pos), pos))
+      } catch (err) {
+        pool.put(buf)
+        throw err
+      }
+      if (n === 0) { pool.put(buf); throw new Error('file shorter than expected') }
+      if (inFlight !== undefined) await Promise.race([inFlight, gone])
+      if (failed !== undefined) throw failed
+      inFlight = writeChunk(out, buf.subarray(0, n)).then(() => pool.put(buf), err => { failed = err })
+      pos += n
+    }
+    if (inFlight !== undefined) await Promise.race([inFlight, gone])
+    if (failed !== undefined) throw failed
+    return pos - start
+  } catch (err) {
+    // a buffer still in a failed write is dropped, not pooled: the socket may hold it
+    await inFlight?.catch(() => {})
+    throw err
+  }
+}
+
+/** Bytes [start, end] (inclusive) of an open file; the body owns the handle and closes it. */
+export function fileBody (fh: FileHandle, start: number, end: number): Body {
+  let closed = false
+  const close = async (): Promise<void> => { if (!closed) { closed = true; await fh.close().catch(() => {}) } }
+  return {
+    async writeTo (out) {
+      try { return await copyRange(fh, start, end + 1, out) } finally { await close() }
+    },
+    discard () { void close() },
+  }
+}
+
+/** Call `after` once when the body is written or discarded. */
+export function onceDone (body: Body, after: () => void): Body {
+  let done = false
+  const finish = (): void => { if (!done) { done = true; after() } }
+  return {
+    async writeTo (out) {
+      try { return await body.writeTo(out) } finally { finish() }
+    },
+    discard () { body.discard(); finish() },
+  }
+}
+
+/** A body read from a stream (a remote store, a collector's source). */
+export function streamBody (stream: Readable): Body {
+  return {
+    async writeTo (out) {
+      let n = 0
+      stream.on('data', (c: Buffer) => { n += c.length })
+      await pipeline(stream, out)
+      return n
+    },
+    discard () { stream.destroy() },
+  }
+}
+
+/** The whole body in memory; for manifests, which are small by definition. */
+export async function collect (body: Body, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  const sink = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      size += chunk.length
+      if (size > limit) { cb(new Error(`body larger than ${limit} bytes`)); return }
+      chunks.push(Buffer.from(chunk)) // the source may reuse its buffer
+      cb()
+    },
+  })
+  await body.writeTo(sink)
+  return Buffer.concat(chunks)
+}
