@@ -99,7 +99,12 @@ export class BlobCache {
       if (claim.role === 'retry') throw new RetryClaim()
       if (claim.role === 'follower') {
         this.metrics.fillWaiters.inc()
-        await fill.follow(claim, listener => this.coordinator.subscribe(digest.value, listener))
+        try {
+          await fill.follow(claim, listener => this.coordinator.subscribe(digest.value, listener))
+        } catch (err) {
+          if (fill.lateJoin) throw new RetryClaim()
+          throw err
+        }
         return
       }
       fill.onChange = update => this.coordinator.progress(digest.value, update)
@@ -138,7 +143,9 @@ export class BlobCache {
           this.log.warn({ digest: digest.value, upstream, offset, err: (err as Error).message }, 'upstream transfer broke; resuming')
         },
       }).then(() => {
-        if (fill.state === 'failed') {
+        if (fill.state === 'verified' && fill.outcome === 'failed') {
+          this.log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
+        } else if (fill.state === 'failed') {
           const reason = (fill.error as { reason?: string }).reason ?? 'upstream'
           this.metrics.fillFailures.inc({ reason })
           this.log.warn({ digest: digest.value, upstream, reason, err: fill.error?.message, detail: fill.error?.detail }, 'blob fill failed; nothing cached')
@@ -194,7 +201,8 @@ export class BlobCache {
       // joined just as the fill committed: the store has it now
       const cached = await this.fromStore(fill.digest, rangeHeader)
       if (cached !== undefined) return cached
-      throw new RetryClaim() // evicted already: look again from the top
+      // verified but not yet in the store: its staging file serves; if that is gone too, look again
+      if (!fill.open) throw new RetryClaim()
     }
     const range = parseRange(rangeHeader, fill.size)
     const body = fill.reader(range)

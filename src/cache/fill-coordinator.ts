@@ -20,7 +20,9 @@ export type Claim =
 export interface FillUpdate {
   readonly size: number | undefined
   readonly written: number
-  /** Set on the last update of a fill. */
+  /** The digest verified: every written byte may be served (the store may not have it yet). */
+  readonly verified?: boolean
+  /** Set on the last update of a fill: committed to the store, or not. */
   readonly outcome?: 'verified' | 'failed'
 }
 

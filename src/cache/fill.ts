@@ -79,6 +79,12 @@ export class Fill {
     this.tick = new Promise(resolve => { this.wake = resolve })
   }
 
+  /** How the fill ended for the store: committed, or not (set last). */
+  outcome: 'verified' | 'failed' | undefined
+  /** A follower came too late: the leader's staging file was gone. The store may have the blob. */
+  lateJoin = false
+  /** Why a verified blob could not be committed. */
+  commitError: unknown
   /** Told of every change: the leader's progress goes to the coordinator this way. */
   onChange: ((update: FillUpdate) => void) | undefined
 
@@ -86,7 +92,12 @@ export class Fill {
     const wake = this.wake
     this.newTick()
     wake()
-    this.onChange?.({ size: this.size, written: this.written, ...(this.state === 'running' ? {} : { outcome: this.state }) })
+    this.onChange?.({
+      size: this.size,
+      written: this.written,
+      ...(this.state === 'verified' ? { verified: true } : {}),
+      ...(this.outcome !== undefined ? { outcome: this.outcome } : {}),
+    })
   }
 
   /**
@@ -103,15 +114,15 @@ export class Fill {
     if (claim.started) started()
     const unsubscribe = subscribe(u => {
       started()
-      if (this.state !== 'running') return
+      if (this.state === 'failed') return
       this.size = u.size ?? this.size
       this.written = Math.max(this.written, u.written)
-      if (u.outcome === 'failed') {
+      if (u.outcome === 'failed' && this.state === 'running') {
         unsubscribe()
         this.fail(new FillError('upstream', 'the fill of this blob failed in another worker'))
         return
       }
-      if (u.outcome === 'verified') this.state = 'verified'
+      if (u.verified === true || u.outcome === 'verified') this.state = 'verified'
       this.notify()
       if (u.outcome !== undefined) {
         unsubscribe()
@@ -126,6 +137,7 @@ export class Fill {
     } catch (err) {
       // renamed into the store already: readers go to the store
       if ((this.state as State) === 'verified') return
+      this.lateJoin = (err as NodeJS.ErrnoException).code === 'ENOENT'
       unsubscribe()
       this.fail(new FillError('upstream', 'the fill of this blob ended in another worker before it could be joined', { cause: (err as Error).message }))
       throw this.error!
@@ -185,12 +197,21 @@ export class Fill {
         throw new FillError('digest_mismatch', 'upstream sent a blob whose digest does not match', { expected: this.digest.value, actual: `${this.digest.algorithm}:${actual}` })
       }
       this.size = this.written
+      // clients get their last byte now; making it durable in the store is not their wait
+      this.state = 'verified'
+      this.notify()
       await this.fh.datasync()
       await opts.commit(this.tempPath)
-      this.state = 'verified'
+      this.outcome = 'verified'
     } catch (err) {
-      this.state = 'failed'
-      this.error = err instanceof OciError ? err : new FillError('upstream', 'upstream transfer failed', { cause: (err as Error).message })
+      if (this.state === 'verified') {
+        // verified and served, but not stored: the next request fills again
+        this.commitError = err
+      } else {
+        this.state = 'failed'
+        this.error = err instanceof OciError ? err : new FillError('upstream', 'upstream transfer failed', { cause: (err as Error).message })
+      }
+      this.outcome = 'failed'
       await unlink(this.tempPath).catch(() => {})
     } finally {
       this.notify()
@@ -251,6 +272,9 @@ export class Fill {
    * from the staging file as it grows. Writing fails, and so cuts its client,
    * if the fill fails.
    */
+  /** The staging file is still open, so readers can be served from it. */
+  get open (): boolean { return this.fh !== undefined || this.state === 'running' }
+
   reader (range?: ByteRange): Body {
     if (this.state === 'failed') throw this.error!
     this.users++

@@ -68,3 +68,13 @@ export async function freePort (): Promise<number> {
     s.on('error', reject)
   })
 }
+
+/** Poll `check` until it holds or `timeoutMs` passes; the result of the last check. */
+export async function eventually (check: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) return false
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  return true
+}

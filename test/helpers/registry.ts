@@ -2,7 +2,7 @@
 // per test, on 127.0.0.1 with its own folder. Its access log tells what it
 // was asked.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -40,6 +40,7 @@ export interface RegistryOptions {
 export async function startRegistry (opts: RegistryOptions = {}): Promise<Registry> {
   requireBinary('docker-registry', 'docker-registry')
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'ferry-upstream-'))
+  mkdirSync(dir, { recursive: true })
   const port = opts.port ?? await freePort()
   const config: Record<string, unknown> = {
     version: 0.1,

@@ -10,6 +10,7 @@ import { startFaulty } from '../helpers/faulty.ts'
 import { blob, pushBlob, type Blob } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
 import { startRegistry } from '../helpers/registry.ts'
+import { eventually } from '../helpers/procs.ts'
 
 const MiB = 1024 * 1024
 
@@ -56,7 +57,7 @@ t.test('kill -9 in the middle of a fill: after restart no partial blob is served
   t.equal(p.digest, b.digest, 'correct bytes')
   t.ok(p.complete)
   t.equal(faulty.count('GET', path) - getsBefore, 1, 'one new fill')
-  t.ok(cachedIn(second.data, b))
+  t.ok(await eventually(() => cachedIn(second.data, b)))
 })
 
 t.test('a 100 MiB limit with 300 MiB pulled: the cache stays under it, recently used blobs survive, a restart keeps the order', async t => {
@@ -82,6 +83,7 @@ t.test('a 100 MiB limit with 300 MiB pulled: the cache stays under it, recently 
     await sleep(20)
     peak = Math.max(peak, storeBytes(ferry.data))
   }
+  await eventually(() => cachedIn(ferry.data, blobs[blobs.length - 1]!))
   await sleep(200)
   const onDisk = storeBytes(ferry.data)
   t.ok(onDisk <= limit, `the cache holds ${onDisk} bytes, under ${limit}`)

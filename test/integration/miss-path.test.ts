@@ -11,6 +11,7 @@ import { get } from '../helpers/http.ts'
 import { blob, pushBlob, type Blob } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
+import { eventually } from '../helpers/procs.ts'
 
 const MiB = 1024 * 1024
 let upstream: Registry
@@ -77,7 +78,7 @@ t.test('wrong bytes: every client gets a cut transfer, never the whole wrong blo
   faulty.fault = undefined
   const good = await pullBlob(url(b))
   t.equal(good.digest, b.digest, 'a later pull from an honest upstream gets the right bytes')
-  t.ok(cached(b))
+  t.ok(await eventually(() => cached(b)), 'committed to the cache (after the clients had their bytes)')
 })
 
 t.test('a connection dropped mid-blob is resumed with a Range; clients see a pause, not an error', async t => {
@@ -96,7 +97,7 @@ t.test('a connection dropped mid-blob is resumed with a Range; clients see a pau
   t.ok(offset > 0 && offset <= 2 * MiB + 123, `resumed from ${offset}, what ferry held when the connection dropped`)
   const asked = faulty.seen.filter(r => r.path === blobPath(b))
   t.same(asked.map(r => r.range), [undefined, `bytes=${offset}-`], 'one GET, then one Range from the offset held')
-  t.ok(cached(b))
+  t.ok(await eventually(() => cached(b)), 'committed to the cache (after the clients had their bytes)')
   t.equal(await metric('ferry_fill_resumes_total'), resumes + 1)
 })
 
@@ -110,7 +111,7 @@ t.test('an upstream that stalls past bodyIdle is resumed', async t => {
   const resumed = (await ferry.waitForLogs(l => l.msg === 'upstream transfer broke; resuming' && l.digest === b.digest, 1))[0]
   t.same(faulty.seen.filter(r => r.path === blobPath(b)).map(r => r.range), [undefined, `bytes=${String(resumed?.offset)}-`])
   t.equal(resumed?.offset, MiB, 'a stall loses nothing: resumed exactly where the bytes stopped')
-  t.ok(cached(b))
+  t.ok(await eventually(() => cached(b)), 'committed to the cache (after the clients had their bytes)')
 })
 
 t.test('an upstream that keeps dropping: after the resume attempts, clients are cut and nothing is cached', async t => {
@@ -184,7 +185,7 @@ t.test('16 clients on one cold 64 MiB blob: one upstream GET, all verify, a slow
   let slowBytesWhenOthersDone = -1
   const slow = pullBlob(url(b), { bytesPerSecond: MiB, until: slowDone, onRelease: n => { slowBytesWhenOthersDone = n } })
   const fast = await Promise.all(Array.from({ length: 15 }, () => pullBlob(url(b))))
-  const committed = cached(b)
+  const committed = await eventually(() => cached(b), 3000)
   releaseSlow()
   const s = await slow
   for (const p of [...fast, s]) {

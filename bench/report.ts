@@ -1,0 +1,87 @@
+// The benchmark's output: one Markdown report (printed and written as
+// RESULTS.md) and the raw figures (results.json).
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+export interface Check { readonly name: string, readonly value: number, readonly target: string, readonly pass: boolean }
+
+export interface Results {
+  date: string
+  quick: boolean
+  seconds?: number
+  machine: { cores: number, memoryGiB: number }
+  versions: { node: string, dockerRegistry: string, nginx: string }
+  sizes: Record<string, number>
+  scenarios: Record<string, unknown>
+  /** scenario -> target -> bytes */
+  peakRss: Record<string, Record<string, number>>
+  checks: Check[]
+}
+
+const TARGETS = ['upstream', 'ferry', 'distribution', 'nginx']
+type Row = Record<string, number | boolean | undefined>
+
+function table (head: string[], rows: (string | number)[][]): string {
+  const fmt = (v: string | number): string => typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 3 : 1)) : v
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map(r => `| ${r.map(fmt).join(' | ')} |`)].join('\n')
+}
+
+export function writeReport (r: Results, outDir: string): string {
+  const s = r.scenarios as Record<string, Record<string, Row>>
+  const mb = (r.sizes.big ?? 0) / 1024 / 1024
+  const rows = (name: string, cols: (row: Row, target: string) => (string | number)[]): (string | number)[][] =>
+    TARGETS.filter(t => s[name]?.[t] !== undefined).map(t => [t === 'upstream' ? 'direct (upstream)' : t, ...cols(s[name]![t]!, t)])
+  const num = (v: unknown): number => typeof v === 'number' ? v : NaN
+  const parts = [
+    `# ferry benchmark${r.quick ? ' (quick)' : ''}`,
+    '',
+    `${r.date}; ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB; node ${r.versions.node}, docker-registry ${r.versions.dockerRegistry}, ${r.versions.nginx}; took ${r.seconds ?? '?'} s.`,
+    `Produced by \`npm run bench${r.quick ? ' -- --quick' : ''}\`. Every process on 127.0.0.1; "direct" is pulling straight from the upstream registry.`,
+    '',
+    '## Targets',
+    '',
+    table(['check', 'value', 'target', 'result'], r.checks.map(c => [c.name, c.value, c.target, c.pass ? 'PASS' : 'FAIL'])),
+    '',
+    `## 1. One ${mb} MiB blob, one client`,
+    '',
+    table(['target', 'cold MB/s', 'warm MB/s', 'cold / direct'], rows('1 one client', row => [num(row.coldMBps), num(row.warmMBps), num(row.coldMBps) / num(s['1 one client']?.upstream?.coldMBps)])),
+    '',
+    `## 2. The same size, 16 clients, cold`,
+    '',
+    table(['target', 'wall s', 'slowest first byte s', 'upstream fetches', 'complete', 'digests verified'], rows('2 16 clients cold', row => [num(row.wallMs) / 1000, num(row.ttfbMaxMs) / 1000, num(row.upstreamFetches), num(row.ok), num(row.verified)])),
+    '',
+    `## 3. 16 clients, warm`,
+    '',
+    table(['target', 'wall s', 'slowest first byte s', 'complete'], rows('3 16 clients warm', row => [num(row.wallMs) / 1000, num(row.ttfbMaxMs) / 1000, num(row.ok)])),
+    '',
+    `## 4. ${r.sizes.small} small images (manifest by tag, config, 4 KiB layer), 32 clients`,
+    '',
+    table(['target', 'cold pulls/s', 'cold p50 ms', 'cold p99 ms', 'warm pulls/s', 'warm p50 ms', 'warm p99 ms', 'failed', 'upstream requests while warm'],
+      TARGETS.filter(t => s['4 small images cold']?.[t]).map(t => {
+        const c = s['4 small images cold']![t]!; const w = s['4 small images warm']![t]!
+        return [t === 'upstream' ? 'direct (upstream)' : t, num(c.rate), num(c.p50Ms), num(c.p99Ms), num(w.rate), num(w.p50Ms), num(w.p99Ms), num(c.failed) + num(w.failed), t === 'upstream' ? '-' : num(w.upstreamRequests)]
+      })),
+    '',
+    `## 5. The same images by tag after their TTL (${r.sizes.tagTTLSeconds} s)`,
+    '',
+    table(['target', 'pulls/s', 'p99 ms', 'upstream requests per pull', 'failed'], rows('5 tag revalidation', row => [num(row.rate), num(row.p99Ms), num(row.upstreamRequestsPerPull), num(row.failed)])),
+    '',
+    '## 6. Peak RSS, MiB (each scenario, all processes of a target)',
+    '',
+    table(['scenario', ...TARGETS], Object.entries(r.peakRss).map(([name, p]) => [name, ...TARGETS.map(t => p[t] === undefined ? '-' : p[t]! / 1024 / 1024)])),
+    '',
+    '## 7. Scale: ferry, warm small-image pulls with few and with many cached blobs',
+    '',
+  ]
+  const sc = s['7 scale'] as unknown as { few: Row, many: Row, startup: Row } | undefined
+  if (sc !== undefined) {
+    parts.push(table(['cached blobs', 'pulls/s', 'p50 ms', 'p99 ms'], [
+      [num(sc.few.cachedBlobs), num(sc.few.rate), num(sc.few.p50Ms), num(sc.few.p99Ms)],
+      [num(sc.many.cachedBlobs), num(sc.many.rate), num(sc.many.p50Ms), num(sc.many.p99Ms)],
+    ]), '', `Restart with ${num(sc.many.cachedBlobs)} blobs: listening after ${(num(sc.startup.listeningMs) / 1000).toFixed(2)} s, all blobs indexed after ${(num(sc.startup.indexedMs) / 1000).toFixed(2)} s.`)
+  }
+  const text = parts.join('\n') + '\n'
+  writeFileSync(join(outDir, 'RESULTS.md'), text)
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify(r, null, 2) + '\n')
+  return text
+}

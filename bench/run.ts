@@ -1,0 +1,221 @@
+// npm run bench [-- --quick] [-- --out DIR]
+// ferry side by side with the proxies users would pick instead, in one run
+// on this machine: the upstream itself (direct), ferry, the CNCF
+// distribution registry in proxy mode, and nginx proxy_cache with
+// proxy_cache_lock. Prints a table of figures and ratios against targets;
+// writes RESULTS.md and results.json (to bench/ for a full run).
+import { execFileSync } from 'node:child_process'
+import { randomBytes, createHash } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startRegistry } from '../test/helpers/registry.ts'
+import { pullBlobConcurrently, pullImages, verifyBlob, type SmallImage } from './load.ts'
+import { pushFile, randomFile, seedSmallImages } from './seed.ts'
+import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
+import { writeReport, type Check, type Results } from './report.ts'
+
+const MiB = 1024 * 1024
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const outIndex = args.indexOf('--out')
+const here = dirname(fileURLToPath(import.meta.url))
+const outDir = outIndex >= 0 ? args[outIndex + 1]! : (quick ? mkdtempSync(join(tmpdir(), 'ferry-bench-out-')) : here)
+
+const SIZES = quick
+  ? { big: 32 * MiB, small: 40, warmPasses: 3, tagTTLSeconds: 4, scaleBlobs: 2_000, scaleImages: 20 }
+  : { big: 512 * MiB, small: 200, warmPasses: 5, tagTTLSeconds: 15, scaleBlobs: 100_000, scaleImages: 50 }
+
+const stops: (() => Promise<void>)[] = []
+async function stopAll (): Promise<void> {
+  for (const stop of stops.splice(0).reverse()) await stop().catch(() => {})
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => { void stopAll().finally(() => process.exit(130)) })
+}
+
+function log (msg: string): void { process.stderr.write(`[bench] ${msg}\n`) }
+
+async function measure<T> (targets: readonly Target[], name: string, run: (t: Target) => Promise<T>, peaks: Results['peakRss']): Promise<Record<string, T>> {
+  const out: Record<string, T> = {}
+  for (const t of targets) {
+    resetPeak(t.pids())
+    out[t.name] = await run(t)
+    ;(peaks[name] ??= {})[t.name] = peakRss(t.pids())
+  }
+  return out
+}
+
+async function main (): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'))
+  stops.push(async () => { rmSync(dir, { recursive: true, force: true }) })
+  const started = Date.now()
+
+  log(`seeding the upstream (${quick ? 'quick' : 'full'} run)`)
+  const upstreamReg = await startRegistry({ dir: join(dir, 'upstream') })
+  stops.push(() => upstreamReg.stop())
+  const bigA = join(dir, 'big-a.bin'); const bigB = join(dir, 'big-b.bin')
+  const digestA = await randomFile(bigA, SIZES.big)
+  const digestB = await randomFile(bigB, SIZES.big)
+  await pushFile(upstreamReg.url, 'bench/big', bigA, digestA)
+  await pushFile(upstreamReg.url, 'bench/big', bigB, digestB)
+  rmSync(bigA); rmSync(bigB)
+  const images = await seedSmallImages(upstreamReg.url, SIZES.small)
+
+  const ferry = await startFerryTarget(join(dir, 'ferry'), upstreamReg.url, `${SIZES.tagTTLSeconds}s`)
+  stops.push(() => ferry.stop())
+  const distribution = await startDistributionProxy(join(dir, 'distribution'), upstreamReg.url)
+  stops.push(() => distribution.stop())
+  const nginx = await startNginx(join(dir, 'nginx'), upstreamReg.host, SIZES.tagTTLSeconds)
+  stops.push(() => nginx.stop())
+  const direct = upstreamTarget(upstreamReg)
+  const proxies = [ferry, distribution, nginx]
+  const all = [direct, ...proxies]
+
+  const results: Results = {
+    date: new Date().toISOString(), quick,
+    machine: { cores: cpus().length, memoryGiB: Math.round(totalmem() / 1024 ** 3) },
+    versions: versions(),
+    sizes: SIZES,
+    scenarios: {}, peakRss: {}, checks: [],
+  }
+  const blobUrl = (t: Target, d: string): string => `${t.url}/v2/bench/big/blobs/${d}`
+  const upstreamGets = (d: string): number => upstreamReg.count('GET', `/blobs/${d}`)
+
+  log('1. one client, cold then warm')
+  const one: Record<string, { coldMBps: number, warmMBps: number, ok: boolean }> = {}
+  for (const t of all) {
+    resetPeak(t.pids())
+    const cold = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
+    const warm = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
+    one[t.name] = { coldMBps: SIZES.big / 1e6 / (cold.wallMs / 1000), warmMBps: SIZES.big / 1e6 / (warm.wallMs / 1000), ok: cold.ok === 1 && warm.ok === 1 }
+    ;(results.peakRss['1 one client'] ??= {})[t.name] = peakRss(t.pids())
+  }
+  results.scenarios['1 one client'] = one
+
+  log('2. 16 clients, cold')
+  const herdCold = await measure(all, '2 16 clients cold', async t => {
+    const before = upstreamGets(digestB)
+    const run = await pullBlobConcurrently(blobUrl(t, digestB), 16, SIZES.big)
+    return { ...run, upstreamFetches: upstreamGets(digestB) - before }
+  }, results.peakRss)
+  for (const t of all) (herdCold[t.name] as Record<string, unknown>).verified = await verifyBlob(blobUrl(t, digestB), 16, digestB)
+  results.scenarios['2 16 clients cold'] = herdCold
+
+  log('3. 16 clients, warm')
+  results.scenarios['3 16 clients warm'] = await measure(all, '3 16 clients warm', t => pullBlobConcurrently(blobUrl(t, digestB), 16, SIZES.big), results.peakRss)
+
+  log('4. small images, 32 clients, cold then warm')
+  const coldAt: Record<string, number> = {}
+  const smallCold = await measure(all, '4 small images cold', async t => {
+    const r = await pullImages(t.url, images, 32, 1)
+    coldAt[t.name] = Date.now()
+    return r
+  }, results.peakRss)
+  const smallWarm = await measure(all, '4 small images warm', async t => {
+    const before = upstreamReg.requests().length
+    const r = await pullImages(t.url, images, 32, SIZES.warmPasses)
+    return { ...r, upstreamRequests: upstreamReg.requests().length - before }
+  }, results.peakRss)
+  results.scenarios['4 small images cold'] = smallCold
+  results.scenarios['4 small images warm'] = smallWarm
+
+  log('5. small images by tag after the TTL')
+  const revalidated = await measure(all, '5 tag revalidation', async t => {
+    const wait = (coldAt[t.name] ?? 0) + (SIZES.tagTTLSeconds + 1) * 1000 - Date.now()
+    if (wait > 0) await sleep(wait)
+    const before = upstreamReg.requests().length
+    const r = await pullImages(t.url, images, 32, 1)
+    return { ...r, upstreamRequestsPerPull: (upstreamReg.requests().length - before) / r.pulls }
+  }, results.peakRss)
+  results.scenarios['5 tag revalidation'] = revalidated
+
+  for (const t of [distribution, nginx]) await t.stop()
+  log('7. scale: warm small-image rate with few and with many cached blobs (ferry)')
+  results.scenarios['7 scale'] = await scale(dir, upstreamReg.url, images.slice(0, SIZES.scaleImages), results)
+  await ferry.stop()
+
+  results.checks = checks(results)
+  results.seconds = Math.round((Date.now() - started) / 1000)
+  const text = writeReport(results, outDir)
+  process.stdout.write(text + '\n')
+  log(`wrote ${join(outDir, 'RESULTS.md')} and results.json`)
+}
+
+async function scale (dir: string, upstream: string, images: readonly SmallImage[], results: Results): Promise<Record<string, unknown>> {
+  const base = join(dir, 'scale')
+  const first = await startFerryTarget(base, upstream, '1h')
+  await pullImages(first.url, images, 32, 1)
+  const few = await pullImages(first.url, images, 32, SIZES.warmPasses * 4)
+  const fewBlobs = await cacheBlobs(first.url)
+  await first.stop()
+  // fill the store with many more blobs, as a long-running cache would have
+  const root = join(first.data, 'blobs', 'sha256')
+  for (let i = 0; i < SIZES.scaleBlobs; i++) {
+    const bytes = randomBytes(64)
+    const hex = createHash('sha256').update(bytes).digest('hex')
+    mkdirSync(join(root, hex.slice(0, 2)), { recursive: true })
+    writeFileSync(join(root, hex.slice(0, 2), hex), bytes)
+  }
+  const t0 = performance.now()
+  const second = await startFerryTarget(base, upstream, '1h')
+  const listeningMs = performance.now() - t0
+  while (await cacheBlobs(second.url) < fewBlobs + SIZES.scaleBlobs) await sleep(100)
+  const indexedMs = performance.now() - t0
+  resetPeak(second.pids())
+  const many = await pullImages(second.url, images, 32, SIZES.warmPasses * 4)
+  ;(results.peakRss['7 scale'] ??= {}).ferry = peakRss(second.pids())
+  const manyBlobs = await cacheBlobs(second.url)
+  await second.stop()
+  return { few: { ...few, cachedBlobs: fewBlobs }, many: { ...many, cachedBlobs: manyBlobs }, startup: { listeningMs, indexedMs } }
+}
+
+async function cacheBlobs (url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return Number(/^ferry_cache_blobs (\d+)/m.exec(text)?.[1] ?? 0)
+}
+
+function versions (): Results['versions'] {
+  const v = (cmd: string, a: string[]): string => {
+    try { return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() } catch (err) { return String((err as { stderr?: string }).stderr ?? '').trim() }
+  }
+  return {
+    node: process.version,
+    dockerRegistry: v('docker-registry', ['--version']).split(' ').slice(-1)[0] ?? '?',
+    nginx: v('nginx', ['-v']).replace(/^nginx version: /, ''),
+  }
+}
+
+type Row = Record<string, number>
+function checks (r: Results): Check[] {
+  const s = r.scenarios as Record<string, Record<string, Row>>
+  const one = s['1 one client']!; const cold = s['2 16 clients cold']!; const warm = s['3 16 clients warm']!
+  const smallCold = s['4 small images cold']!; const smallWarm = s['4 small images warm']!
+  const sc = s['7 scale'] as unknown as { few: Row, many: Row }
+  const bestWarmWall = Math.min(warm.distribution!.wallMs!, warm.nginx!.wallMs!)
+  const ferryPeaks = Object.values(r.peakRss).map(p => p.ferry ?? 0)
+  const c = (name: string, value: number, target: string, pass: boolean): Check => ({ name, value: Math.round(value * 1000) / 1000, target, pass })
+  return [
+    c('cold, one client: ferry / distribution throughput', one.ferry!.coldMBps! / one.distribution!.coldMBps!, '>= 1', one.ferry!.coldMBps! >= one.distribution!.coldMBps!),
+    c('warm, one client: ferry / nginx throughput', one.ferry!.warmMBps! / one.nginx!.warmMBps!, '>= 1', one.ferry!.warmMBps! >= one.nginx!.warmMBps!),
+    c('16 cold: upstream fetches (ferry)', cold.ferry!.upstreamFetches!, '= 1', cold.ferry!.upstreamFetches === 1),
+    c('16 cold: slowest first byte, s (ferry)', cold.ferry!.ttfbMaxMs! / 1000, '< 0.1', cold.ferry!.ttfbMaxMs! < 100),
+    c('16 cold: wall, ferry / direct', cold.ferry!.wallMs! / cold.upstream!.wallMs!, '<= 1.1', cold.ferry!.wallMs! <= 1.1 * cold.upstream!.wallMs!),
+    c('16 cold: digests verified (ferry)', cold.ferry!.verified!, '= 16', cold.ferry!.verified === 16),
+    c('16 warm: wall, ferry / best reference', warm.ferry!.wallMs! / bestWarmWall, '<= 0.9', warm.ferry!.wallMs! <= 0.9 * bestWarmWall),
+    c('small cold: rate, ferry / direct', smallCold.ferry!.rate! / smallCold.upstream!.rate!, '>= 0.8', smallCold.ferry!.rate! >= 0.8 * smallCold.upstream!.rate!),
+    c('small warm: rate, ferry / nginx', smallWarm.ferry!.rate! / smallWarm.nginx!.rate!, '>= 3', smallWarm.ferry!.rate! >= 3 * smallWarm.nginx!.rate!),
+    c('small warm: p99, ferry / nginx', smallWarm.ferry!.p99Ms! / smallWarm.nginx!.p99Ms!, '<= 0.5', smallWarm.ferry!.p99Ms! <= 0.5 * smallWarm.nginx!.p99Ms!),
+    c('warm pulls by tag within TTL: upstream requests (ferry)', smallWarm.ferry!.upstreamRequests!, '= 0', smallWarm.ferry!.upstreamRequests === 0),
+    c('peak RSS, MiB (ferry, worst scenario)', Math.max(...ferryPeaks) / MiB, '< 200', Math.max(...ferryPeaks) < 200 * MiB),
+    c('scale: warm rate with many blobs / with few', sc.many.rate! / sc.few.rate!, '>= 0.9', sc.many.rate! >= 0.9 * sc.few.rate!),
+  ]
+}
+
+main().then(stopAll, async err => {
+  process.stderr.write(`[bench] failed: ${(err as Error).stack ?? String(err)}\n`)
+  await stopAll()
+  process.exitCode = 1
+})
