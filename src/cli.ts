@@ -8,6 +8,11 @@ import { runPrimary } from './cluster/primary.ts'
 import { createLogger, type Logger } from './observe/logger.ts'
 import { serve } from './serve.ts'
 
+// fsync of committed blobs holds a threadpool thread for milliseconds; with
+// libuv's default 4 threads, every other file operation queued behind them.
+// Read at the pool's first use, which is after this line.
+process.env.UV_THREADPOOL_SIZE ??= '16'
+
 const USAGE = `ferry: pull-through cache and replicator for OCI registries
 
 usage:

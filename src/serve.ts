@@ -70,7 +70,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     metricsText = async () => ({ text: await metrics.text(), contentType: metrics.registry.contentType })
     closeIndex = () => eviction.close()
   }
-  const blobs = new BlobCache({ store, staging, index, coordinator, policy: config.cache, log, metrics })
+  const blobs = new BlobCache({ store, staging, index, coordinator, policy: config.cache, smallBlobMemory: config.cache.smallBlobMemory, log, metrics })
   const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes })
   const lists = new ListCache(state, log, metrics)
   const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText }, log)

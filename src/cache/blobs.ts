@@ -2,12 +2,13 @@
 // upstream. Blobs are immutable, so a hit never asks the upstream.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { onceDone, type Body } from '../io/body.ts'
+import { LRUCache } from 'lru-cache'
+import { bufferBody, collect, onceDone, type Body } from '../io/body.ts'
 import { parseRange, type ByteRange } from '../oci/range.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
-import type { BlobStore } from '../store/blob-store.ts'
+import type { BlobStore, OpenBlob } from '../store/blob-store.ts'
 import type { Route } from '../upstream/router.ts'
 import type { CacheIndex } from './cache-index.ts'
 import type { FillCoordinator } from './fill-coordinator.ts'
@@ -37,20 +38,28 @@ export class BlobCache {
   private readonly index: CacheIndex
   private readonly coordinator: FillCoordinator
   private readonly policy: FillPolicy
+  private readonly small: LRUCache<string, Buffer>
   private readonly log: Logger
   private readonly metrics: Metrics
 
-  constructor (opts: { store: BlobStore, staging: string, index: CacheIndex, coordinator: FillCoordinator, policy: FillPolicy, log: Logger, metrics: Metrics }) {
+  constructor (opts: { store: BlobStore, staging: string, index: CacheIndex, coordinator: FillCoordinator, policy: FillPolicy, smallBlobMemory: number, log: Logger, metrics: Metrics }) {
     this.store = opts.store
     this.staging = opts.staging
     this.index = opts.index
     this.coordinator = opts.coordinator
     this.policy = opts.policy
+    this.small = new LRUCache({ maxSize: Math.max(SMALL_BLOB_BYTES, opts.smallBlobMemory), sizeCalculation: b => b.length + 100 })
     this.log = opts.log
     this.metrics = opts.metrics
   }
 
   async head (route: Route, digest: Digest): Promise<BlobAnswer> {
+    const small = this.small.get(digest.value)
+    if (small !== undefined) {
+      this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+      this.index.touch(digest.value)
+      return { size: small.length, range: undefined, length: small.length, body: undefined, source: 'cache' }
+    }
     const info = await this.store.stat(digest)
     if (info !== undefined) {
       this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
@@ -179,20 +188,36 @@ export class BlobCache {
   }
 
   private async fromStore (digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer | undefined> {
-    const info = await this.store.stat(digest)
-    if (info === undefined) return undefined
-    const range = parseRange(rangeHeader, info.size)
+    const small = this.small.get(digest.value)
+    if (small !== undefined) {
+      this.index.touch(digest.value)
+      return answerFromBuffer(small, parseRange(rangeHeader, small.length))
+    }
     const unpin = this.index.pin(digest.value)
-    let read
+    let blob: OpenBlob | undefined
     try {
-      read = await this.store.read(digest, range)
+      blob = await this.store.open(digest)
     } catch (err) {
       unpin()
       throw err
     }
-    if (read === undefined) { unpin(); return undefined }
+    if (blob === undefined) { unpin(); return undefined }
+    let range: ByteRange | undefined
+    try {
+      range = parseRange(rangeHeader, blob.size)
+    } catch (err) {
+      blob.close(); unpin()
+      throw err
+    }
     this.index.touch(digest.value)
-    return { size: info.size, range, length: read.size, body: onceDone(read.body, unpin), source: 'cache' }
+    if (blob.size <= SMALL_BLOB_BYTES) {
+      // small blobs (configs, small layers) are kept in memory: the next hit costs no disk I/O
+      const bytes = await collect(onceDone(blob.body(), unpin), SMALL_BLOB_BYTES)
+      this.small.set(digest.value, bytes)
+      return answerFromBuffer(bytes, range)
+    }
+    const length = range === undefined ? blob.size : range.end - range.start + 1
+    return { size: blob.size, range, length, body: onceDone(blob.body(range), unpin), source: 'cache' }
   }
 
   private async fromFill (fill: Fill, rangeHeader: string | undefined): Promise<BlobAnswer> {
@@ -217,6 +242,14 @@ export class BlobCache {
 }
 
 class RetryClaim extends Error {}
+
+/** Blobs up to this size are also kept in memory once read. */
+const SMALL_BLOB_BYTES = 256 * 1024
+
+function answerFromBuffer (bytes: Buffer, range: ByteRange | undefined): BlobAnswer {
+  const part = range === undefined ? bytes : bytes.subarray(range.start, range.end + 1)
+  return { size: bytes.length, range, length: part.length, body: bufferBody(part), source: 'cache' }
+}
 
 function declaredSize (header: string | string[] | undefined): number | undefined {
   const n = Number(header)

@@ -106,7 +106,7 @@ export class ManifestCache {
       const type = contentType(res.headers['content-type'])
       if (headDigest === entry.digest && (type === undefined || type === entry.mediaType)) {
         this.metrics.cache.inc({ kind: 'tag', result: 'revalidated' })
-        await this.putEntry(key, { ...entry, fetchedAt: Date.now() })
+        this.background(this.putEntry(key, { ...entry, fetchedAt: Date.now() }), 'tag')
         const local = await this.local(entry.digest)
         if (local !== undefined) return local
       }
@@ -122,7 +122,7 @@ export class ManifestCache {
     const m = await this.fetch(route, key.tag, accept.length > 0 ? accept : undefined, undefined)
     // cache only what answers this Accept set again; an answer the client did not ask for is passed on, not kept
     if (accept.length === 0 || accepts(accept, m.mediaType)) {
-      await this.putEntry(key, { accept, digest: m.digest, mediaType: m.mediaType, size: m.body.length, fetchedAt: Date.now() })
+      this.background(this.putEntry(key, { accept, digest: m.digest, mediaType: m.mediaType, size: m.body.length, fetchedAt: Date.now() }), 'tag')
     }
     return m
   }
@@ -155,17 +155,21 @@ export class ManifestCache {
     const header = contentType(res.headers['content-type'])
     const type = header !== undefined && header !== 'application/octet-stream' && header !== 'text/plain' ? header : parsed.mediaType
     if (type === undefined) throw new ManifestInvalid('upstream manifest has no media type')
-    await this.save(digest, type, body)
+    // memory has it from here on; the disk copy need not delay the client
+    this.memory.set(digest.value, { mediaType: type, body })
+    this.background(this.save(digest, type, body), 'manifest')
     return { digest: digest.value, mediaType: type, body }
   }
 
+  private background (work: Promise<void>, what: string): void {
+    work.catch((err: unknown) => { this.log.error({ err: (err as Error).message, what }, 'could not save to the cache') })
+  }
+
   private async save (digest: Digest, mediaType: string, body: Buffer): Promise<void> {
-    this.memory.set(digest.value, { mediaType, body })
-    if (await this.store.stat(digest) === undefined) {
-      const tmp = join(this.staging, `m-${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`)
-      await writeFile(tmp, body)
-      await this.store.commitFile(digest, tmp)
-    }
+    // content-addressed: writing the same bytes again is harmless, and cheaper than asking first
+    const tmp = join(this.staging, `m-${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`)
+    await writeFile(tmp, body)
+    await this.store.commitFile(digest, tmp)
     // the media type is written after the bytes: a reader that sees it finds the bytes
     await this.state.putManifestType(digest.value, mediaType)
   }
@@ -175,9 +179,9 @@ export class ManifestCache {
     if (mem !== undefined) return { digest, mediaType: mem.mediaType, body: mem.body }
     const mediaType = await this.state.getManifestType(digest)
     if (mediaType === undefined) return undefined
-    const read = await this.store.read(parseDigest(digest))
-    if (read === undefined) return undefined
-    const body = await collect(read.body, MAX_MANIFEST_BYTES)
+    const blob = await this.store.open(parseDigest(digest))
+    if (blob === undefined) return undefined
+    const body = await collect(blob.body(), MAX_MANIFEST_BYTES)
     this.memory.set(digest, { mediaType, body })
     return { digest, mediaType, body }
   }

@@ -41,6 +41,8 @@ export interface RegionConfig {
     readonly maxBytes: number
     readonly resumeAttempts: number
     readonly resumeBackoffMs: number
+    /** Memory for blobs of 256 KiB or less (configs, small layers), besides the disk. */
+    readonly smallBlobMemory: number
   }
   readonly upstreams: readonly UpstreamConfig[]
   readonly defaultUpstream: UpstreamConfig | undefined
@@ -54,6 +56,7 @@ export const DEFAULTS = {
   maxBytes: '20GiB',
   resumeAttempts: 5,
   resumeBackoff: '250ms',
+  smallBlobMemory: '64MiB',
   tagTTL: '5m',
   staleIfError: '24h',
   connections: 32,
@@ -148,12 +151,13 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
       else f.problem('log.level', `one of ${LOG_LEVELS.join(', ')}`, l.level)
     }
   }
-  const c = r.cache === undefined ? {} : (f.record(r.cache, 'cache', ['maxBytes', 'manifestMemory', 'resumeAttempts', 'resumeBackoff']) ?? {})
+  const c = r.cache === undefined ? {} : (f.record(r.cache, 'cache', ['maxBytes', 'manifestMemory', 'smallBlobMemory', 'resumeAttempts', 'resumeBackoff']) ?? {})
   const manifestCacheBytes = f.size(c.manifestMemory ?? DEFAULTS.manifestCacheBytes, 'cache.manifestMemory') ?? DEFAULTS.manifestCacheBytes
   const cache = {
     maxBytes: f.size(c.maxBytes ?? DEFAULTS.maxBytes, 'cache.maxBytes') ?? 0,
     resumeAttempts: f.integer(c.resumeAttempts ?? DEFAULTS.resumeAttempts, 'cache.resumeAttempts', 0, 100) ?? 0,
     resumeBackoffMs: f.duration(c.resumeBackoff ?? DEFAULTS.resumeBackoff, 'cache.resumeBackoff') ?? 0,
+    smallBlobMemory: f.size(c.smallBlobMemory ?? DEFAULTS.smallBlobMemory, 'cache.smallBlobMemory') ?? 0,
   }
   if (cache.maxBytes === 0) f.problem('cache.maxBytes', 'a size above zero', c.maxBytes)
 

@@ -112,6 +112,17 @@ export function streamBody (stream: Readable): Body {
   }
 }
 
+/** Bytes already in memory. */
+export function bufferBody (bytes: Buffer): Body {
+  return {
+    async writeTo (out) {
+      if (bytes.length > 0) await writeChunk(out, bytes)
+      return bytes.length
+    },
+    discard () {},
+  }
+}
+
 /** The whole body in memory; for manifests, which are small by definition. */
 export async function collect (body: Body, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = []

@@ -7,17 +7,19 @@ import type { ByteRange } from '../oci/range.ts'
 
 export interface BlobInfo { readonly size: number }
 
-export interface BlobRead {
-  /** Bytes in the body (the range's length, or the blob's size). */
+/** An open blob: its size, then one body of it, whole or a range. */
+export interface OpenBlob {
   readonly size: number
-  /** The requested bytes; the caller must write or discard it. */
-  readonly body: Body
+  /** The bytes of `range` (inclusive, inside the blob) or all of them; the caller must write or discard it. */
+  body (range?: ByteRange): Body
+  /** Let go without taking a body. */
+  close (): void
 }
 
 export interface BlobStore {
   stat (digest: Digest): Promise<BlobInfo | undefined>
-  /** undefined when the blob is absent. The range must lie inside the blob (check against stat first). */
-  read (digest: Digest, range?: ByteRange): Promise<BlobRead | undefined>
+  /** undefined when the blob is absent. */
+  open (digest: Digest): Promise<OpenBlob | undefined>
   /**
    * Take a local file whose bytes are already verified to hash to `digest` and
    * make it the blob. The file is consumed (moved or uploaded, then removed).

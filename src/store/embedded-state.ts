@@ -14,6 +14,7 @@ export class EmbeddedState implements RegionState {
   private readonly tags = new LRUCache<string, readonly TagEntry[]>({ max: 100_000 })
   private readonly manifestTypes = new LRUCache<string, string | typeof NONE>({ max: 200_000 })
   private seq = 0
+  private readonly made = new Set<string>()
 
   constructor (root: string) { this.root = root }
 
@@ -78,7 +79,11 @@ export class EmbeddedState implements RegionState {
   }
 
   private async writeAtomic (path: string, text: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true })
+    const folder = dirname(path)
+    if (!this.made.has(folder)) {
+      await mkdir(folder, { recursive: true })
+      this.made.add(folder)
+    }
     const tmp = `${path}.${process.pid}.${++this.seq}.tmp`
     await writeFile(tmp, text)
     await rename(tmp, path)

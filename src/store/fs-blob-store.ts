@@ -4,12 +4,13 @@ import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:f
 import { dirname, join } from 'node:path'
 import { fileBody } from '../io/body.ts'
 import type { Digest } from '../oci/reference.ts'
-import type { ByteRange } from '../oci/range.ts'
-import type { BlobInfo, BlobRead, BlobStore } from './blob-store.ts'
+import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
 
 
 export class FsBlobStore implements BlobStore {
   readonly root: string
+  /** Folders known to exist: a commit costs a rename, not a mkdir and a rename. */
+  private readonly made = new Set<string>()
   constructor (root: string) { this.root = root }
 
   path (digest: Digest): string {
@@ -26,7 +27,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async read (digest: Digest, range?: ByteRange): Promise<BlobRead | undefined> {
+  async open (digest: Digest): Promise<OpenBlob | undefined> {
     let fh
     try {
       fh = await open(this.path(digest), 'r')
@@ -34,22 +35,29 @@ export class FsBlobStore implements BlobStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw err
     }
+    let size: number
     try {
-      const { size } = await fh.stat()
-      const start = range?.start ?? 0
-      const end = range === undefined ? size - 1 : Math.min(range.end, size - 1)
-      if (size === 0 || end < start) return { size: 0, body: fileBody(fh, 0, -1) }
-      // the body owns the handle from here and closes it when written or discarded
-      return { size: end - start + 1, body: fileBody(fh, start, end) }
+      size = (await fh.stat()).size
     } catch (err) {
       await fh.close()
       throw err
+    }
+    const handle = fh
+    return {
+      size,
+      // the body owns the handle from here and closes it when written or discarded
+      body: range => fileBody(handle, range?.start ?? 0, range?.end ?? size - 1),
+      close: () => { void handle.close().catch(() => {}) },
     }
   }
 
   async commitFile (digest: Digest, localPath: string): Promise<void> {
     const target = this.path(digest)
-    await mkdir(dirname(target), { recursive: true })
+    const folder = dirname(target)
+    if (!this.made.has(folder)) {
+      await mkdir(folder, { recursive: true })
+      this.made.add(folder)
+    }
     try {
       await rename(localPath, target)
     } catch (err) {

@@ -1,0 +1,46 @@
+// The benchmark must never rot: its quick mode runs every scenario against
+// every target and produces figures. How fast is bench/'s business, not this
+// test's.
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { ROOT } from '../helpers/ferry.ts'
+import { requireBinary } from '../helpers/registry.ts'
+
+const run = promisify(execFile)
+
+t.test('npm run bench -- --quick runs every scenario and reports every figure', async t => {
+  requireBinary('nginx', 'nginx')
+  requireBinary('curl', 'curl')
+  const out = mkdtempSync(join(tmpdir(), 'ferry-bench-test-'))
+  const { stdout } = await run(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--quick', '--out', out], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 180_000 })
+  t.match(stdout, /# ferry benchmark \(quick\)/)
+  const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+    scenarios: Record<string, Record<string, Record<string, number>>>
+    peakRss: Record<string, Record<string, number>>
+    checks: { name: string, value: number, pass: boolean }[]
+  }
+  const targets = ['upstream', 'ferry', 'distribution', 'nginx']
+  for (const scenario of ['1 one client', '2 16 clients cold', '3 16 clients warm', '4 small images cold', '4 small images warm', '5 tag revalidation']) {
+    for (const target of targets) {
+      const row = r.scenarios[scenario]?.[target]
+      t.ok(row !== undefined, `${scenario}: ${target} ran`)
+      const figures = Object.values(row ?? {}).filter(v => typeof v === 'number')
+      t.ok(figures.length > 0 && figures.every(v => Number.isFinite(v)), `${scenario}: ${target} has figures`)
+      t.ok((r.peakRss[scenario]?.[target] ?? 0) > 0, `${scenario}: ${target} peak RSS measured`)
+    }
+  }
+  // every target got every byte in the timed runs, and ferry's bytes verified
+  for (const target of targets) t.equal(r.scenarios['2 16 clients cold']![target]!.ok, 16, `${target}: 16 complete cold transfers`)
+  t.equal(r.scenarios['2 16 clients cold']!.ferry!.verified, 16)
+  t.equal(r.scenarios['4 small images warm']!.ferry!.failed, 0)
+  const scale = r.scenarios['7 scale'] as unknown as { few: Record<string, number>, many: Record<string, number> }
+  t.ok(scale.many.cachedBlobs > scale.few.cachedBlobs, 'the scale run grew the cache')
+  t.ok(scale.few.rate > 0 && scale.many.rate > 0)
+  t.equal(r.checks.length, 13, 'every target is checked')
+  t.ok(r.checks.every(c => Number.isFinite(c.value)), 'every check has a value')
+  t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## Targets/)
+})
