@@ -49,33 +49,18 @@ export interface FillOptions {
 
 type State = 'running' | 'verified' | 'failed'
 
-/** Received bytes kept in memory ahead of the disk, per fill. */
-const WINDOW_BYTES = 16 * 1024 * 1024
-/** Largest single write to the staging file, and how many run at once. */
-const FLUSH_BYTES = 4 * 1024 * 1024
-const FLUSH_PARALLEL = 4
-
 export class Fill {
   readonly digest: Digest
   readonly tempPath: string
   size: number | undefined
-  /** Bytes received and hashed so far: on disk or still in the window. */
-  received = 0
-  /** Bytes on disk in the staging file (a prefix of what was received). */
+  /** Bytes written to the staging file so far. */
   written = 0
   state: State = 'running'
   error: OciError | undefined
   /** Resolves when the upstream answered 200 (size known); rejects with the client-facing error otherwise. */
   ready: Promise<void> = Promise.resolve()
   private fh: FileHandle | undefined
-  /** Received chunks not yet on disk, in order: they cover [written, received). */
-  private window: Buffer[] = []
-  /** Writes in flight, in offset order. */
-  private readonly writes: { end: number, count: number, done: boolean }[] = []
-  /** Window chunks handed to a write so far, and the offset the next write starts at. */
-  private queued = 0
-  private issued = 0
-  private flushError: unknown
+  private writing: Promise<void> = Promise.resolve()
   private users = 1 // the fill itself
   private tick!: Promise<void>
   private wake!: () => void
@@ -110,7 +95,7 @@ export class Fill {
     this.onChange?.({
       size: this.size,
       written: this.written,
-      ...(this.state === 'verified' && this.written === this.received ? { verified: true } : {}),
+      ...(this.state === 'verified' ? { verified: true } : {}),
       ...(this.outcome !== undefined ? { outcome: this.outcome } : {}),
     })
   }
@@ -124,7 +109,6 @@ export class Fill {
   async follow (claim: { path: string, size: number | undefined, written: number, started: boolean }, subscribe: (listener: (u: FillUpdate) => void) => () => void): Promise<void> {
     this.size = claim.size
     this.written = claim.written
-    this.received = claim.written // a follower reads only what is on the leader's disk
     let started!: () => void
     const startedP = new Promise<void>(resolve => { started = resolve })
     if (claim.started) started()
@@ -133,7 +117,6 @@ export class Fill {
       if (this.state === 'failed') return
       this.size = u.size ?? this.size
       this.written = Math.max(this.written, u.written)
-      this.received = this.written
       if (u.outcome === 'failed' && this.state === 'running') {
         unsubscribe()
         this.fail(new FillError('upstream', 'the fill of this blob failed in another worker'))
@@ -189,23 +172,23 @@ export class Fill {
       let source: FillSource | undefined = first
       for (let failures = 0; ;) {
         try {
-          if (source === undefined) source = await opts.reopen(this.received)
+          if (source === undefined) source = await opts.reopen(this.written)
           if (source.size !== undefined && this.size !== undefined && source.size !== this.size) {
             throw new FillError('size_mismatch', 'upstream changed the blob size between attempts', { before: this.size, now: source.size })
           }
           this.size ??= source.size
           await this.pump(source, hash, opts.onBytes)
-          if (this.size !== undefined && this.received < this.size) {
-            throw new FillError('upstream', 'upstream closed the transfer early', { declared: this.size, received: this.received })
+          if (this.size !== undefined && this.written < this.size) {
+            throw new FillError('upstream', 'upstream closed the transfer early', { declared: this.size, received: this.written })
           }
           break
         } catch (err) {
           source?.body.destroy()
           source = undefined
-          if (this.flushError !== undefined) throw new FillError('store', 'could not write the staging file', { cause: (this.flushError as Error).message })
+          await this.writing // a write still in flight lands before the next attempt appends
           const final = err instanceof FillError ? err.reason !== 'upstream' : (err instanceof OciError && err.status < 500 && err.status !== 429)
           if (final || ++failures > opts.attempts) throw err
-          opts.onResume(this.received, err)
+          opts.onResume(this.written, err)
           await sleep(opts.backoffMs * 2 ** (failures - 1))
         }
       }
@@ -213,11 +196,10 @@ export class Fill {
       if (actual !== this.digest.hex) {
         throw new FillError('digest_mismatch', 'upstream sent a blob whose digest does not match', { expected: this.digest.value, actual: `${this.digest.algorithm}:${actual}` })
       }
-      this.size = this.received
+      this.size = this.written
       // clients get their last byte now; making it durable in the store is not their wait
       this.state = 'verified'
       this.notify()
-      await this.flushAll()
       await this.fh.datasync()
       await opts.commit(this.tempPath)
       this.outcome = 'verified'
@@ -254,106 +236,35 @@ export class Fill {
     })
   }
 
-  /**
-   * Received bytes are hashed and kept in the window at once, so readers at
-   * the frontier get them without waiting for the disk; the flusher writes
-   * them behind. Only a full window slows the upstream down.
-   */
   private sink (hash: Hash, onBytes: (n: number) => void): Writable {
     const write = async (chunks: Buffer[]): Promise<void> => {
       let n = 0
       for (const c of chunks) n += c.length
-      if (this.size !== undefined && this.received + n > this.size) {
+      if (this.size !== undefined && this.written + n > this.size) {
         throw new FillError('size_mismatch', 'upstream sent more bytes than it declared', { declared: this.size })
       }
       for (const c of chunks) hash.update(c)
-      this.window.push(...chunks)
-      this.received += n
+      // positional writes: readers share this handle and read at their own offsets
+      await this.fh!.writev(chunks, this.written)
+      this.written += n
       onBytes(n)
-      this.kickFlush()
       this.notify()
-      while (this.received - this.written > WINDOW_BYTES && this.flushError === undefined) await this.tick
-      if (this.flushError !== undefined) throw new FillError('store', 'could not write the staging file', { cause: (this.flushError as Error).message })
+    }
+    const track = (p: Promise<void>, cb: (err?: Error | null) => void): void => {
+      this.writing = p.catch(() => {})
+      p.then(() => cb(), cb)
     }
     return new Writable({
       highWaterMark: 4 * CHUNK,
-      write: (chunk: Buffer, _enc, cb) => { write([chunk]).then(() => cb(), cb) },
-      writev: (items, cb) => { write(items.map(i => i.chunk as Buffer)).then(() => cb(), cb) },
+      write: (chunk: Buffer, _enc, cb) => { track(write([chunk]), cb) },
+      writev: (items, cb) => { track(write(items.map(i => i.chunk as Buffer)), cb) },
     })
-  }
-
-  /**
-   * Write the window to disk in the background: up to FLUSH_PARALLEL batches
-   * in flight at increasing offsets (page-cache copies then run on several
-   * threadpool threads: 1 GiB took 0.33 s here, against 0.9-1.1 s one batch
-   * at a time). `written` advances over the completed prefix only.
-   */
-  private kickFlush (): void {
-    while (this.writes.length < FLUSH_PARALLEL && this.queued < this.window.length && this.flushError === undefined) {
-      let count = 0
-      let n = 0
-      while (this.queued + count < this.window.length && n < FLUSH_BYTES) n += this.window[this.queued + count++]!.length
-      const batch = this.window.slice(this.queued, this.queued + count)
-      const at = this.issued
-      const write = { end: at + n, count, done: false }
-      this.writes.push(write)
-      this.queued += count
-      this.issued += n
-      // positional writes: readers share this handle and read at their own offsets
-      this.fh!.writev(batch, at).then(({ bytesWritten }) => {
-        if (bytesWritten !== n) throw new Error(`short write: ${bytesWritten} of ${n} bytes`)
-        write.done = true
-        this.advance()
-      }).catch((err: unknown) => {
-        this.flushError ??= err
-        this.notify()
-      })
-    }
-  }
-
-  private advance (): void {
-    while (this.writes[0]?.done === true) {
-      const w = this.writes.shift()!
-      this.window.splice(0, w.count)
-      this.queued -= w.count
-      this.written = w.end
-    }
-    this.notify()
-    this.kickFlush()
-  }
-
-  private async flushAll (): Promise<void> {
-    while ((this.writes.length > 0 || this.window.length > 0) && this.flushError === undefined) {
-      this.kickFlush()
-      await this.tick
-    }
-    if (this.flushError !== undefined) throw this.flushError
-  }
-
-  /** Views of bytes [pos, pos+max) if they are in the window (received, not yet on disk). */
-  private fromWindow (pos: number, max: number): Buffer[] | undefined {
-    let at = this.written
-    if (pos < at) return undefined
-    const out: Buffer[] = []
-    let want = max
-    for (const chunk of this.window) {
-      const end = at + chunk.length
-      if (pos < end) {
-        const view = chunk.subarray(pos - at, Math.min(chunk.length, pos - at + want))
-        out.push(view)
-        pos += view.length
-        want -= view.length
-        if (want === 0) break
-      }
-      at = end
-    }
-    return out.length > 0 ? out : undefined
   }
 
   /** How far readers may read: everything once verified, all but the last byte before. */
   private readable (): number {
-    if (this.state === 'verified') return this.received
-    return Math.max(0, this.received - 1)
+    if (this.state === 'verified') return this.written
+    return Math.max(0, this.written - 1)
   }
 
   /**
@@ -376,8 +287,6 @@ export class Fill {
       },
       complete: () => this.state === 'verified',
       changed: () => this.tick,
-      onDisk: () => this.written,
-      memory: (pos, max) => this.fromWindow(pos, max),
     }
     const start = range?.start ?? 0
     return {

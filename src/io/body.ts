@@ -22,21 +22,6 @@ export interface Growth {
   complete (): boolean
   /** Resolves when limit() may have changed. */
   changed (): Promise<void>
-  /** Bytes of the file on disk; past them, up to limit(), bytes come from memory. */
-  onDisk? (): number
-  /** Views of bytes [pos, pos+max) held in memory, not yet on disk (never pooled: others share them). */
-  memory? (pos: number, max: number): Buffer[] | undefined
-}
-
-/** Several buffers as one write: corked, so the socket gets them in one writev. */
-function writeChunks (out: Writable, chunks: readonly Buffer[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (out.destroyed) { reject(new Error('client went away')); return }
-    out.cork()
-    for (let i = 0; i < chunks.length - 1; i++) out.write(chunks[i])
-    out.write(chunks[chunks.length - 1], err => err ? reject(err) : resolve())
-    out.uncork()
-  })
 }
 
 function writeChunk (out: Writable, chunk: Buffer): Promise<void> {
@@ -66,21 +51,10 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         await Promise.race([growth.changed(), gone])
         continue
       }
-      const fileEnd = growth?.onDisk === undefined ? limit : Math.min(limit, growth.onDisk())
-      if (pos >= fileEnd) {
-        // at the frontier: the bytes are in memory, not yet on disk
-        const mem = growth?.memory?.(pos, Math.min(CHUNK, limit - pos))
-        if (mem === undefined) { await Promise.race([growth!.changed(), gone]); continue }
-        if (inFlight !== undefined) await Promise.race([inFlight, gone])
-        if (failed !== undefined) throw failed
-        inFlight = writeChunks(out, mem).catch(err => { failed = err })
-        for (const m of mem) pos += m.length
-        continue
-      }
       const buf = pool.get()
       let n: number
       try {
-        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(CHUNK, fileEnd - pos), pos))
+        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(CHUNK, limit - pos), pos))
       } catch (err) {
         pool.put(buf)
         throw err
