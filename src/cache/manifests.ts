@@ -45,6 +45,7 @@ export class ManifestCache {
   private readonly metrics: Metrics
   private readonly memory: LRUCache<string, { mediaType: string, body: Buffer }>
   private readonly inflight = new Map<string, Promise<Manifest>>()
+  private readonly tagUpdates = new Map<string, Promise<void>>()
 
   constructor (opts: { store: BlobStore, state: RegionState, staging: string, log: Logger, metrics: Metrics, memoryBytes: number }) {
     this.store = opts.store
@@ -186,14 +187,23 @@ export class ManifestCache {
     return { digest, mediaType, body }
   }
 
-  private async putEntry (key: TagKey, entry: TagEntry): Promise<void> {
-    const others = (await this.state.getTag(key)).filter(e => !sameSet(e.accept, entry.accept))
-    await this.state.putTag(key, [entry, ...others].slice(0, MAX_ENTRIES_PER_TAG))
+  private putEntry (key: TagKey, entry: TagEntry): Promise<void> {
+    return this.updateTag(key, entries => [entry, ...entries.filter(e => !sameSet(e.accept, entry.accept))].slice(0, MAX_ENTRIES_PER_TAG))
   }
 
-  private async dropEntry (key: TagKey, accept: readonly string[]): Promise<void> {
-    const entries = await this.state.getTag(key)
-    await this.state.putTag(key, entries.filter(e => !sameSet(e.accept, accept)))
+  private dropEntry (key: TagKey, accept: readonly string[]): Promise<void> {
+    return this.updateTag(key, entries => entries.filter(e => !sameSet(e.accept, accept)))
+  }
+
+  /** Read-modify-write of one tag's entries, one at a time per tag, so concurrent Accept sets do not lose each other. */
+  private updateTag (key: TagKey, change: (entries: readonly TagEntry[]) => readonly TagEntry[]): Promise<void> {
+    const id = `${key.upstream}|${key.repo}|${key.tag}`
+    const next = (this.tagUpdates.get(id) ?? Promise.resolve())
+      .then(async () => { await this.state.putTag(key, change(await this.state.getTag(key))) })
+    const tail = next.catch(() => {})
+    this.tagUpdates.set(id, tail)
+    void tail.then(() => { if (this.tagUpdates.get(id) === tail) this.tagUpdates.delete(id) })
+    return next
   }
 
   /** Single flight: concurrent identical requests share one upstream round trip. */

@@ -141,3 +141,24 @@ t.test('past staleIfError a down upstream is an error, and a tag deleted upstrea
   t.equal(gone.status, 404)
   t.equal(ociError(gone)?.code, 'MANIFEST_UNKNOWN')
 })
+
+t.test('concurrent pulls of one tag with different Accept sets keep both answers cached', async t => {
+  const upstream = await startRegistry()
+  t.teardown(() => upstream.stop())
+  const img = await image()
+  await pushImage(upstream.url, 'app/many', 'v1', img)
+  const ferry = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, default: true, tagTTL: '1h' }] } })
+  t.teardown(() => ferry.stop())
+  const sets = [
+    img.manifest.mediaType,
+    `${img.manifest.mediaType}, application/vnd.oci.image.index.v1+json`,
+    `${img.manifest.mediaType}, application/vnd.docker.distribution.manifest.v2+json`,
+    `${img.manifest.mediaType}, application/vnd.docker.distribution.manifest.list.v2+json`,
+  ]
+  const first = await Promise.all(sets.map(accept => get(`${ferry.url}/v2/app/many/manifests/v1`, { accept })))
+  for (const a of first) t.equal(a.header('docker-content-digest'), img.manifest.digest)
+  await sleep(300) // tag entries are saved in the background
+  const before = upstream.count('GET', '/v2/app/many/manifests/v1')
+  for (const accept of sets) t.equal((await get(`${ferry.url}/v2/app/many/manifests/v1`, { accept })).status, 200)
+  t.equal(upstream.count('GET', '/v2/app/many/manifests/v1'), before, 'every Accept set was kept: no refetch')
+})
