@@ -72,8 +72,8 @@ export class BlobCache {
     const res = await route.upstream.request({ method: 'HEAD', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
     if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
     res.body.resume()
-    const size = Number(res.headers['content-length'])
-    return { size: Number.isSafeInteger(size) ? size : undefined, range: undefined, length: Number.isSafeInteger(size) ? size : undefined, body: undefined, source: 'upstream' }
+    const size = declaredSize(res.headers['content-length'])
+    return { size, range: undefined, length: size, body: undefined, source: 'upstream' }
   }
 
   async get (route: Route, digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer> {
@@ -137,8 +137,9 @@ export class BlobCache {
       const res = await route.upstream.request({ method: 'GET', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
       if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
       etag = strongEtag(res.headers.etag)
-      this.log.info({ digest: digest.value, upstream, size: declaredSize(res.headers['content-length']) }, 'blob fill started')
-      void fill.run({ size: declaredSize(res.headers['content-length']), body: res.body, skip: 0 }, {
+      const size = declaredSize(res.headers['content-length'])
+      this.log.info({ digest: digest.value, upstream, size }, 'blob fill started')
+      void fill.run({ size, body: res.body, skip: 0 }, {
         reopen: offset => this.reopen(route, digest, offset, etag),
         attempts: this.policy.resumeAttempts,
         backoffMs: this.policy.resumeBackoffMs,
@@ -233,11 +234,6 @@ export class BlobCache {
     const body = fill.reader(range)
     const length = range !== undefined ? range.end - range.start + 1 : fill.size
     return { size: fill.size, range, length, body, source: 'fill' }
-  }
-
-  /** For shutdown: let running fills finish so their work is not lost. */
-  async drain (): Promise<void> {
-    await Promise.allSettled([...this.fills.values()].map(f => f.done))
   }
 }
 

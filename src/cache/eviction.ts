@@ -32,8 +32,6 @@ export class Eviction {
   private evicting: Promise<void> | undefined
   private dirty = false
   private timer: NodeJS.Timeout | undefined
-  /** Resolves when the start-up reconcile with the store has finished. */
-  reconciled: Promise<void> = Promise.resolve()
 
   constructor (store: BlobStore, opts: EvictionOptions, log: Logger, metrics: Metrics) {
     this.store = store
@@ -42,9 +40,6 @@ export class Eviction {
     this.metrics = metrics
   }
 
-  get totalBytes (): number { return this.bytes }
-  has (digest: string): boolean { return this.lru.has(digest) }
-
   async init (): Promise<void> {
     const started = Date.now()
     try {
@@ -52,7 +47,7 @@ export class Eviction {
       for (const [digest, size] of snapshot) this.set(digest, size)
     } catch { /* no snapshot yet, or a torn one: the reconcile finds everything */ }
     this.log.info({ blobs: this.lru.size, bytes: this.bytes, ms: Date.now() - started }, 'cache index loaded')
-    this.reconciled = this.reconcile().catch(err => { this.log.error({ err }, 'cache reconcile failed') })
+    void this.reconcile().catch(err => { this.log.error({ err }, 'cache reconcile failed') })
     this.timer = setInterval(() => { void this.persist() }, this.opts.snapshotEveryMs)
     this.timer.unref()
   }

@@ -33,8 +33,6 @@ export interface FillSource {
   readonly skip: number
 }
 
-export type { FillUpdate }
-
 export interface FillOptions {
   /** Opens the upstream again from `offset`, after a drop or a stall. */
   readonly reopen: (offset: number) => Promise<FillSource>
@@ -267,14 +265,14 @@ export class Fill {
     return Math.max(0, this.written - 1)
   }
 
+  /** The staging file is still open, so readers can be served from it. */
+  get open (): boolean { return this.fh !== undefined || this.state === 'running' }
+
   /**
    * The bytes [range.start, range.end] (inclusive), or the whole blob, served
    * from the staging file as it grows. Writing fails, and so cuts its client,
    * if the fill fails.
    */
-  /** The staging file is still open, so readers can be served from it. */
-  get open (): boolean { return this.fh !== undefined || this.state === 'running' }
-
   reader (range?: ByteRange): Body {
     if (this.state === 'failed') throw this.error!
     this.users++

@@ -10,7 +10,7 @@ import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { ListAnswer, RegionState } from '../store/region-state.ts'
 import type { Route } from '../upstream/router.ts'
-import { readLimited } from '../upstream/token-auth.ts'
+import { readLimited } from '../upstream/read-body.ts'
 import type { UpstreamResponse } from '../upstream/upstream.ts'
 
 const MAX_LIST_BYTES = 16 * 1024 * 1024

@@ -3,8 +3,7 @@
 // path: positional reads into pooled buffers, each buffer reused only after
 // the socket has taken it, one read ahead of the write in flight.
 import type { FileHandle } from 'node:fs/promises'
-import { Writable, type Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { Writable } from 'node:stream'
 import { CHUNK, pool } from './buffer-pool.ts'
 
 export interface Body {
@@ -96,19 +95,6 @@ export function onceDone (body: Body, after: () => void): Body {
       try { return await body.writeTo(out) } finally { finish() }
     },
     discard () { body.discard(); finish() },
-  }
-}
-
-/** A body read from a stream (a remote store, a collector's source). */
-export function streamBody (stream: Readable): Body {
-  return {
-    async writeTo (out) {
-      let n = 0
-      stream.on('data', (c: Buffer) => { n += c.length })
-      await pipeline(stream, out)
-      return n
-    },
-    discard () { stream.destroy() },
   }
 }
 

@@ -6,6 +6,7 @@ import type { Dispatcher } from 'undici'
 import { LRUCache } from 'lru-cache'
 import type { Challenge } from './challenge.ts'
 import { Denied, UpstreamUnavailable } from '../oci/errors.ts'
+import { readLimited } from './read-body.ts'
 
 export interface TokenAuthOptions {
   readonly upstreamName: string
@@ -109,15 +110,4 @@ export class TokenAuth {
     this.tokens.set(scope, { token, expiresAt: started + lifetimeMs * 0.9 })
     return token
   }
-}
-
-export async function readLimited (body: AsyncIterable<Buffer>, limit: number): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += chunk.length
-    if (size > limit) break
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
 }

@@ -9,7 +9,8 @@ import { BlobUnknown, Denied, ManifestUnknown, NameUnknown, OciError, TooManyReq
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import { parseChallenges } from './challenge.ts'
-import { TokenAuth, readLimited } from './token-auth.ts'
+import { readLimited } from './read-body.ts'
+import { TokenAuth } from './token-auth.ts'
 
 export type UpstreamKind = 'manifest' | 'blob' | 'tags' | 'referrers'
 
