@@ -1,4 +1,6 @@
 // The standard upstream content most integration tests pull.
+import { oneUpstream, startFerry, type Ferry } from './ferry.ts'
+import { startRegistry, type Registry } from './registry.ts'
 import { artifact, blob, image, index, OCI_INDEX, pushBlob, pushImage, pushManifest, type Blob, type Image } from './images.ts'
 
 export interface Seeded {
@@ -13,6 +15,19 @@ export interface Seeded {
 
 export const SBOM_TYPE = 'application/vnd.example.sbom.v1+json'
 export const SIG_TYPE = 'application/vnd.example.signature.v1'
+
+/** The standard upstream, seeded, with one ferry in front of it; `stop` stops both, ferry first. */
+export async function startSeededFerry (): Promise<{ upstream: Registry, ferry: Ferry, seeded: Seeded, stop: () => Promise<void> }> {
+  const upstream = await startRegistry()
+  try {
+    const seeded = await seedStandard(upstream.url)
+    const ferry = await startFerry({ config: oneUpstream(upstream.url) })
+    return { upstream, ferry, seeded, stop: async () => { await ferry.stop(); await upstream.stop() } }
+  } catch (err) {
+    await upstream.stop()
+    throw err
+  }
+}
 
 export async function seedStandard (registry: string, auth?: string): Promise<Seeded> {
   const oci = await image({ files: { 'etc/hello.txt': 'hello from the oci image\n' } })

@@ -6,24 +6,21 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { startFerry, oneUpstream, type Ferry } from '../helpers/ferry.ts'
+import type { Ferry } from '../helpers/ferry.ts'
 import { digestOf } from '../helpers/images.ts'
 import { startProc } from '../helpers/procs.ts'
-import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
-import { seedStandard, type Seeded } from '../helpers/seed.ts'
+import { requireBinary, type Registry } from '../helpers/registry.ts'
+import { startSeededFerry, type Seeded } from '../helpers/seed.ts'
 
 const run = promisify(execFile)
 
 let upstream: Registry
 let ferry: Ferry
 let seeded: Seeded
+let stop: (() => Promise<void>) | undefined
 
-t.before(async () => {
-  upstream = await startRegistry()
-  seeded = await seedStandard(upstream.url)
-  ferry = await startFerry({ config: oneUpstream(upstream.url) })
-})
-t.teardown(async () => { await ferry?.stop(); await upstream?.stop() })
+t.before(async () => { ({ upstream, ferry, seeded, stop } = await startSeededFerry()) })
+t.teardown(() => stop?.())
 
 async function skopeo (...args: string[]): Promise<string> {
   requireBinary('skopeo', 'skopeo')

@@ -4,21 +4,18 @@ import t from 'tap'
 import { startFerry, oneUpstream, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, digestOf } from '../helpers/images.ts'
-import { startRegistry, type Registry } from '../helpers/registry.ts'
-import { SBOM_TYPE, SIG_TYPE, seedStandard, type Seeded } from '../helpers/seed.ts'
+import type { Registry } from '../helpers/registry.ts'
+import { SBOM_TYPE, SIG_TYPE, startSeededFerry, type Seeded } from '../helpers/seed.ts'
 
 const ALL = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, 'application/vnd.docker.distribution.manifest.list.v2+json'].join(', ')
 
 let upstream: Registry
 let ferry: Ferry
 let seeded: Seeded
+let stop: (() => Promise<void>) | undefined
 
-t.before(async () => {
-  upstream = await startRegistry()
-  seeded = await seedStandard(upstream.url)
-  ferry = await startFerry({ config: oneUpstream(upstream.url) })
-})
-t.teardown(async () => { await ferry?.stop(); await upstream?.stop() })
+t.before(async () => { ({ upstream, ferry, seeded, stop } = await startSeededFerry()) })
+t.teardown(() => stop?.())
 
 t.test('GET /v2/ answers 200 with the API version header', async t => {
   const a = await get(`${ferry.url}/v2/`)

@@ -2,24 +2,30 @@
 // fetched from the upstream once, whichever workers its clients reach.
 import { randomBytes } from 'node:crypto'
 import { Agent } from 'node:http'
-import t from 'tap'
-import { startFerry } from '../helpers/ferry.ts'
-import { startFaulty } from '../helpers/faulty.ts'
+import t, { type Test } from 'tap'
+import { startFerry, type Ferry } from '../helpers/ferry.ts'
+import { startFaulty, type Faulty } from '../helpers/faulty.ts'
 import { get } from '../helpers/http.ts'
 import { blob, pushBlob } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
-import { startRegistry } from '../helpers/registry.ts'
+import { startRegistry, type Registry } from '../helpers/registry.ts'
 
 const MiB = 1024 * 1024
 
-t.test('two workers, 16 clients, one cold blob: one upstream GET, every client verifies', async t => {
+/** The real registry behind a fault proxy, and a ferry of two workers in front, both listening. */
+async function twoWorkers (t: Test): Promise<{ upstream: Registry, faulty: Faulty, ferry: Ferry }> {
   const upstream = await startRegistry()
   t.teardown(() => upstream.stop())
   const faulty = await startFaulty(upstream.url)
   t.teardown(() => faulty.close())
   const ferry = await startFerry({ config: { workers: 2, upstreams: [{ name: 'up', url: faulty.url, default: true }] } })
   t.teardown(() => ferry.stop())
-  await ferry.proc.waitFor(/"worker":2.*"msg":"listening"|"msg":"listening".*"worker":2/)
+  await ferry.proc.waitFor(/"worker":2.*"msg":"listening"/)
+  return { upstream, faulty, ferry }
+}
+
+t.test('two workers, 16 clients, one cold blob: one upstream GET, every client verifies', async t => {
+  const { upstream, faulty, ferry } = await twoWorkers(t)
 
   for (const size of [32 * MiB, 3 * MiB]) {
     const b = blob('application/octet-stream', randomBytes(size))
@@ -47,13 +53,7 @@ t.test('two workers, 16 clients, one cold blob: one upstream GET, every client v
 })
 
 t.test('a worker killed mid-fill: its followers are cut, the worker is replaced, the next pull refills once', async t => {
-  const upstream = await startRegistry()
-  t.teardown(() => upstream.stop())
-  const faulty = await startFaulty(upstream.url)
-  t.teardown(() => faulty.close())
-  const ferry = await startFerry({ config: { workers: 2, upstreams: [{ name: 'up', url: faulty.url, default: true }] } })
-  t.teardown(() => ferry.stop())
-  await ferry.proc.waitFor(/"worker":2.*"msg":"listening"/)
+  const { upstream, faulty, ferry } = await twoWorkers(t)
   const b = blob('application/octet-stream', randomBytes(8 * MiB))
   await pushBlob(upstream.url, 'workers/crash', b)
   const path = `/v2/workers/crash/blobs/${b.digest}`
