@@ -11,7 +11,7 @@ import { cleanStaging } from '../cache/staging.ts'
 import type { RegionConfig } from '../config/schema.ts'
 import type { Logger } from '../observe/logger.ts'
 import { Metrics } from '../observe/metrics.ts'
-import { FsBlobStore } from '../store/fs-blob-store.ts'
+import { openBlobStore } from '../store/open-store.ts'
 import { isFerryMessage, type ToPrimary, type ToWorker } from './messages.ts'
 
 interface Entry {
@@ -25,7 +25,7 @@ interface Entry {
 
 export async function runPrimary (config: RegionConfig, log: Logger): Promise<() => Promise<void>> {
   const metrics = new Metrics({ defaultMetrics: false })
-  const store = new FsBlobStore(config.store.path)
+  const store = await openBlobStore(config.store)
   await cleanStaging(join(config.data, 'tmp'), log)
   const eviction = new Eviction(store, {
     maxBytes: config.cache.maxBytes, lowWatermark: 0.95,

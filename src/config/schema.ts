@@ -1,5 +1,6 @@
 // The region file: one schema, its defaults, and the checks. A region file is
 // YAML (regions/*.yaml); see README "Configuration" for every field.
+import { hostname } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
 import { Fields } from './fields.ts'
 
@@ -26,12 +27,27 @@ export interface UpstreamConfig {
   readonly timeouts: { readonly connectMs: number, readonly headersMs: number, readonly bodyIdleMs: number }
 }
 
+export type StoreConfig =
+  | { readonly type: 'fs', readonly path: string }
+  | { readonly type: 's3', readonly bucket: string, readonly region: string | undefined, readonly endpoint: string | undefined, readonly prefix: string, readonly forcePathStyle: boolean }
+  | { readonly type: 'gcs', readonly bucket: string, readonly prefix: string, readonly apiEndpoint: string | undefined, readonly projectId: string | undefined }
+
+export type StateConfig =
+  | { readonly type: 'embedded' }
+  | { readonly type: 'redis', readonly url: string, readonly passwordEnv: string | undefined, readonly keyPrefix: string, readonly leaseMs: number }
+
 export interface RegionConfig {
   readonly file: string
   readonly region: string
   readonly listen: { readonly host: string, readonly port: number }
   readonly data: string
-  readonly store: { readonly type: 'fs', readonly path: string }
+  readonly store: StoreConfig
+  /** Where tags, the manifest index, cache bookkeeping and fill leases live. */
+  readonly state: StateConfig
+  /** This proxy's own disk tier in front of a shared store; absent: none. */
+  readonly l1: { readonly path: string, readonly maxBytes: number } | undefined
+  /** How the other proxies of the region reach this one (fills in flight are served to them). */
+  readonly peer: { readonly advertise: string }
   /** Processes serving the port; 1 serves from the primary itself. */
   readonly workers: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -129,18 +145,32 @@ export interface Overrides { listen?: string, data?: string, upstream?: string, 
 
 export function parseRegion (doc: unknown, file: string, overrides: Overrides = {}): { config?: RegionConfig, problems: Fields['problems'] } {
   const f = new Fields()
-  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'log', 'cache', 'upstreams']) ?? {}
+  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'log', 'cache', 'upstreams']) ?? {}
   const region = f.string(r.region ?? 'local', 'region', { pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, what: 'a lowercase region name ([a-z0-9-])' })
   const listen = parseListen(f, overrides.listen ?? r.listen ?? DEFAULTS.listen, overrides.listen ? '--listen' : 'listen')
   const dataText = f.string(overrides.data ?? r.data ?? DEFAULTS.data, overrides.data ? '--data' : 'data', { what: 'a folder path' })
   const data = dataText === undefined ? undefined : (isAbsolute(dataText) ? dataText : resolve(dataText))
 
-  let storePath = data === undefined ? undefined : resolve(data, 'blobs')
-  if (r.store !== undefined) {
-    const s = f.record(r.store, 'store', ['type', 'path'])
-    if (s !== undefined) {
-      if (s.type !== 'fs') f.problem('store.type', '"fs" (s3 and gcs arrive with regions)', s.type)
-      if (s.path !== undefined) { const p = f.string(s.path, 'store.path'); if (p !== undefined) storePath = resolve(p) }
+  const store = data === undefined ? undefined : parseStore(f, r.store, data)
+  const state = parseState(f, r.state, region ?? 'local')
+  let l1: RegionConfig['l1']
+  if (r.l1 !== undefined) {
+    const l = f.record(r.l1, 'l1', ['path', 'maxBytes'])
+    const path = l === undefined ? undefined : f.string(l.path, 'l1.path', { what: 'a folder path on this proxy\'s own disk' })
+    const maxBytes = l === undefined ? undefined : f.size(l.maxBytes, 'l1.maxBytes')
+    if (maxBytes === 0) f.problem('l1.maxBytes', 'a size above zero', l?.maxBytes)
+    if (path !== undefined && maxBytes !== undefined) l1 = { path: resolve(path), maxBytes }
+  }
+  let advertise: string | undefined
+  const peerDoc = r.peer === undefined ? {} : (f.record(r.peer, 'peer', ['advertise']) ?? {})
+  const advertiseText = process.env.FERRY_PEER_ADVERTISE ?? peerDoc.advertise
+  if (advertiseText !== undefined) {
+    const a = f.string(advertiseText, process.env.FERRY_PEER_ADVERTISE !== undefined ? 'FERRY_PEER_ADVERTISE' : 'peer.advertise', { what: 'an http:// URL other proxies reach this one at' })
+    if (a !== undefined) {
+      let u: URL | undefined
+      try { u = new URL(a) } catch { /* reported below */ }
+      if (u === undefined || u.protocol !== 'http:' || (u.pathname !== '/' && u.pathname !== '')) f.problem('peer.advertise', 'an http://HOST:PORT URL', a)
+      else advertise = u.origin
     }
   }
   let logLevel: RegionConfig['logLevel'] = DEFAULTS.logLevel
@@ -162,6 +192,16 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   if (cache.maxBytes === 0) f.problem('cache.maxBytes', 'a size above zero', c.maxBytes)
 
   const workers = f.integer(overrides.workers ?? r.workers ?? 1, overrides.workers !== undefined ? '--workers' : 'workers', 1, 64) ?? 1
+  if (workers > 1 && state?.type === 'redis') {
+    // the proxies of a region coordinate through Redis, each as one process; scale out with more proxies
+    f.problem(overrides.workers !== undefined ? '--workers' : 'workers', '1 with state type redis (run more proxies instead)', workers)
+  }
+  if (workers > 1 && (store?.type !== 'fs' || l1 !== undefined)) {
+    f.problem(overrides.workers !== undefined ? '--workers' : 'workers', '1 with an s3 or gcs store or an l1 tier (run more proxies instead)', workers)
+  }
+  if (store !== undefined && store.type !== 'fs' && l1 === undefined) {
+    f.problem('l1', `a local disk tier ({path, maxBytes}) in front of the ${store.type} store`, undefined)
+  }
 
   const upstreams: (UpstreamConfig & { isDefault: boolean })[] = []
   if (overrides.upstream !== undefined) {
@@ -188,14 +228,80 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   if (defaults.length > 1) f.problem('upstreams', 'at most one upstream with default: true', `${defaults.length} defaults`)
   if (upstreams.length === 0) f.problem('upstreams', 'at least one upstream (or --upstream URL)', r.upstreams)
 
-  if (f.problems.length > 0 || region === undefined || listen === undefined || data === undefined || storePath === undefined) {
+  if (f.problems.length > 0 || region === undefined || listen === undefined || data === undefined || store === undefined || state === undefined) {
     return { problems: f.problems }
   }
   return {
     problems: [],
     config: {
-      file, region, listen, data, workers, store: { type: 'fs', path: storePath }, logLevel, manifestCacheBytes, cache, upstreams,
+      file, region, listen, data, workers, store, state, l1, logLevel, manifestCacheBytes, cache, upstreams,
+      peer: { advertise: advertise ?? defaultAdvertise(listen) },
       defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     },
   }
+}
+
+function parseStore (f: Fields, v: unknown, data: string): StoreConfig | undefined {
+  if (v === undefined) return { type: 'fs', path: resolve(data, 'blobs') }
+  const s = f.record(v, 'store', ['type', 'path', 'bucket', 'region', 'endpoint', 'prefix', 'forcePathStyle', 'apiEndpoint', 'projectId'])
+  if (s === undefined) return undefined
+  const allowed: Record<string, string[]> = { fs: ['type', 'path'], s3: ['type', 'bucket', 'region', 'endpoint', 'prefix', 'forcePathStyle'], gcs: ['type', 'bucket', 'prefix', 'apiEndpoint', 'projectId'] }
+  const type = s.type ?? 'fs'
+  if (typeof type !== 'string' || !(type in allowed)) return f.problem('store.type', 'one of fs, s3, gcs', s.type)
+  for (const k of Object.keys(s)) if (!allowed[type]!.includes(k)) f.problem(`store.${k}`, `no such field for store type ${type} (fields: ${allowed[type]!.join(', ')})`, s[k])
+  if (type === 'fs') {
+    const p = s.path === undefined ? resolve(data, 'blobs') : f.string(s.path, 'store.path')
+    return p === undefined ? undefined : { type: 'fs', path: resolve(p) }
+  }
+  const bucket = f.string(s.bucket, 'store.bucket', { pattern: /^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, what: 'a bucket name' })
+  let prefix = s.prefix === undefined ? '' : f.string(s.prefix, 'store.prefix', { pattern: /^[A-Za-z0-9._/-]*$/, what: 'a key prefix such as "ferry/"' })
+  if (prefix !== undefined && prefix !== '' && !prefix.endsWith('/')) prefix += '/'
+  const endpointOf = (value: unknown, field: string): string | undefined => {
+    if (value === undefined) return undefined
+    const e = f.string(value, field, { what: 'an http:// or https:// URL' })
+    if (e === undefined) return undefined
+    try { const u = new URL(e); if (u.protocol === 'http:' || u.protocol === 'https:') return u.origin } catch { /* reported below */ }
+    return f.problem(field, 'an http:// or https:// URL', e)
+  }
+  if (bucket === undefined || prefix === undefined) return undefined
+  if (type === 's3') {
+    const region = s.region === undefined ? undefined : f.string(s.region, 'store.region')
+    const endpoint = endpointOf(s.endpoint, 'store.endpoint')
+    const forcePathStyle = s.forcePathStyle === undefined ? endpoint !== undefined : f.boolean(s.forcePathStyle, 'store.forcePathStyle')
+    if (forcePathStyle === undefined) return undefined
+    return { type: 's3', bucket, region, endpoint, prefix, forcePathStyle }
+  }
+  const apiEndpoint = endpointOf(s.apiEndpoint, 'store.apiEndpoint')
+  const projectId = s.projectId === undefined ? undefined : f.string(s.projectId, 'store.projectId')
+  return { type: 'gcs', bucket, prefix, apiEndpoint, projectId }
+}
+
+function parseState (f: Fields, v: unknown, region: string): StateConfig | undefined {
+  if (v === undefined) return { type: 'embedded' }
+  const s = f.record(v, 'state', ['type', 'url', 'passwordEnv', 'keyPrefix', 'lease'])
+  if (s === undefined) return undefined
+  if (s.type === 'embedded') {
+    for (const k of Object.keys(s)) if (k !== 'type') f.problem(`state.${k}`, 'no such field for state type embedded', s[k])
+    return { type: 'embedded' }
+  }
+  if (s.type !== 'redis') return f.problem('state.type', 'one of embedded, redis', s.type)
+  const url = f.string(s.url, 'state.url', { what: 'a redis:// or rediss:// URL' })
+  if (url !== undefined) {
+    let u: URL | undefined
+    try { u = new URL(url) } catch { /* reported below */ }
+    if (u === undefined || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) f.problem('state.url', 'a redis:// or rediss:// URL', url)
+    else if (u.password !== '') f.problem('state.url', 'a URL without a password (name the variable holding it in state.passwordEnv)', `${u.protocol}//${u.username}:***@${u.host}${u.pathname}`)
+  }
+  const passwordEnv = s.passwordEnv === undefined ? undefined : f.string(s.passwordEnv, 'state.passwordEnv', { pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, what: 'the NAME of an environment variable holding the password' })
+  const keyPrefix = f.string(s.keyPrefix ?? `ferry:${region}:`, 'state.keyPrefix', { pattern: /^[A-Za-z0-9:._-]{1,64}$/, what: 'a key prefix such as "ferry:eu-west:"' })
+  const leaseMs = f.duration(s.lease ?? '10s', 'state.lease')
+  if (leaseMs !== undefined && leaseMs < 1000) f.problem('state.lease', 'at least 1s', s.lease)
+  if (url === undefined || keyPrefix === undefined || leaseMs === undefined || f.problems.length > 0) return undefined
+  return { type: 'redis', url, passwordEnv, keyPrefix, leaseMs }
+}
+
+function defaultAdvertise (listen: { host: string, port: number }): string {
+  const any = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === ''
+  const host = any ? hostname() : listen.host
+  return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`
 }

@@ -3,7 +3,7 @@
 // path: positional reads into pooled buffers, each buffer reused only after
 // the socket has taken it, one read ahead of the write in flight.
 import type { FileHandle } from 'node:fs/promises'
-import { Writable } from 'node:stream'
+import { Writable, type Readable } from 'node:stream'
 import { CHUNK, pool } from './buffer-pool.ts'
 
 export interface Body {
@@ -123,4 +123,51 @@ export async function collect (body: Body, limit: number): Promise<Buffer> {
   })
   await body.writeTo(sink)
   return Buffer.concat(chunks)
+}
+
+/**
+ * A body read from a stream (an object store's response). Written with
+ * backpressure; fails if the stream ends short of `expected` bytes, so a
+ * client never takes a truncated blob for a whole one.
+ */
+export function streamBody (open: () => Promise<Readable>, expected: number | undefined): Body {
+  let source: Readable | undefined
+  let discarded = false
+  return {
+    async writeTo (out) {
+      source = await open()
+      if (discarded) { source.destroy(); return 0 }
+      let n = 0
+      const gone = (): void => { source?.destroy(new Error('client went away')) }
+      out.once('close', gone)
+      try {
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          n += chunk.length
+          if (expected !== undefined && n > expected) throw new Error('store sent more bytes than expected')
+          if (out.destroyed) throw new Error('client went away')
+          if (!out.write(chunk)) await drained(out)
+        }
+      } catch (err) {
+        source.destroy()
+        throw err
+      } finally {
+        out.off('close', gone)
+      }
+      if (expected !== undefined && n !== expected) throw new Error(`store sent ${n} of ${expected} bytes`)
+      return n
+    },
+    discard () { discarded = true; source?.destroy() },
+  }
+}
+
+function drained (out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      out.off('drain', onDrain); out.off('close', onClose); out.off('error', done)
+      if (err) reject(err); else resolve()
+    }
+    const onDrain = (): void => done()
+    const onClose = (): void => done(new Error('client went away'))
+    out.once('drain', onDrain); out.once('close', onClose); out.once('error', done)
+  })
 }

@@ -90,3 +90,9 @@ export class UpstreamUnavailable extends OciError {
 export function isOciError (err: unknown): err is OciError {
   return err instanceof OciError
 }
+/** The region's blob store (S3, GCS, a disk) failed or did not answer: the bytes are not lost, only unreachable now. */
+export class StoreUnavailable extends OciError {
+  constructor (operation: string, cause: unknown) {
+    super('UNAVAILABLE', 503, 'the region\'s blob store is unavailable', { operation, cause: cause instanceof Error ? cause.message : String(cause) })
+  }
+}

@@ -1,6 +1,6 @@
 // The region's content-addressed blob store (L2). Manifests live here too,
-// under their digest. Implementations: fs-blob-store.ts (S3 and GCS follow,
-// one file each).
+// under their digest. Implementations: fs-blob-store.ts, s3-blob-store.ts,
+// gcs-blob-store.ts; open-store.ts picks one from the region file.
 import type { Body } from '../io/body.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
@@ -29,4 +29,6 @@ export interface BlobStore {
   delete (digest: Digest): Promise<void>
   /** Every blob in the store, in no particular order. */
   list (): AsyncIterable<Digest>
+  /** Let go of connections. */
+  close? (): void
 }

@@ -1,0 +1,138 @@
+// Blobs as S3 objects: <prefix>blobs/<algorithm>/<first two hex>/<hex>.
+// Uploads are multipart (lib-storage) from the verified staging file, so an
+// object appears only when CompleteMultipartUpload succeeds: never
+// half-written. Reads are ranged GETs streamed to the client. Credentials
+// come from the AWS default chain (environment, profile, instance role).
+import { createReadStream } from 'node:fs'
+import { stat, unlink } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import { streamBody } from '../io/body.ts'
+import { StoreUnavailable } from '../oci/errors.ts'
+import { parseDigest, type Digest } from '../oci/reference.ts'
+import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
+
+export interface S3StoreOptions {
+  readonly bucket: string
+  readonly region: string | undefined
+  readonly endpoint: string | undefined
+  readonly prefix: string
+  readonly forcePathStyle: boolean
+}
+
+const PART_SIZE = 16 * 1024 * 1024
+
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client
+  private readonly bucket: string
+  private readonly prefix: string
+
+  constructor (opts: S3StoreOptions) {
+    this.bucket = opts.bucket
+    this.prefix = opts.prefix
+    this.client = new S3Client({
+      region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1',
+      ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+      forcePathStyle: opts.forcePathStyle,
+      // a store that is down must turn into a prompt error, not a long retry loop
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 3000, requestTimeout: 30_000 },
+    })
+  }
+
+  private key (digest: Digest): string {
+    return `${this.prefix}blobs/${digest.algorithm}/${digest.hex.slice(0, 2)}/${digest.hex}`
+  }
+
+  async stat (digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(digest) }))
+      return { size: head.ContentLength ?? 0 }
+    } catch (err) {
+      if (notFound(err)) return undefined
+      throw new StoreUnavailable('stat', err)
+    }
+  }
+
+  async open (digest: Digest): Promise<OpenBlob | undefined> {
+    const info = await this.stat(digest)
+    if (info === undefined) return undefined
+    const size = info.size
+    const key = this.key(digest)
+    return {
+      size,
+      body: range => {
+        const start = range?.start ?? 0
+        const end = range?.end ?? size - 1
+        return streamBody(async () => {
+          if (size === 0) return Readable.from([])
+          try {
+            const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }))
+            return res.Body as Readable
+          } catch (err) {
+            throw new StoreUnavailable('read', err)
+          }
+        }, end - start + 1)
+      },
+      close: () => {},
+    }
+  }
+
+  async commitFile (digest: Digest, localPath: string): Promise<void> {
+    try {
+      const { size } = await stat(localPath)
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.bucket, Key: this.key(digest), Body: createReadStream(localPath), ContentLength: size, ContentType: 'application/octet-stream' },
+        partSize: PART_SIZE,
+        queueSize: 4,
+        leavePartsOnError: false,
+      })
+      await upload.done()
+    } catch (err) {
+      throw new StoreUnavailable('write', err)
+    } finally {
+      await unlink(localPath).catch(() => {})
+    }
+  }
+
+  async delete (digest: Digest): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(digest) }))
+    } catch (err) {
+      if (!notFound(err)) throw new StoreUnavailable('delete', err)
+    }
+  }
+
+  async * list (): AsyncIterable<Digest> {
+    let token: string | undefined
+    do {
+      let page
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}blobs/`, ContinuationToken: token }))
+      } catch (err) {
+        throw new StoreUnavailable('list', err)
+      }
+      for (const o of page.Contents ?? []) {
+        const d = digestOfKey(o.Key ?? '', this.prefix)
+        if (d !== undefined) yield d
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+    } while (token !== undefined)
+  }
+
+  close (): void { this.client.destroy() }
+}
+
+/** <prefix>blobs/<alg>/<xx>/<hex> back to a digest; anything else is not a blob. */
+export function digestOfKey (key: string, prefix: string): Digest | undefined {
+  const m = /^blobs\/(sha256|sha512)\/[a-f0-9]{2}\/([a-f0-9]+)$/.exec(key.slice(prefix.length))
+  if (!key.startsWith(prefix) || m === null) return undefined
+  try { return parseDigest(`${m[1]}:${m[2]}`) } catch { return undefined }
+}
+
+function notFound (err: unknown): boolean {
+  const e = err as { name?: string, $metadata?: { httpStatusCode?: number } }
+  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404
+}
