@@ -3,7 +3,7 @@ import cluster from 'node:cluster'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { BlobCache } from './cache/blobs.ts'
+import { BlobCache, type LocalTier } from './cache/blobs.ts'
 import type { CacheIndex } from './cache/cache-index.ts'
 import { Eviction } from './cache/eviction.ts'
 import { LocalCoordinator, type FillCoordinator } from './cache/fill-coordinator.ts'
@@ -18,6 +18,13 @@ import { createLogger, type Logger } from './observe/logger.ts'
 import { Metrics } from './observe/metrics.ts'
 import { EmbeddedState } from './store/embedded-state.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
+import { openBlobStore } from './store/open-store.ts'
+import { connectRedis } from './store/redis.ts'
+import { RedisState } from './store/redis-state.ts'
+import type { RegionState } from './store/region-state.ts'
+import { RegionIndex } from './cache/region-index.ts'
+import { NoLeases, RedisLeases } from './cache/fill-leases.ts'
+import { PeerClient } from './cache/peer.ts'
 import { Router } from './upstream/router.ts'
 import { Upstream } from './upstream/upstream.ts'
 
@@ -36,16 +43,17 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const log = createLogger(config.logLevel).child({ region: config.region, ...(mode === 'worker' ? { worker: cluster.worker?.id } : {}) })
   const metrics = new Metrics()
   const staging = join(config.data, 'tmp')
-  await mkdir(config.store.path, { recursive: true })
-  const store = new FsBlobStore(config.store.path)
-  const state = new EmbeddedState(join(config.data, 'state'))
+  const store = await openBlobStore(config.store)
+  const redis = config.state.type === 'redis' ? connectRedis(config.state, log) : undefined
+  const keyPrefix = config.state.type === 'redis' ? config.state.keyPrefix : ''
+  const state: RegionState = redis !== undefined ? new RedisState(redis, keyPrefix, config.region, log) : new EmbeddedState(join(config.data, 'state'))
   const upstreams = config.upstreams.map(u => new Upstream(u, log, metrics))
   const fallback = upstreams.find(u => u.config === config.defaultUpstream)
   const router = new Router(upstreams, fallback)
+  const closers: (() => Promise<void>)[] = []
   let index: CacheIndex
   let coordinator: FillCoordinator
   let metricsText: () => Promise<{ text: string, contentType: string }>
-  let closeIndex: () => Promise<void>
   await mkdir(staging, { recursive: true })
   if (mode === 'worker') {
     const link = new PrimaryLink()
@@ -55,22 +63,58 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     index = link
     coordinator = link
     metricsText = () => link.metrics()
-    closeIndex = async () => { link.close() }
+    closers.push(async () => { link.close() })
   } else {
     await cleanStaging(staging, log)
-    const eviction = new Eviction(store, {
-      maxBytes: config.cache.maxBytes,
-      lowWatermark: 0.95,
-      snapshotPath: join(config.data, 'state', 'recency.json'),
-      snapshotEveryMs: 30_000,
-    }, log, metrics)
-    await eviction.init()
-    index = eviction
     coordinator = new LocalCoordinator()
     metricsText = async () => ({ text: await metrics.text(), contentType: metrics.registry.contentType })
-    closeIndex = () => eviction.close()
+    if (redis !== undefined) {
+      const regionIndex = new RegionIndex({ redis, prefix: keyPrefix, store, maxBytes: config.cache.maxBytes, owner: `${config.peer.advertise}/${process.pid}`, log, metrics })
+      regionIndex.start()
+      index = regionIndex
+      closers.push(() => regionIndex.close())
+    } else {
+      const eviction = new Eviction(store, {
+        maxBytes: config.cache.maxBytes,
+        lowWatermark: 0.95,
+        snapshotPath: join(config.data, 'state', 'recency.json'),
+        snapshotEveryMs: 30_000,
+      }, log, metrics)
+      await eviction.init()
+      index = eviction
+      closers.push(() => eviction.close())
+    }
   }
-  const blobs = new BlobCache({ store, staging, index, coordinator, policy: config.cache, smallBlobMemory: config.cache.smallBlobMemory, log, metrics })
+  let l1: LocalTier | undefined
+  if (config.l1 !== undefined) {
+    await mkdir(config.l1.path, { recursive: true })
+    const l1Store = new FsBlobStore(config.l1.path)
+    const l1Eviction = new Eviction(l1Store, {
+      maxBytes: config.l1.maxBytes,
+      lowWatermark: 0.95,
+      snapshotPath: join(config.data, 'state', 'l1-recency.json'),
+      snapshotEveryMs: 30_000,
+    }, log.child({ tier: 'l1' }), metrics.l1)
+    await l1Eviction.init()
+    l1 = { store: l1Store, index: l1Eviction }
+    closers.push(() => l1Eviction.close())
+  }
+  // a proxy listening on port 0 advertises the port it got
+  let advertise = config.peer.advertise
+  const peers = redis !== undefined ? new PeerClient() : undefined
+  const leases = redis !== undefined && config.state.type === 'redis'
+    ? new RedisLeases({ redis, prefix: keyPrefix, leaseMs: config.state.leaseMs, peer: () => advertise, log, onFallback: () => metrics.leaseFallbacks.inc() })
+    : new NoLeases()
+  const takeoverMs = config.state.type === 'redis' ? config.state.leaseMs + 5000 : 0
+  const onCommitted = (digest: string, size: number): void => {
+    state.appendCommitted({ digest, size, at: Date.now() }).catch((err: unknown) => {
+      log.warn({ digest, err: (err as Error).message }, 'committed blob not recorded in the region stream')
+    })
+  }
+  const blobs = new BlobCache({
+    store, staging, index, coordinator, policy: config.cache, smallBlobMemory: config.cache.smallBlobMemory, log, metrics,
+    ...(l1 !== undefined ? { l1 } : {}), leases, ...(peers !== undefined ? { peers } : {}), onCommitted, takeoverMs,
+  })
   const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes })
   const lists = new ListCache(state, log, metrics)
   const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText }, log)
@@ -81,9 +125,14 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   })
   const a = server.address() as AddressInfo
   const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
+  if (config.listen.port === 0 && advertise.endsWith(':0')) advertise = `${advertise.slice(0, -2)}:${a.port}`
   log.info({
     address,
     data: config.data,
+    store: config.store.type,
+    state: config.state.type,
+    ...(config.l1 !== undefined ? { l1: config.l1.path } : {}),
+    ...(redis !== undefined ? { peer: advertise } : {}),
     upstreams: config.upstreams.map(u => ({ name: u.name, url: u.url.origin, prefix: u.prefix, default: u === config.defaultUpstream })),
   }, 'listening')
 
@@ -97,9 +146,13 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
         // long transfers get a grace period, then are cut
         setTimeout(() => { server.closeAllConnections(); resolve() }, 10_000).unref()
       })
-      await closeIndex()
+      for (const close of closers) await close()
+      await leases.close()
+      await peers?.close()
       await Promise.all(upstreams.map(u => u.close()))
       await state.close()
+      store.close?.()
+      redis?.disconnect()
     },
   }
 }

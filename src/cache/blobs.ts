@@ -1,7 +1,13 @@
-// Blobs: store first, then a fill already running, then one new fill from the
-// upstream. Blobs are immutable, so a hit never asks the upstream.
+// Blobs: memory, then this proxy's disk (the L1 tier, when the region's store
+// is remote), then a fill already running, then the region's store (L2),
+// then one new fill for the whole region. Blobs are immutable, so a hit
+// never asks the upstream. A fill reads from the region's store (to fill L1),
+// from the proxy leading the region's fill (peer.ts), or from the upstream;
+// it can switch between them mid-way, resuming at the offset it holds.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { PassThrough, type Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { bufferBody, collect, onceDone, type Body } from '../io/body.ts'
 import { parseRange, type ByteRange } from '../oci/range.ts'
@@ -9,10 +15,13 @@ import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { BlobStore, OpenBlob } from '../store/blob-store.ts'
+import type { FsBlobStore } from '../store/fs-blob-store.ts'
 import type { Route } from '../upstream/router.ts'
 import type { CacheIndex } from './cache-index.ts'
 import type { FillCoordinator } from './fill-coordinator.ts'
+import type { FillLeases, Lease } from './fill-leases.ts'
 import { Fill, FillError, type FillSource } from './fill.ts'
+import type { PeerClient } from './peer.ts'
 
 export interface BlobAnswer {
   /** Total size of the blob, when known. */
@@ -31,6 +40,24 @@ export interface FillPolicy {
   readonly resumeBackoffMs: number
 }
 
+/** This proxy's own disk in front of a remote region store. */
+export interface LocalTier {
+  readonly store: FsBlobStore
+  readonly index: CacheIndex
+}
+
+/** How one fill gets its bytes; kept across resumes. */
+interface FillSourceState {
+  from: 'store' | 'peer' | 'upstream' | undefined
+  /** The region's lease for this digest, once this proxy leads. */
+  lease: Lease | undefined
+  /** Some bytes came from the upstream: this proxy puts the blob in the region's store. */
+  upstreamUsed: boolean
+  /** The store was looked at just before the fill started. */
+  storeChecked: boolean
+  etag: string | undefined
+}
+
 export class BlobCache {
   private readonly store: BlobStore
   private readonly staging: string
@@ -41,9 +68,23 @@ export class BlobCache {
   private readonly small: LRUCache<string, Buffer>
   private readonly log: Logger
   private readonly metrics: Metrics
+  private readonly l1: LocalTier | undefined
+  private readonly leases: FillLeases
+  private readonly peers: PeerClient | undefined
+  private readonly onCommitted: (digest: string, size: number) => void
+  /** How long a follower keeps trying an unreachable leader before the lease expires and it may lead. */
+  private readonly takeoverMs: number
 
-  constructor (opts: { store: BlobStore, staging: string, index: CacheIndex, coordinator: FillCoordinator, policy: FillPolicy, smallBlobMemory: number, log: Logger, metrics: Metrics }) {
+  constructor (opts: {
+    store: BlobStore, staging: string, index: CacheIndex, coordinator: FillCoordinator, policy: FillPolicy, smallBlobMemory: number, log: Logger, metrics: Metrics,
+    l1?: LocalTier, leases: FillLeases, peers?: PeerClient, onCommitted?: (digest: string, size: number) => void, takeoverMs?: number
+  }) {
     this.store = opts.store
+    this.l1 = opts.l1
+    this.leases = opts.leases
+    this.peers = opts.peers
+    this.onCommitted = opts.onCommitted ?? (() => {})
+    this.takeoverMs = opts.takeoverMs ?? 15_000
     this.staging = opts.staging
     this.index = opts.index
     this.coordinator = opts.coordinator
@@ -55,19 +96,15 @@ export class BlobCache {
 
   async head (route: Route, digest: Digest): Promise<BlobAnswer> {
     const small = this.small.get(digest.value)
-    if (small !== undefined) {
+    const known = small !== undefined
+      ? { size: small.length }
+      : (this.l1 !== undefined ? await this.l1.store.stat(digest) : undefined) ?? await this.statRegion(digest)
+    if (known !== undefined) {
       this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+      this.l1?.index.touch(digest.value)
       this.index.touch(digest.value)
-      return { size: small.length, range: undefined, length: small.length, body: undefined, source: 'cache' }
+      return { size: known.size, range: undefined, length: known.size, body: undefined, source: 'cache' }
     }
-    const info = await this.store.stat(digest)
-    if (info !== undefined) {
-      this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
-      this.index.touch(digest.value)
-      return { size: info.size, range: undefined, length: info.size, body: undefined, source: 'cache' }
-    }
-    const fill = this.fills.get(digest.value)
-    if (fill?.size !== undefined) return { size: fill.size, range: undefined, length: fill.size, body: undefined, source: 'fill' }
     // A HEAD does not start a fill: clients HEAD many blobs they never GET.
     const res = await route.upstream.request({ method: 'HEAD', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
     if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
@@ -76,19 +113,44 @@ export class BlobCache {
     return { size, range: undefined, length: size, body: undefined, source: 'upstream' }
   }
 
+  /** The region store's answer, or a running fill's size. */
+  private async statRegion (digest: Digest): Promise<{ size: number } | undefined> {
+    const fill = this.fills.get(digest.value)
+    if (fill?.size !== undefined) return { size: fill.size }
+    return await this.store.stat(digest)
+  }
+
   async get (route: Route, digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer> {
     for (let attempt = 0; ; attempt++) {
-      const cached = await this.fromStore(digest, rangeHeader)
+      const cached = await this.fromLocal(digest, rangeHeader)
       if (cached !== undefined) {
         this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
         return cached
       }
       let fill = this.fills.get(digest.value)
+      if (fill === undefined && this.l1 !== undefined) {
+        if (rangeHeader !== undefined) {
+          // a range is read from the region's store as it is, not worth filling L1 for
+          const ranged = await this.fromStore(this.store, this.index, digest, rangeHeader)
+          if (ranged !== undefined) {
+            this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+            return ranged
+          }
+        } else {
+          const inRegion = await this.store.stat(digest)
+          fill = this.fills.get(digest.value) // started while we looked
+          if (fill === undefined && inRegion !== undefined) {
+            this.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+            fill = this.startFill(route, digest, true)
+          }
+        }
+        fill ??= this.fills.get(digest.value)
+      }
       if (fill !== undefined) {
         this.metrics.fillWaiters.inc()
       } else {
         this.metrics.cache.inc({ kind: 'blob', result: 'miss' })
-        fill = this.startFill(route, digest)
+        fill = this.startFill(route, digest, this.l1 !== undefined)
       }
       try {
         return await this.fromFill(fill, rangeHeader)
@@ -99,7 +161,32 @@ export class BlobCache {
     }
   }
 
-  private startFill (route: Route, digest: Digest): Fill {
+  /**
+   * For another proxy of the region: the fill of `digest` in flight here,
+   * from `offset`, or the blob from this proxy's disk; undefined if neither.
+   */
+  async forPeer (digest: Digest, offset: number): Promise<BlobAnswer | undefined> {
+    const fill = this.fills.get(digest.value)
+    if (fill !== undefined) {
+      const ok = await fill.ready.then(() => true, () => false)
+      if (ok && fill.state !== 'failed' && fill.open && (fill.size === undefined || offset < fill.size || fill.size === 0)) {
+        const end = fill.size !== undefined ? fill.size - 1 : Infinity
+        return { size: fill.size, range: { start: offset, end }, length: fill.size !== undefined ? fill.size - offset : undefined, body: fill.reader({ start: offset, end }), source: 'fill' }
+      }
+    }
+    if (this.l1 === undefined) return undefined
+    const blob = await this.l1.store.open(digest)
+    if (blob === undefined) return undefined
+    if (offset >= blob.size && blob.size > 0) { blob.close(); return undefined }
+    const range = { start: offset, end: blob.size - 1 }
+    return { size: blob.size, range, length: blob.size - offset, body: blob.body(range), source: 'cache' }
+  }
+
+  /**
+   * Start the one fill of this process for `digest`. `viaStore`: the region
+   * store is remote (an L1 fill), so look there first and put the blob there.
+   */
+  private startFill (route: Route, digest: Digest, viaStore: boolean): Fill {
     const fill = new Fill(digest, join(this.staging, `${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`))
     this.fills.set(digest.value, fill)
     this.metrics.fillsInFlight.inc()
@@ -117,7 +204,7 @@ export class BlobCache {
         return
       }
       fill.onChange = update => this.coordinator.progress(digest.value, update)
-      await this.lead(route, fill)
+      await this.lead(route, fill, { from: undefined, lease: undefined, upstreamUsed: false, storeChecked: !viaStore, etag: undefined })
     })()
     // the map entry lives until the fill has ended: committed (the store has it) or failed (the next request retries)
     void fill.ready.then(() => fill.done, () => undefined).then(() => {
@@ -127,46 +214,125 @@ export class BlobCache {
     return fill
   }
 
-  /** This process fills the blob: one upstream GET, then `Fill.run` resumes and verifies. */
-  private async lead (route: Route, fill: Fill): Promise<void> {
+  /** This process fills the blob: from the store, a peer or the upstream; `Fill.run` resumes and verifies. */
+  private async lead (route: Route, fill: Fill, st: FillSourceState): Promise<void> {
     const digest = fill.digest
     const started = Date.now()
     const upstream = route.upstream.name
-    let etag: string | undefined
+    let first: FillSource
     try {
-      const res = await route.upstream.request({ method: 'GET', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
-      if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
-      etag = strongEtag(res.headers.etag)
-      const size = declaredSize(res.headers['content-length'])
-      this.log.info({ digest: digest.value, upstream, size }, 'blob fill started')
-      void fill.run({ size, body: res.body, skip: 0 }, {
-        reopen: offset => this.reopen(route, digest, offset, etag),
-        attempts: this.policy.resumeAttempts,
-        backoffMs: this.policy.resumeBackoffMs,
-        commit: async path => {
-          await this.store.commitFile(digest, path)
-          this.index.added(digest.value, fill.written)
-        },
-        onBytes: n => this.metrics.upstreamBytes.inc({ upstream }, n),
-        onResume: (offset, err) => {
-          this.metrics.fillResumes.inc()
-          this.log.warn({ digest: digest.value, upstream, offset, err: (err as Error).message }, 'upstream transfer broke; resuming')
-        },
-      }).then(() => {
-        if (fill.state === 'verified' && fill.outcome === 'failed') {
-          this.log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
-        } else if (fill.state === 'failed') {
-          const reason = (fill.error as { reason?: string }).reason ?? 'upstream'
-          this.metrics.fillFailures.inc({ reason })
-          this.log.warn({ digest: digest.value, upstream, reason, err: fill.error?.message, detail: fill.error?.detail }, 'blob fill failed; nothing cached')
-        } else {
-          this.log.info({ digest: digest.value, upstream, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
-        }
-      })
+      first = await this.source(route, digest, 0, st)
     } catch (err) {
       // no fill ran: followers in other workers must not wait for one
       this.coordinator.progress(digest.value, { size: undefined, written: 0, outcome: 'failed' })
+      await st.lease?.release()
       throw err
+    }
+    this.log.info({ digest: digest.value, upstream, size: first.size, from: st.from }, 'blob fill started')
+    void fill.run(first, {
+      reopen: offset => this.source(route, digest, offset, st),
+      attempts: this.policy.resumeAttempts,
+      backoffMs: this.policy.resumeBackoffMs,
+      commit: path => this.commit(digest, path, fill.written, st),
+      onBytes: n => { if (st.from === 'upstream') this.metrics.upstreamBytes.inc({ upstream }, n) },
+      onResume: (offset, err) => {
+        this.metrics.fillResumes.inc()
+        this.log.warn({ digest: digest.value, upstream, from: st.from, offset, err: (err as Error).message }, `${st.from ?? 'upstream'} transfer broke; resuming`)
+      },
+    }).then(() => {
+      if (fill.state === 'verified' && fill.outcome === 'failed') {
+        this.log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
+      } else if (fill.state === 'failed') {
+        const reason = (fill.error as { reason?: string }).reason ?? 'upstream'
+        this.metrics.fillFailures.inc({ reason })
+        this.log.warn({ digest: digest.value, upstream, from: st.from, reason, err: fill.error?.message, detail: fill.error?.detail }, 'blob fill failed; nothing cached')
+      } else {
+        this.log.info({ digest: digest.value, upstream, from: st.from, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
+      }
+    }).finally(() => st.lease?.release())
+  }
+
+  /**
+   * The bytes of `digest` from `offset`: from the region's store if it has
+   * them, else from the proxy leading the region's fill, else (holding the
+   * lease) from the upstream.
+   */
+  private async source (route: Route, digest: Digest, offset: number, st: FillSourceState): Promise<FillSource> {
+    const deadline = Date.now() + this.takeoverMs
+    for (let round = 0; ; round++) {
+      if (!st.storeChecked) {
+        const blob = await this.store.open(digest)
+        if (blob !== undefined) {
+          st.from = 'store'
+          this.metrics.fillSources.inc({ source: 'store' })
+          return { size: blob.size, body: readableOf(offset >= blob.size ? (blob.close(), bufferBody(Buffer.alloc(0))) : blob.body({ start: offset, end: blob.size - 1 })), skip: 0 }
+        }
+      }
+      st.storeChecked = false // from now on every attempt looks: the blob may land any moment
+      if (st.lease === undefined) {
+        const claim = await this.leases.acquire(digest.value)
+        if (claim.role === 'follower' && this.peers !== undefined) {
+          let got: FillSource | 'gone' | undefined
+          try {
+            got = await this.peers.fetch(claim.peer, digest.value, offset)
+          } catch (err) {
+            if (Date.now() > deadline) throw new FillError('upstream', 'the proxy leading this fill is unreachable', { peer: claim.peer, cause: (err as Error).message })
+            this.log.debug({ digest: digest.value, peer: claim.peer, err: (err as Error).message }, 'leading proxy unreachable; waiting for its lease to expire')
+          }
+          if (got !== undefined && got !== 'gone') {
+            st.from = 'peer'
+            this.metrics.fillSources.inc({ source: 'peer' })
+            return got
+          }
+          // the leader ended its fill (the store has the blob, or the next claim leads) or is gone
+          if (round > 200) throw new FillError('upstream', 'no proxy could lead this fill', { peer: claim.peer })
+          await sleep(got === 'gone' ? 50 : 250)
+          continue
+        }
+        if (claim.role === 'leader') {
+          st.lease = claim.lease
+          if (claim.lease.held && await this.store.stat(digest) !== undefined) {
+            // the previous leader committed between our look and our claim
+            await claim.lease.release()
+            st.lease = undefined
+            continue
+          }
+        }
+      }
+      st.from = 'upstream'
+      st.upstreamUsed = true
+      this.metrics.fillSources.inc({ source: 'upstream' })
+      return offset === 0 ? await this.fromUpstream(route, digest, st) : await this.reopen(route, digest, offset, st.etag)
+    }
+  }
+
+  private async fromUpstream (route: Route, digest: Digest, st: FillSourceState): Promise<FillSource> {
+    const res = await route.upstream.request({ method: 'GET', repo: route.repo, path: `blobs/${digest.value}`, kind: 'blob' })
+    if (res.status !== 200) throw await route.upstream.errorFrom(res, 'blob', digest.value)
+    st.etag = strongEtag(res.headers.etag)
+    return { size: declaredSize(res.headers['content-length']), body: res.body, skip: 0 }
+  }
+
+  /** A verified staging file: into the region's store, and into L1 when there is one. */
+  private async commit (digest: Digest, path: string, size: number, st: FillSourceState): Promise<void> {
+    if (this.l1 === undefined) {
+      await this.store.commitFile(digest, path)
+      this.index.added(digest.value, size)
+      this.onCommitted(digest.value, size)
+      return
+    }
+    const unpin = this.l1.index.pin(digest.value)
+    try {
+      await this.l1.store.commitFile(digest, path)
+      this.l1.index.added(digest.value, size)
+      // a fill fed by the region's store, or by the proxy that leads (and stores), adds nothing to the region
+      if (st.upstreamUsed) {
+        await this.store.putFile(digest, this.l1.store.path(digest))
+        this.index.added(digest.value, size)
+        this.onCommitted(digest.value, size)
+      }
+    } finally {
+      unpin()
     }
   }
 
@@ -188,16 +354,28 @@ export class BlobCache {
     throw await route.upstream.errorFrom(res, 'blob', digest.value)
   }
 
-  private async fromStore (digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer | undefined> {
+  /** Memory, then this proxy's disk: L1 when the region store is remote, else the store itself. */
+  private async fromLocal (digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer | undefined> {
     const small = this.small.get(digest.value)
     if (small !== undefined) {
       this.index.touch(digest.value)
+      this.l1?.index.touch(digest.value)
       return answerFromBuffer(small, parseRange(rangeHeader, small.length))
     }
-    const unpin = this.index.pin(digest.value)
+    if (this.l1 !== undefined) {
+      const hit = await this.fromStore(this.l1.store, this.l1.index, digest, rangeHeader)
+      // the region's recency follows its proxies' hits
+      if (hit !== undefined) this.index.touch(digest.value)
+      return hit
+    }
+    return await this.fromStore(this.store, this.index, digest, rangeHeader)
+  }
+
+  private async fromStore (store: BlobStore, index: CacheIndex, digest: Digest, rangeHeader: string | undefined): Promise<BlobAnswer | undefined> {
+    const unpin = index.pin(digest.value)
     let blob: OpenBlob | undefined
     try {
-      blob = await this.store.open(digest)
+      blob = await store.open(digest)
     } catch (err) {
       unpin()
       throw err
@@ -210,7 +388,7 @@ export class BlobCache {
       blob.close(); unpin()
       throw err
     }
-    this.index.touch(digest.value)
+    index.touch(digest.value)
     if (blob.size <= SMALL_BLOB_BYTES) {
       // small blobs (configs, small layers) are kept in memory: the next hit costs no disk I/O
       const bytes = await collect(onceDone(blob.body(), unpin), SMALL_BLOB_BYTES)
@@ -225,7 +403,7 @@ export class BlobCache {
     await fill.ready
     if (fill.state === 'verified') {
       // joined just as the fill committed: the store has it now
-      const cached = await this.fromStore(fill.digest, rangeHeader)
+      const cached = await this.fromLocal(fill.digest, rangeHeader)
       if (cached !== undefined) return cached
       // verified but not yet in the store: its staging file serves; if that is gone too, look again
       if (!fill.open) throw new RetryClaim()
@@ -235,6 +413,13 @@ export class BlobCache {
     const length = range !== undefined ? range.end - range.start + 1 : fill.size
     return { size: fill.size, range, length, body, source: 'fill' }
   }
+}
+
+/** A Body as a Readable, for a fill reading from a store. */
+function readableOf (body: Body): Readable {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 })
+  body.writeTo(out).then(() => out.end(), (err: unknown) => out.destroy(err as Error))
+  return out
 }
 
 class RetryClaim extends Error {}

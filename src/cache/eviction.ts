@@ -10,6 +10,9 @@ import type { Digest } from '../oci/reference.ts'
 import { parseDigest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
+
+/** The figures an Eviction keeps: the region store's, or the L1 tier's. */
+export type EvictionMetrics = Pick<Metrics, 'cacheBytes' | 'cacheBlobs' | 'evictions' | 'evictedBytes'>
 import type { BlobStore } from '../store/blob-store.ts'
 
 export interface EvictionOptions {
@@ -24,7 +27,7 @@ export class Eviction {
   private readonly store: BlobStore
   private readonly opts: EvictionOptions
   private readonly log: Logger
-  private readonly metrics: Metrics
+  private readonly metrics: EvictionMetrics
   /** digest -> size, oldest first. */
   private lru = new Map<string, number>()
   private readonly pins = new Map<string, number>()
@@ -33,7 +36,7 @@ export class Eviction {
   private dirty = false
   private timer: NodeJS.Timeout | undefined
 
-  constructor (store: BlobStore, opts: EvictionOptions, log: Logger, metrics: Metrics) {
+  constructor (store: BlobStore, opts: EvictionOptions, log: Logger, metrics: EvictionMetrics) {
     this.store = store
     this.opts = opts
     this.log = log

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache } from '../cache/blobs.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
-import { PaginationNumberInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
+import { BlobUnknown, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
 import { parseAccept } from '../oci/media-types.ts'
 import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
@@ -87,6 +87,36 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
   } catch (err) {
     // a failed fill or a client gone away: cut the response, so the client sees the transfer fail
     c.log.debug({ err: (err as Error).message, digest: digest.value }, 'blob transfer cut')
+    c.res.destroy()
+  }
+}
+
+/** A fill in flight here (or the blob on this proxy's disk), for another proxy of the region. */
+export async function handlePeerFill (s: Services, c: Call, rawDigest: string): Promise<void> {
+  readOnly(c.req.method)
+  const digest = parseDigest(rawDigest)
+  const range = c.req.headers.range
+  const m = range === undefined ? null : /^bytes=(\d+)-$/.exec(range)
+  if (range !== undefined && m === null) throw new RangeInvalid(range)
+  const offset = m === null ? 0 : Number(m[1])
+  const answer = await s.blobs.forPeer(digest, offset)
+  if (answer === undefined) throw new BlobUnknown(digest.value)
+  const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest.value }
+  if (answer.size !== undefined) headers['x-ferry-blob-size'] = answer.size
+  if (answer.length !== undefined) headers['content-length'] = answer.length
+  let status = 200
+  if (offset > 0) {
+    status = 206
+    headers['content-range'] = `bytes ${offset}-${answer.size !== undefined ? answer.size - 1 : '*'}/${answer.size ?? '*'}`
+  }
+  if (c.head) { answer.body?.discard(); c.res.writeHead(status, headers); c.res.end(); return }
+  c.res.writeHead(status, headers)
+  try {
+    const sent = await answer.body!.writeTo(c.res)
+    s.metrics.bytesServed.inc({ source: 'peer' }, sent)
+    c.res.end()
+  } catch (err) {
+    c.log.debug({ err: (err as Error).message, digest: digest.value }, 'peer transfer cut')
     c.res.destroy()
   }
 }

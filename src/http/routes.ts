@@ -13,6 +13,8 @@ export type Endpoint =
   | { readonly kind: 'catalog' }
   | { readonly kind: 'metrics' }
   | { readonly kind: 'health' }
+  /** Another proxy of the region reads a fill led here (cache/peer.ts). */
+  | { readonly kind: 'peer-fill', readonly digest: string }
   | { readonly kind: 'unknown' }
 
 const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads(?:\/.*)?$/
@@ -38,6 +40,7 @@ export function matchEndpoint (path: string): Endpoint {
     if (path === '/v2/_catalog') return { kind: 'catalog' }
     return { kind: 'unknown' }
   }
+  if (path.startsWith('/_ferry/v1/fills/')) return { kind: 'peer-fill', digest: path.slice('/_ferry/v1/fills/'.length) }
   if (path === '/metrics') return { kind: 'metrics' }
   if (path === '/healthz' || path === '/readyz') return { kind: 'health' }
   return { kind: 'unknown' }

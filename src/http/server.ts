@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { OciError, Unsupported, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
-import { handleBlob, handleManifest, handleReferrers, handleTags, type Call, type Services } from './handlers.ts'
+import { handleBlob, handlePeerFill, handleManifest, handleReferrers, handleTags, type Call, type Services } from './handlers.ts'
 import { API_VERSION_HEADER, sendBody, sendError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
 
@@ -49,6 +49,7 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
       return
     case 'manifest': return await handleManifest(s, c, e.name, e.reference)
     case 'blob': return await handleBlob(s, c, e.name, e.digest)
+    case 'peer-fill': return await handlePeerFill(s, c, e.digest)
     case 'tags': return await handleTags(s, c, e.name)
     case 'referrers': return await handleReferrers(s, c, e.name, e.digest)
     case 'upload': throw new Unsupported('ferry is a pull-through cache: pushes are not accepted')

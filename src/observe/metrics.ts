@@ -95,6 +95,27 @@ export class Metrics {
     registers: [this.indexRegistry],
   })
 
+  readonly fillSources = new Counter({
+    name: 'ferry_fill_sources_total',
+    help: 'Where fills read their bytes from: upstream, store (the region\'s L2 into this proxy\'s L1) or peer (a fill led by another proxy).',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  })
+
+  readonly leaseFallbacks = new Counter({
+    name: 'ferry_fill_lease_fallbacks_total',
+    help: 'Fills started without a region lease because Redis was unreachable (coalescing per proxy only).',
+    registers: [this.registry],
+  })
+
+  /** The local disk tier (l1) in front of a shared store, kept apart from the region store's figures. */
+  readonly l1 = {
+    cacheBytes: new Gauge({ name: 'ferry_l1_bytes', help: 'Bytes of blobs in this proxy\'s local disk tier.', registers: [this.registry] }),
+    cacheBlobs: new Gauge({ name: 'ferry_l1_blobs', help: 'Blobs in this proxy\'s local disk tier.', registers: [this.registry] }),
+    evictions: new Counter({ name: 'ferry_l1_evictions_total', help: 'Blobs evicted from the local disk tier.', registers: [this.registry] }),
+    evictedBytes: new Counter({ name: 'ferry_l1_evicted_bytes_total', help: 'Bytes evicted from the local disk tier.', registers: [this.registry] }),
+  }
+
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
   }

@@ -26,6 +26,8 @@ export interface BlobStore {
    * Until this resolves, readers see the blob as absent; never half-written.
    */
   commitFile (digest: Digest, localPath: string): Promise<void>
+  /** As commitFile, but the local file stays (it is another tier's copy). */
+  putFile (digest: Digest, localPath: string): Promise<void>
   delete (digest: Digest): Promise<void>
   /** Every blob in the store, in no particular order. */
   list (): AsyncIterable<Digest>

@@ -2,10 +2,10 @@
 // <data>/state, each replaced atomically (write + rename), with an in-memory
 // LRU in front so hot tags cost no disk read.
 import { createHash } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { LRUCache } from 'lru-cache'
-import type { ListAnswer, RegionState, TagEntry, TagKey } from './region-state.ts'
+import type { CommittedBlob, ListAnswer, RegionState, TagEntry, TagKey } from './region-state.ts'
 
 const NONE = Symbol('none')
 
@@ -65,6 +65,24 @@ export class EmbeddedState implements RegionState {
 
   async putList (upstream: string, repo: string, key: string, answer: ListAnswer): Promise<void> {
     await this.writeAtomic(this.listPath(upstream, repo, key), JSON.stringify(answer))
+  }
+
+  /** One JSON line per blob; the id is the line number. */
+  async appendCommitted (blob: CommittedBlob): Promise<void> {
+    await mkdir(this.root, { recursive: true })
+    await appendFile(join(this.root, 'committed.jsonl'), JSON.stringify(blob) + '\n')
+  }
+
+  async readCommitted (after: string, count: number): Promise<{ id: string, blob: CommittedBlob }[]> {
+    let text = ''
+    try { text = await readFile(join(this.root, 'committed.jsonl'), 'utf8') } catch { return [] }
+    const from = Number(after) || 0
+    const out: { id: string, blob: CommittedBlob }[] = []
+    const lines = text.split('\n')
+    for (let i = from; i < lines.length && out.length < count; i++) {
+      try { out.push({ id: String(i + 1), blob: JSON.parse(lines[i]!) as CommittedBlob }) } catch { /* a torn last line */ }
+    }
+    return out
   }
 
   async close (): Promise<void> {}

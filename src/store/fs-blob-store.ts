@@ -63,14 +63,23 @@ export class FsBlobStore implements BlobStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err
       // staging on another filesystem: copy beside the target, then rename
-      const beside = `${target}.${process.pid}.${Date.now()}.tmp`
       try {
-        await copyFile(localPath, beside)
-        await rename(beside, target)
+        await this.putFile(digest, localPath)
       } finally {
-        await rm(beside, { force: true })
         await unlink(localPath).catch(() => {})
       }
+    }
+  }
+
+  async putFile (digest: Digest, localPath: string): Promise<void> {
+    const target = this.path(digest)
+    if (!this.made.has(dirname(target))) await mkdir(dirname(target), { recursive: true })
+    const beside = `${target}.${process.pid}.${Date.now()}.tmp`
+    try {
+      await copyFile(localPath, beside)
+      await rename(beside, target)
+    } finally {
+      await rm(beside, { force: true })
     }
   }
 

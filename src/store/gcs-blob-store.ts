@@ -3,13 +3,13 @@
 // makes the object visible only when the upload is finalized, so it is
 // never half-written. Reads are ranged media downloads. Credentials come
 // from Google's application default credentials.
-import { stat, unlink } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { Storage, type Bucket } from '@google-cloud/storage'
-import { streamBody } from '../io/body.ts'
 import { StoreUnavailable } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
+import { remoteBlob, uploadThenRemove } from './remote-blob.ts'
 import { digestOfKey } from './s3-blob-store.ts'
 
 export interface GcsStoreOptions {
@@ -52,27 +52,21 @@ export class GcsBlobStore implements BlobStore {
   async open (digest: Digest): Promise<OpenBlob | undefined> {
     const info = await this.stat(digest)
     if (info === undefined) return undefined
-    const size = info.size
     const file = this.bucket.file(this.key(digest))
-    return {
-      size,
-      body: range => {
-        const start = range?.start ?? 0
-        const end = range?.end ?? size - 1
-        return streamBody(async () => {
-          if (size === 0) return Readable.from([])
-          // the digest is the integrity check (verified on every fill); GCS's own hashes do not apply to ranges
-          const stream = file.createReadStream({ start, end, validation: false, decompress: false })
-          // surface a failed request as the store's error, not the client's
-          stream.on('error', () => {})
-          return mapErrors(stream)
-        }, end - start + 1)
-      },
-      close: () => {},
-    }
+    return remoteBlob(info.size, async (start, end) => {
+      // the digest is the integrity check (verified on every fill); GCS's own hashes do not apply to ranges
+      const stream = file.createReadStream({ start, end, validation: false, decompress: false })
+      // surface a failed request as the store's error, not the client's
+      stream.on('error', () => {})
+      return mapErrors(stream)
+    })
   }
 
   async commitFile (digest: Digest, localPath: string): Promise<void> {
+    await uploadThenRemove(() => this.putFile(digest, localPath), localPath)
+  }
+
+  async putFile (digest: Digest, localPath: string): Promise<void> {
     try {
       const { size } = await stat(localPath)
       await this.bucket.upload(localPath, {
@@ -83,8 +77,6 @@ export class GcsBlobStore implements BlobStore {
       })
     } catch (err) {
       throw new StoreUnavailable('write', err)
-    } finally {
-      await unlink(localPath).catch(() => {})
     }
   }
 

@@ -4,14 +4,14 @@
 // half-written. Reads are ranged GETs streamed to the client. Credentials
 // come from the AWS default chain (environment, profile, instance role).
 import { createReadStream } from 'node:fs'
-import { stat, unlink } from 'node:fs/promises'
-import { Readable } from 'node:stream'
+import { stat } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
-import { streamBody } from '../io/body.ts'
 import { StoreUnavailable } from '../oci/errors.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
+import { remoteBlob, uploadThenRemove } from './remote-blob.ts'
 
 export interface S3StoreOptions {
   readonly bucket: string
@@ -58,28 +58,22 @@ export class S3BlobStore implements BlobStore {
   async open (digest: Digest): Promise<OpenBlob | undefined> {
     const info = await this.stat(digest)
     if (info === undefined) return undefined
-    const size = info.size
     const key = this.key(digest)
-    return {
-      size,
-      body: range => {
-        const start = range?.start ?? 0
-        const end = range?.end ?? size - 1
-        return streamBody(async () => {
-          if (size === 0) return Readable.from([])
-          try {
-            const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }))
-            return res.Body as Readable
-          } catch (err) {
-            throw new StoreUnavailable('read', err)
-          }
-        }, end - start + 1)
-      },
-      close: () => {},
-    }
+    return remoteBlob(info.size, async (start, end) => {
+      try {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }))
+        return res.Body as Readable
+      } catch (err) {
+        throw new StoreUnavailable('read', err)
+      }
+    })
   }
 
   async commitFile (digest: Digest, localPath: string): Promise<void> {
+    await uploadThenRemove(() => this.putFile(digest, localPath), localPath)
+  }
+
+  async putFile (digest: Digest, localPath: string): Promise<void> {
     try {
       const { size } = await stat(localPath)
       const upload = new Upload({
@@ -92,8 +86,6 @@ export class S3BlobStore implements BlobStore {
       await upload.done()
     } catch (err) {
       throw new StoreUnavailable('write', err)
-    } finally {
-      await unlink(localPath).catch(() => {})
     }
   }
 

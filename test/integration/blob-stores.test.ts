@@ -101,6 +101,14 @@ for (const [name, make] of Object.entries(subjects)) {
       t.equal((await collect((await store.open(empty.digest))!.body(), 10)).length, 0)
     })
 
+    await t.test('putFile copies a file in and leaves it (another tier\'s copy)', async t => {
+      const copy = await blobFile(randomBytes(70_000))
+      await store.putFile(copy.digest, copy.path)
+      t.ok(existsSync(copy.path), 'the local file stays')
+      t.same(await store.stat(copy.digest), { size: 70_000 })
+      await store.delete(copy.digest)
+    })
+
     await t.test('list yields every blob', async t => {
       const seen: string[] = []
       for await (const d of store.list()) seen.push(d.value)

@@ -24,7 +24,7 @@ async function ferry (args: string[]): Promise<{ code: number, stdout: string, s
 }
 
 t.test('ferry check accepts every shipped region file', async t => {
-  for (const f of ['regions/local.yaml']) {
+  for (const f of ['regions/local.yaml', 'regions/eu-west.yaml', 'regions/us-east.yaml']) {
     const r = await ferry(['check', '--config', f])
     t.equal(r.code, 0, f)
     t.match(r.stdout, /ok/)
@@ -47,6 +47,30 @@ t.test('ferry check names the file, the field and what was expected', async t =>
   const missing = await ferry(['check', '--config', join(dir, 'nope.yaml')])
   t.equal(missing.code, 1)
   t.match(missing.stderr, 'nope.yaml: (file): expected a readable YAML file, got ENOENT')
+})
+
+t.test('ferry check explains a bad region setup: store, state, l1, workers, secrets in the file', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'))
+  const file = join(dir, 'region.yaml')
+  const up = 'upstreams:\n  - name: hub\n    url: http://127.0.0.1:1\n'
+  const cases: [string, string[]][] = [
+    ['store: {type: azure}\n', ['store.type: expected one of fs, s3, gcs, got "azure"']],
+    ['store: {type: s3, bucket: b}\n', ['store.bucket: expected a bucket name']],
+    ['store: {type: s3, bucket: ferry-blobs}\n', ['l1: expected a local disk tier ({path, maxBytes}) in front of the s3 store']],
+    ['store: {type: gcs, bucket: my-bucket, endpoint: http://x}\nl1: {path: /tmp/l1, maxBytes: 1GiB}\n', ['store.endpoint: expected no such field for store type gcs']],
+    ['state: {type: redis, url: "redis://:hunter2@redis:6379"}\n', ['state.url: expected a URL without a password (name the variable holding it in state.passwordEnv), got "redis://:***@redis:6379"']],
+    ['state: {type: redis, url: "http://redis"}\n', ['state.url: expected a redis:// or rediss:// URL']],
+    ['state: {type: redis, url: "redis://redis:6379", lease: 100ms}\n', ['state.lease: expected at least 1s']],
+    ['state: {type: redis, url: "redis://redis:6379"}\nworkers: 4\n', ['workers: expected 1 with state type redis (run more proxies instead), got 4']],
+    ['peer: {advertise: "https://x:5000/path"}\n', ['peer.advertise: expected an http://HOST:PORT URL']],
+  ]
+  for (const [doc, expected] of cases) {
+    writeFileSync(file, doc + up)
+    const r = await ferry(['check', '--config', file])
+    t.equal(r.code, 1, doc)
+    for (const e of expected) t.match(r.stderr, `${file}: ${e}`, doc)
+    t.notMatch(r.stderr, 'hunter2', 'a secret in the file is never echoed')
+  }
 })
 
 t.test('ferry serve refuses a bad file the same way, without starting', async t => {

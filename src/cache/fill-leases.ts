@@ -1,0 +1,117 @@
+// Who fetches a cold blob from the upstream when several proxies share a
+// region. The first proxy to take a digest's lease leads: it fetches, and
+// serves its fill in flight to the other proxies (peer.ts). The lease has an
+// expiry and is renewed while the fill runs, so a proxy killed mid-fill
+// loses it within one lease period and another takes the fill over. With no
+// shared state (one proxy, or Redis down) every claim leads: coalescing
+// falls back to per-proxy.
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Redis } from 'ioredis'
+import type { Logger } from '../observe/logger.ts'
+
+export interface Lease {
+  /** Still ours: renewed in time, not taken over. */
+  readonly held: boolean
+  /** Give the digest back (after the blob is in the region's store, or on failure). */
+  release (): Promise<void>
+}
+
+export type LeaseClaim =
+  | { readonly role: 'leader', readonly lease: Lease }
+  /** Another proxy leads; it serves the fill at `peer`. */
+  | { readonly role: 'follower', readonly peer: string }
+
+export interface FillLeases {
+  acquire (digest: string): Promise<LeaseClaim>
+  close (): Promise<void>
+}
+
+const SOLO: Lease = { held: false, release: async () => {} }
+
+/** One proxy alone: it leads every fill. */
+export class NoLeases implements FillLeases {
+  async acquire (): Promise<LeaseClaim> { return { role: 'leader', lease: SOLO } }
+  async close (): Promise<void> {}
+}
+
+// compare-and-renew and compare-and-delete: only the holder may touch its lease
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`
+
+export class RedisLeases implements FillLeases {
+  private readonly redis: Redis
+  private readonly prefix: string
+  private readonly leaseMs: number
+  private readonly log: Logger
+  /** This proxy, as other proxies see it in a lease. */
+  private readonly owner: string
+  private readonly peer: () => string
+  private readonly held = new Set<{ stop: () => void }>()
+  private readonly onFallback: () => void
+
+  /** `peer`: this proxy's advertised URL (known once it listens). */
+  constructor (opts: { redis: Redis, prefix: string, leaseMs: number, peer: () => string, log: Logger, onFallback: () => void }) {
+    this.redis = opts.redis
+    this.prefix = opts.prefix
+    this.leaseMs = opts.leaseMs
+    this.log = opts.log
+    this.onFallback = opts.onFallback
+    this.owner = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`
+    this.peer = opts.peer
+  }
+
+  async acquire (digest: string): Promise<LeaseClaim> {
+    const key = `${this.prefix}fill:${digest}`
+    const value = JSON.stringify({ owner: this.owner, peer: this.peer() })
+    for (let tries = 0; tries < 5; tries++) {
+      let won: string | null
+      let current: string | null
+      try {
+        won = await this.redis.set(key, value, 'PX', this.leaseMs, 'NX')
+        current = won === 'OK' ? null : await this.redis.get(key)
+      } catch (err) {
+        this.onFallback()
+        this.log.debug({ digest, err: (err as Error).message }, 'no fill lease (redis down); filling without one')
+        return { role: 'leader', lease: SOLO }
+      }
+      if (won === 'OK') return { role: 'leader', lease: this.renewing(key, value) }
+      if (current === null) continue // expired between the two calls
+      let holder: { owner?: string, peer?: string }
+      try { holder = JSON.parse(current) as typeof holder } catch { holder = {} }
+      if (typeof holder.peer !== 'string') continue
+      return { role: 'follower', peer: holder.peer }
+    }
+    this.onFallback()
+    return { role: 'leader', lease: SOLO }
+  }
+
+  private renewing (key: string, value: string): Lease {
+    let held = true
+    const timer = setInterval(() => {
+      this.redis.eval(RENEW, 1, key, value, String(this.leaseMs)).then(r => {
+        if (r === 0 && held) {
+          held = false
+          this.log.warn({ key }, 'fill lease lost (expired or taken over); finishing this fill anyway')
+        }
+      }, () => { /* redis down: keep trying; the lease may expire and be taken over */ })
+    }, Math.max(200, Math.floor(this.leaseMs / 3)))
+    timer.unref()
+    const entry = { stop: () => clearInterval(timer) }
+    this.held.add(entry)
+    return {
+      get held () { return held },
+      release: async () => {
+        entry.stop()
+        this.held.delete(entry)
+        held = false
+        await this.redis.eval(RELEASE, 1, key, value).catch(() => {})
+      },
+    }
+  }
+
+  async close (): Promise<void> {
+    for (const h of this.held) h.stop()
+    this.held.clear()
+  }
+}
