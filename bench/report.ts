@@ -2,6 +2,7 @@
 // RESULTS.md) and the raw figures (results.json).
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { RegionRun } from './region.ts'
 
 export interface Check { readonly name: string, readonly value: number, readonly target: string, readonly pass: boolean }
 
@@ -79,6 +80,21 @@ export function writeReport (r: Results, outDir: string): string {
       [num(sc.few.cachedBlobs), num(sc.few.rate), num(sc.few.p50Ms), num(sc.few.p99Ms)],
       [num(sc.many.cachedBlobs), num(sc.many.rate), num(sc.many.p50Ms), num(sc.many.p99Ms)],
     ]), '', `Restart with ${num(sc.many.cachedBlobs)} blobs: listening after ${(num(sc.startup.listeningMs) / 1000).toFixed(2)} s, all blobs indexed after ${(num(sc.startup.indexedMs) / 1000).toFixed(2)} s.`)
+  }
+  const region = r.scenarios['6 region'] as { one: RegionRun, two: RegionRun } | undefined
+  if (region !== undefined) {
+    const row = (x: RegionRun): (string | number)[] => [
+      x.proxies === 1 ? 'one proxy' : 'two proxies',
+      x.herdCold.wallMs / 1000, x.herdCold.ttfbMaxMs / 1000, x.herdCold.upstreamFetches, x.herdCold.verified,
+      x.herdWarm.wallMs / 1000,
+      x.smallCold.rate, x.smallCold.p99Ms, x.smallWarm.rate, x.smallWarm.p99Ms, x.smallCold.failed + x.smallWarm.failed,
+      x.peakRss / 1024 / 1024,
+    ]
+    parts.push('', `## 8. A region: one proxy against two (Redis state and leases, S3 store (s3rver), an L1 disk each)`, '',
+      'Clients split evenly over the proxies, as a load balancer would. Herd: 16 clients, one cold ' + `${mb} MiB blob, then warm (L1). Small images: ${r.sizes.small} fresh images, 32 clients, cold then 3 warm passes; percentiles are the worse proxy's.`, '',
+      table(['region', 'cold wall s', 'cold slowest first byte s', 'upstream fetches', 'digests verified', 'warm wall s', 'small cold pulls/s', 'cold p99 ms', 'small warm pulls/s', 'warm p99 ms', 'failed', 'peak RSS MiB (all proxies)'],
+        [row(region.one), row(region.two)]),
+      '', `Two proxies / one: herd cold wall ${(region.two.herdCold.wallMs / region.one.herdCold.wallMs).toFixed(2)}×, herd warm wall ${(region.two.herdWarm.wallMs / region.one.herdWarm.wallMs).toFixed(2)}×, small cold rate ${(region.two.smallCold.rate / region.one.smallCold.rate).toFixed(2)}×, small warm rate ${(region.two.smallWarm.rate / region.one.smallWarm.rate).toFixed(2)}×.`)
   }
   const text = parts.join('\n') + '\n'
   writeFileSync(join(outDir, 'RESULTS.md'), text)

@@ -15,6 +15,7 @@ import { startRegistry } from '../test/helpers/registry.ts'
 import { pullBlobConcurrently, pullImages, verifyBlob, type SmallImage } from './load.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
+import { regionScenario, type RegionRun } from './region.ts'
 import { writeReport, type Check, type Results } from './report.ts'
 
 const MiB = 1024 * 1024
@@ -56,13 +57,17 @@ async function main (): Promise<void> {
   log(`seeding the upstream (${quick ? 'quick' : 'full'} run)`)
   const upstreamReg = await startRegistry({ dir: join(dir, 'upstream') })
   stops.push(() => upstreamReg.stop())
-  const bigA = join(dir, 'big-a.bin'); const bigB = join(dir, 'big-b.bin')
-  const digestA = await randomFile(bigA, SIZES.big)
-  const digestB = await randomFile(bigB, SIZES.big)
-  await pushFile(upstreamReg.url, 'bench/big', bigA, digestA)
-  await pushFile(upstreamReg.url, 'bench/big', bigB, digestB)
-  rmSync(bigA); rmSync(bigB)
+  const bigDigests: string[] = []
+  for (const name of ['a', 'b', 'c', 'd']) {
+    const file = join(dir, `big-${name}.bin`)
+    const digest = await randomFile(file, SIZES.big)
+    await pushFile(upstreamReg.url, 'bench/big', file, digest)
+    rmSync(file)
+    bigDigests.push(digest)
+  }
+  const [digestA, digestB, digestC, digestD] = bigDigests as [string, string, string, string]
   const images = await seedSmallImages(upstreamReg.url, SIZES.small)
+  const regionImages = [await seedSmallImages(upstreamReg.url, SIZES.small, 'region1'), await seedSmallImages(upstreamReg.url, SIZES.small, 'region2')] as const
 
   const ferry = await startFerryTarget(join(dir, 'ferry'), upstreamReg.url, `${SIZES.tagTTLSeconds}s`)
   stops.push(() => ferry.stop())
@@ -137,9 +142,11 @@ async function main (): Promise<void> {
   results.scenarios['5 tag revalidation'] = revalidated
 
   for (const t of [distribution, nginx]) await t.stop()
+  await ferry.stop()
+  log('6. a region: one proxy, then two, with Redis, an S3 store and L1 disks')
+  results.scenarios['6 region'] = await regionScenario({ dir: join(dir, 'region'), upstream: upstreamReg, bigDigests: [digestC, digestD], bigSize: SIZES.big, images: regionImages, stops, log })
   log('7. scale: warm small-image rate with few and with many cached blobs (ferry)')
   results.scenarios['7 scale'] = await scale(dir, upstreamReg.url, images.slice(0, SIZES.scaleImages), results)
-  await ferry.stop()
 
   results.checks = checks(results)
   results.seconds = Math.round((Date.now() - started) / 1000)
@@ -198,6 +205,7 @@ function checks (r: Results): Check[] {
   const one = s['1 one client']!; const cold = s['2 16 clients cold']!; const warm = s['3 16 clients warm']!
   const smallCold = s['4 small images cold']!; const smallWarm = s['4 small images warm']!
   const sc = s['7 scale'] as unknown as { few: Row, many: Row }
+  const region = r.scenarios['6 region'] as { one: RegionRun, two: RegionRun }
   const bestWarmWall = Math.min(warm.distribution!.wallMs!, warm.nginx!.wallMs!)
   const ferryPeaks = Object.values(r.peakRss).map(p => p.ferry ?? 0)
   const c = (name: string, value: number, target: string, pass: boolean): Check => ({ name, value: Math.round(value * 1000) / 1000, target, pass })
@@ -214,6 +222,8 @@ function checks (r: Results): Check[] {
     c('small warm: p99, ferry / nginx', smallWarm.ferry!.p99Ms! / smallWarm.nginx!.p99Ms!, '<= 0.5', smallWarm.ferry!.p99Ms! <= 0.5 * smallWarm.nginx!.p99Ms!),
     c('warm pulls by tag within TTL: upstream requests (ferry)', smallWarm.ferry!.upstreamRequests!, '= 0', smallWarm.ferry!.upstreamRequests === 0 && Boolean(smallWarm.ferry!.withinTTL)),
     c('peak RSS, MiB (ferry, worst scenario)', Math.max(...ferryPeaks) / MiB, '< 200', Math.max(...ferryPeaks) < 200 * MiB),
+    c('region of 2, 16 cold: upstream fetches', region.two.herdCold.upstreamFetches, '= 1', region.two.herdCold.upstreamFetches === 1),
+    c('region of 2, 16 cold: digests verified', region.two.herdCold.verified, '= 16', region.two.herdCold.verified === 16),
     c('scale: warm rate with many blobs / with few', sc.many.rate! / sc.few.rate!, '>= 0.9', sc.many.rate! >= 0.9 * sc.few.rate!),
   ]
 }

@@ -35,10 +35,10 @@ export async function pushFile (registry: string, repo: string, path: string, di
 }
 
 /** `count` images, each a manifest, a config and one 4 KiB layer, tagged v1 in small/img-<i>. */
-export async function seedSmallImages (registry: string, count: number): Promise<SmallImage[]> {
+export async function seedSmallImages (registry: string, count: number, prefix = 'small'): Promise<SmallImage[]> {
   const images: SmallImage[] = []
   const push = async (i: number): Promise<void> => {
-    const repo = `small/img-${i}`
+    const repo = `${prefix}/img-${i}`
     const layer = blob(OCI_LAYER, randomBytes(4096))
     const config = blob(OCI_CONFIG, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] }, n: i })))
     const manifest = blob(OCI_MANIFEST, Buffer.from(JSON.stringify({

@@ -55,6 +55,8 @@ interface FillSourceState {
   upstreamUsed: boolean
   /** The store was looked at just before the fill started. */
   storeChecked: boolean
+  /** A claim said "stored" and the store did not have it: the next claim leads regardless. */
+  storeMissedAfterMark: boolean
   etag: string | undefined
 }
 
@@ -204,7 +206,7 @@ export class BlobCache {
         return
       }
       fill.onChange = update => this.coordinator.progress(digest.value, update)
-      await this.lead(route, fill, { from: undefined, lease: undefined, upstreamUsed: false, storeChecked: !viaStore, etag: undefined })
+      await this.lead(route, fill, { from: undefined, lease: undefined, upstreamUsed: false, storeChecked: !viaStore, storeMissedAfterMark: false, etag: undefined })
     })()
     // the map entry lives until the fill has ended: committed (the store has it) or failed (the next request retries)
     void fill.ready.then(() => fill.done, () => undefined).then(() => {
@@ -249,7 +251,7 @@ export class BlobCache {
       } else {
         this.log.info({ digest: digest.value, upstream, from: st.from, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
       }
-    }).finally(() => st.lease?.release())
+    }).finally(() => st.lease?.release(fill.outcome === 'verified' && st.upstreamUsed))
   }
 
   /**
@@ -270,7 +272,12 @@ export class BlobCache {
       }
       st.storeChecked = false // from now on every attempt looks: the blob may land any moment
       if (st.lease === undefined) {
-        const claim = await this.leases.acquire(digest.value)
+        const claim = await this.leases.acquire(digest.value, st.storeMissedAfterMark)
+        if (claim.role === 'stored') {
+          // the last fill put it in the store: read it there (or, if it is not there after all, lead)
+          st.storeMissedAfterMark = true
+          continue
+        }
         if (claim.role === 'follower' && this.peers !== undefined) {
           let got: FillSource | 'gone' | undefined
           try {
@@ -289,15 +296,7 @@ export class BlobCache {
           await sleep(got === 'gone' ? 50 : 250)
           continue
         }
-        if (claim.role === 'leader') {
-          st.lease = claim.lease
-          if (claim.lease.held && await this.store.stat(digest) !== undefined) {
-            // the previous leader committed between our look and our claim
-            await claim.lease.release()
-            st.lease = undefined
-            continue
-          }
-        }
+        if (claim.role === 'leader') st.lease = claim.lease
       }
       st.from = 'upstream'
       st.upstreamUsed = true

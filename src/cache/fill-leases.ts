@@ -13,17 +13,23 @@ import type { Logger } from '../observe/logger.ts'
 export interface Lease {
   /** Still ours: renewed in time, not taken over. */
   readonly held: boolean
-  /** Give the digest back (after the blob is in the region's store, or on failure). */
-  release (): Promise<void>
+  /**
+   * Give the digest back. `stored`: the blob is in the region's store now;
+   * for a while, claims are told to look there instead of leading.
+   */
+  release (stored?: boolean): Promise<void>
 }
 
 export type LeaseClaim =
   | { readonly role: 'leader', readonly lease: Lease }
   /** Another proxy leads; it serves the fill at `peer`. */
   | { readonly role: 'follower', readonly peer: string }
+  /** The fill just ended with the blob in the region's store: read it there. */
+  | { readonly role: 'stored' }
 
 export interface FillLeases {
-  acquire (digest: string): Promise<LeaseClaim>
+  /** `force`: lead even over a "stored" mark (the store turned out not to have the blob). */
+  acquire (digest: string, force?: boolean): Promise<LeaseClaim>
   close (): Promise<void>
 }
 
@@ -38,6 +44,10 @@ export class NoLeases implements FillLeases {
 // compare-and-renew and compare-and-delete: only the holder may touch its lease
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`
+const RELEASE_STORED = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) else return 0 end`
+const STORED = '{"stored":true}'
+/** How long a finished fill tells claimants to read the store: covers the gap between a look in the store and a claim. */
+const STORED_MARK_MS = 30_000
 
 export class RedisLeases implements FillLeases {
   private readonly redis: Redis
@@ -61,14 +71,16 @@ export class RedisLeases implements FillLeases {
     this.peer = opts.peer
   }
 
-  async acquire (digest: string): Promise<LeaseClaim> {
+  async acquire (digest: string, force = false): Promise<LeaseClaim> {
     const key = `${this.prefix}fill:${digest}`
     const value = JSON.stringify({ owner: this.owner, peer: this.peer() })
     for (let tries = 0; tries < 5; tries++) {
       let won: string | null
       let current: string | null
       try {
-        won = await this.redis.set(key, value, 'PX', this.leaseMs, 'NX')
+        won = force
+          ? await this.redis.eval(`if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')`, 1, key, STORED, value, String(this.leaseMs)) as string | null
+          : await this.redis.set(key, value, 'PX', this.leaseMs, 'NX')
         current = won === 'OK' ? null : await this.redis.get(key)
       } catch (err) {
         this.onFallback()
@@ -77,6 +89,7 @@ export class RedisLeases implements FillLeases {
       }
       if (won === 'OK') return { role: 'leader', lease: this.renewing(key, value) }
       if (current === null) continue // expired between the two calls
+      if (current === STORED) return { role: 'stored' }
       let holder: { owner?: string, peer?: string }
       try { holder = JSON.parse(current) as typeof holder } catch { holder = {} }
       if (typeof holder.peer !== 'string') continue
@@ -101,11 +114,13 @@ export class RedisLeases implements FillLeases {
     this.held.add(entry)
     return {
       get held () { return held },
-      release: async () => {
+      release: async (stored = false) => {
         entry.stop()
         this.held.delete(entry)
         held = false
-        await this.redis.eval(RELEASE, 1, key, value).catch(() => {})
+        await (stored
+          ? this.redis.eval(RELEASE_STORED, 1, key, value, STORED, String(STORED_MARK_MS))
+          : this.redis.eval(RELEASE, 1, key, value)).catch(() => {})
       },
     }
   }

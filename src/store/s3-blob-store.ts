@@ -21,12 +21,20 @@ export interface S3StoreOptions {
   readonly forcePathStyle: boolean
 }
 
-const PART_SIZE = 16 * 1024 * 1024
+// lib-storage holds each part in memory while it uploads: parts of 5 MiB
+// (S3's least), two at a time, at most four uploads at once bound that to
+// 40 MiB per proxy whatever the blob size. Parts grow only for blobs past
+// 45 GiB, to stay under S3's 10,000 parts.
+const MIN_PART = 5 * 1024 * 1024
+const PARTS_IN_FLIGHT = 2
+const UPLOADS_AT_ONCE = 4
 
 export class S3BlobStore implements BlobStore {
   private readonly client: S3Client
   private readonly bucket: string
   private readonly prefix: string
+  private uploading = 0
+  private readonly waiting: (() => void)[] = []
 
   constructor (opts: S3StoreOptions) {
     this.bucket = opts.bucket
@@ -74,13 +82,24 @@ export class S3BlobStore implements BlobStore {
   }
 
   async putFile (digest: Digest, localPath: string): Promise<void> {
+    while (this.uploading >= UPLOADS_AT_ONCE) await new Promise<void>(resolve => this.waiting.push(resolve))
+    this.uploading++
+    try {
+      await this.upload(digest, localPath)
+    } finally {
+      this.uploading--
+      this.waiting.shift()?.()
+    }
+  }
+
+  private async upload (digest: Digest, localPath: string): Promise<void> {
     try {
       const { size } = await stat(localPath)
       const upload = new Upload({
         client: this.client,
         params: { Bucket: this.bucket, Key: this.key(digest), Body: createReadStream(localPath), ContentLength: size, ContentType: 'application/octet-stream' },
-        partSize: PART_SIZE,
-        queueSize: 4,
+        partSize: Math.max(MIN_PART, Math.ceil(size / 9000)),
+        queueSize: PARTS_IN_FLIGHT,
         leavePartsOnError: false,
       })
       await upload.done()
