@@ -4,7 +4,7 @@
 // distribution registry in proxy mode, and nginx proxy_cache with
 // proxy_cache_lock. Prints a table of figures and ratios against targets;
 // writes RESULTS.md and results.json (to bench/ for a full run).
-import { execFileSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { randomBytes, createHash } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
@@ -190,7 +190,9 @@ async function cacheBlobs (url: string): Promise<number> {
 
 function versions (): Results['versions'] {
   const v = (cmd: string, a: string[]): string => {
-    try { return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() } catch (err) { return String((err as { stderr?: string }).stderr ?? '').trim() }
+    // nginx -v prints to stderr: take whichever stream has the text
+    const r = spawnSync(cmd, a, { encoding: 'utf8' })
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim()
   }
   return {
     node: process.version,

@@ -19,7 +19,6 @@ import { Metrics } from './observe/metrics.ts'
 import { EmbeddedState } from './store/embedded-state.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
 import { openBlobStore } from './store/open-store.ts'
-import { connectRedis } from './store/redis.ts'
 import { RedisState } from './store/redis-state.ts'
 import type { RegionState } from './store/region-state.ts'
 import { RegionIndex } from './cache/region-index.ts'
@@ -44,7 +43,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const metrics = new Metrics()
   const staging = join(config.data, 'tmp')
   const store = await openBlobStore(config.store)
-  const redis = config.state.type === 'redis' ? connectRedis(config.state, log) : undefined
+  // ioredis is loaded only for a region that uses it
+  const redis = config.state.type === 'redis' ? (await import('./store/redis.ts')).connectRedis(config.state, log) : undefined
   const keyPrefix = config.state.type === 'redis' ? config.state.keyPrefix : ''
   const state: RegionState = redis !== undefined ? new RedisState(redis, keyPrefix, config.region, log) : new EmbeddedState(join(config.data, 'state'))
   const upstreams = config.upstreams.map(u => new Upstream(u, log, metrics))

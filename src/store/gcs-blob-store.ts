@@ -9,8 +9,7 @@ import { Storage, type Bucket } from '@google-cloud/storage'
 import { StoreUnavailable } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
-import { remoteBlob, uploadThenRemove } from './remote-blob.ts'
-import { digestOfKey } from './s3-blob-store.ts'
+import { digestOfKey, remoteBlob, uploadThenRemove } from './remote-blob.ts'
 
 export interface GcsStoreOptions {
   readonly bucket: string

@@ -4,6 +4,7 @@
 import { unlink } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { streamBody } from '../io/body.ts'
+import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { OpenBlob } from './blob-store.ts'
 
 /** `read(start, end)` fetches the inclusive byte range; nothing is fetched until a body is written. */
@@ -25,4 +26,11 @@ export async function uploadThenRemove (upload: () => Promise<void>, localPath: 
   } finally {
     await unlink(localPath).catch(() => {})
   }
+}
+
+/** <prefix>blobs/<alg>/<xx>/<hex> back to a digest; anything else is not a blob. */
+export function digestOfKey (key: string, prefix: string): Digest | undefined {
+  const m = /^blobs\/(sha256|sha512)\/[a-f0-9]{2}\/([a-f0-9]+)$/.exec(key.slice(prefix.length))
+  if (!key.startsWith(prefix) || m === null) return undefined
+  try { return parseDigest(`${m[1]}:${m[2]}`) } catch { return undefined }
 }

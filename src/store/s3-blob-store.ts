@@ -9,9 +9,9 @@ import type { Readable } from 'node:stream'
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { StoreUnavailable } from '../oci/errors.ts'
-import { parseDigest, type Digest } from '../oci/reference.ts'
+import type { Digest } from '../oci/reference.ts'
 import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
-import { remoteBlob, uploadThenRemove } from './remote-blob.ts'
+import { digestOfKey, remoteBlob, uploadThenRemove } from './remote-blob.ts'
 
 export interface S3StoreOptions {
   readonly bucket: string
@@ -134,13 +134,6 @@ export class S3BlobStore implements BlobStore {
   }
 
   close (): void { this.client.destroy() }
-}
-
-/** <prefix>blobs/<alg>/<xx>/<hex> back to a digest; anything else is not a blob. */
-export function digestOfKey (key: string, prefix: string): Digest | undefined {
-  const m = /^blobs\/(sha256|sha512)\/[a-f0-9]{2}\/([a-f0-9]+)$/.exec(key.slice(prefix.length))
-  if (!key.startsWith(prefix) || m === null) return undefined
-  try { return parseDigest(`${m[1]}:${m[2]}`) } catch { return undefined }
 }
 
 function notFound (err: unknown): boolean {

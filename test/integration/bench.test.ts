@@ -15,6 +15,7 @@ const run = promisify(execFile)
 t.test('npm run bench -- --quick runs every scenario and reports every figure', async t => {
   requireBinary('nginx', 'nginx')
   requireBinary('curl', 'curl')
+  requireBinary('redis-server', 'redis-server')
   const out = mkdtempSync(join(tmpdir(), 'ferry-bench-test-'))
   const { stdout } = await run(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--quick', '--out', out], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 180_000 })
   t.match(stdout, /# ferry benchmark \(quick\)/)
@@ -40,7 +41,16 @@ t.test('npm run bench -- --quick runs every scenario and reports every figure', 
   const scale = r.scenarios['7 scale'] as unknown as { few: Record<string, number>, many: Record<string, number> }
   t.ok(scale.many.cachedBlobs > scale.few.cachedBlobs, 'the scale run grew the cache')
   t.ok(scale.few.rate > 0 && scale.many.rate > 0)
-  t.equal(r.checks.length, 13, 'every target is checked')
+  const region = r.scenarios['6 region'] as unknown as Record<'one' | 'two', { proxies: number, herdCold: Record<string, number>, smallWarm: Record<string, number>, peakRss: number }>
+  for (const size of ['one', 'two'] as const) {
+    t.equal(region[size].herdCold.ok, 16, `region of ${size}: 16 complete cold transfers`)
+    t.equal(region[size].herdCold.verified, 16, `region of ${size}: digests verified`)
+    t.equal(region[size].herdCold.upstreamFetches, 1, `region of ${size}: one upstream fetch`)
+    t.equal(region[size].smallWarm.failed, 0)
+    t.ok(region[size].peakRss > 0)
+  }
+  t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## 8\. A region: one proxy against two/)
+  t.equal(r.checks.length, 15, 'every target is checked')
   t.ok(r.checks.every(c => Number.isFinite(c.value)), 'every check has a value')
   t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## Targets/)
 })

@@ -159,7 +159,16 @@ t.test('Redis down: cached blobs and tags still served, fills per proxy; coalesc
   t.equal((await get(`${proxies[0]!.url}/v2/${REPO}/manifests/v1`, accept)).status, 200)
   expectWhole(t, [await pullBlob(`${proxies[0]!.url}${blobPath(warm)}`)], warm)
 
+  // killed under load: a herd on a cold blob is streaming through the leader when Redis dies
+  const inFlight = await newBlob(16 * MiB)
+  faulty.fault = req => req.url === blobPath(inFlight) ? { bytesPerSecond: 8 * MiB } : undefined
+  const herd = Promise.all(Array.from({ length: 6 }, (_, i) => pullBlob(`${proxies[i % 3]!.url}${blobPath(inFlight)}`)))
+  await new Promise(resolve => setTimeout(resolve, 700))
   await redis.kill()
+  expectWhole(t, await herd, inFlight)
+  faulty.fault = undefined
+  t.equal(faulty.count('GET', blobPath(inFlight)), 1, 'the fill under way when Redis died finished once for the region')
+
   const hit = await pullBlob(`${proxies[0]!.url}${blobPath(warm)}`)
   expectWhole(t, [hit], warm)
   const tag = await get(`${proxies[0]!.url}/v2/${REPO}/manifests/v1`, accept)
