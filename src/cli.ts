@@ -18,6 +18,7 @@ const USAGE = `ferry: pull-through cache and replicator for OCI registries
 usage:
   ferry serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--upstream URL] [--workers N]
   ferry check --config FILE
+  ferry replicate --config FILE [--status | --dead-letters | --retry-dead]
   ferry --help | --version
 
   --config FILE       region file (default: the embedded regions/local.yaml)
@@ -25,6 +26,11 @@ usage:
   --data DIR          data folder: blob cache and state (overrides "data")
   --upstream URL      one default upstream registry (replaces the file's default)
   --workers N         worker processes sharing the port (overrides "workers")
+
+  replicate           follow the region's stream and push it to replication.peers
+  --status            how far behind each peer is (one JSON line per peer), then exit
+  --dead-letters      what peers refused after every attempt, then exit
+  --retry-dead        try the dead letters once more, then exit (1 if any still fail)
 `
 
 async function main (argv: string[]): Promise<number> {
@@ -37,6 +43,9 @@ async function main (argv: string[]): Promise<number> {
       data: { type: 'string' },
       upstream: { type: 'string' },
       workers: { type: 'string' },
+      status: { type: 'boolean' },
+      'dead-letters': { type: 'boolean' },
+      'retry-dead': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -72,6 +81,24 @@ async function main (argv: string[]): Promise<number> {
         const stop = (signal: string): void => {
           log.info({ signal }, 'shutting down')
           close().then(resolve, resolve)
+        }
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      })
+      return 0
+    }
+    case 'replicate': {
+      if (values.config === undefined) { console.error('ferry replicate: --config FILE is required'); return 2 }
+      const config = await loadRegion(file, overrides)
+      const log = createLogger(config.logLevel).child({ region: config.region, role: 'replicator' })
+      const mode = values.status === true ? 'status' : values['dead-letters'] === true ? 'dead-letters' : values['retry-dead'] === true ? 'retry-dead' : 'run'
+      const { replicate } = await import('./replicate/run.ts')
+      const result = await replicate(config, mode, log, line => console.log(line))
+      if (typeof result === 'number') return result
+      await new Promise<void>(resolve => {
+        const stop = (signal: string): void => {
+          log.info({ signal }, 'shutting down')
+          result().then(resolve, resolve)
         }
         process.once('SIGINT', stop)
         process.once('SIGTERM', stop)

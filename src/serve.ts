@@ -14,13 +14,13 @@ import { ListCache } from './cache/lists.ts'
 import { ManifestCache } from './cache/manifests.ts'
 import type { RegionConfig } from './config/schema.ts'
 import { createEdgeServer } from './http/server.ts'
+import type { Services } from './http/handlers.ts'
+import { UploadSessions } from './cache/uploads.ts'
 import { createLogger, type Logger } from './observe/logger.ts'
 import { Metrics } from './observe/metrics.ts'
-import { EmbeddedState } from './store/embedded-state.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
 import { openBlobStore } from './store/open-store.ts'
-import { RedisState } from './store/redis-state.ts'
-import type { RegionState } from './store/region-state.ts'
+import { openState } from './store/open-state.ts'
 import { RegionIndex } from './cache/region-index.ts'
 import { NoLeases, RedisLeases } from './cache/fill-leases.ts'
 import { PeerClient } from './cache/peer.ts'
@@ -43,10 +43,9 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const metrics = new Metrics()
   const staging = join(config.data, 'tmp')
   const store = await openBlobStore(config.store)
-  // ioredis is loaded only for a region that uses it
-  const redis = config.state.type === 'redis' ? (await import('./store/redis.ts')).connectRedis(config.state, log) : undefined
+  const opened = await openState(config, log)
+  const { state, redis } = opened
   const keyPrefix = config.state.type === 'redis' ? config.state.keyPrefix : ''
-  const state: RegionState = redis !== undefined ? new RedisState(redis, keyPrefix, config.region, log) : new EmbeddedState(join(config.data, 'state'))
   const upstreams = config.upstreams.map(u => new Upstream(u, log, metrics))
   const fallback = upstreams.find(u => u.config === config.defaultUpstream)
   const router = new Router(upstreams, fallback)
@@ -107,7 +106,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     : new NoLeases()
   const takeoverMs = config.state.type === 'redis' ? config.state.leaseMs + 5000 : 0
   const onCommitted = (digest: string, size: number): void => {
-    state.appendCommitted({ digest, size, at: Date.now() }).catch((err: unknown) => {
+    state.appendEvent({ kind: 'blob', digest, size, at: Date.now() }).catch((err: unknown) => {
       log.warn({ digest, err: (err as Error).message }, 'committed blob not recorded in the region stream')
     })
   }
@@ -117,7 +116,14 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   })
   const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes })
   const lists = new ListCache(state, log, metrics)
-  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText }, log)
+  let push: Services['push']
+  const secretEnv = config.replication.secretEnv
+  if (secretEnv !== undefined) {
+    const uploads = new UploadSessions(join(config.data, 'uploads'))
+    await uploads.init()
+    push = { uploads, secret: () => process.env[secretEnv] || undefined }
+  }
+  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}) }, log)
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -150,9 +156,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       await leases.close()
       await peers?.close()
       await Promise.all(upstreams.map(u => u.close()))
-      await state.close()
+      await opened.close()
       store.close?.()
-      redis?.disconnect()
     },
   }
 }

@@ -115,6 +115,22 @@ export class BlobCache {
     return { size, range: undefined, length: size, body: undefined, source: 'upstream' }
   }
 
+  /** The blob is here: in memory, this proxy's L1, or the region's store (a running fill does not count). */
+  async has (digest: Digest): Promise<boolean> {
+    if (this.small.has(digest.value)) return true
+    if (this.l1 !== undefined && await this.l1.store.stat(digest) !== undefined) return true
+    return await this.store.stat(digest) !== undefined
+  }
+
+  /**
+   * A verified local file (a pushed upload) becomes the blob: into L1 and
+   * the region's store, or the store alone. The file is consumed. Not
+   * recorded in the region stream: what replication brings is not sent on.
+   */
+  async adopt (digest: Digest, path: string, size: number): Promise<void> {
+    await this.commit(digest, path, size, { from: undefined, lease: undefined, upstreamUsed: true, storeChecked: true, storeMissedAfterMark: false, etag: undefined }, false)
+  }
+
   /** The region store's answer, or a running fill's size. */
   private async statRegion (digest: Digest): Promise<{ size: number } | undefined> {
     const fill = this.fills.get(digest.value)
@@ -313,11 +329,11 @@ export class BlobCache {
   }
 
   /** A verified staging file: into the region's store, and into L1 when there is one. */
-  private async commit (digest: Digest, path: string, size: number, st: FillSourceState): Promise<void> {
+  private async commit (digest: Digest, path: string, size: number, st: FillSourceState, record = true): Promise<void> {
     if (this.l1 === undefined) {
       await this.store.commitFile(digest, path)
       this.index.added(digest.value, size)
-      this.onCommitted(digest.value, size)
+      if (record) this.onCommitted(digest.value, size)
       return
     }
     const unpin = this.l1.index.pin(digest.value)
@@ -328,7 +344,7 @@ export class BlobCache {
       if (st.upstreamUsed) {
         await this.store.putFile(digest, this.l1.store.path(digest))
         this.index.added(digest.value, size)
-        this.onCommitted(digest.value, size)
+        if (record) this.onCommitted(digest.value, size)
       }
     } finally {
       unpin()

@@ -14,15 +14,15 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import { collect } from '../io/body.ts'
-import { ManifestInvalid, OciError } from '../oci/errors.ts'
-import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.ts'
+import { DigestInvalid, ManifestBlobUnknown, ManifestInvalid, OciError } from '../oci/errors.ts'
+import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES, accepts, isSubset, sameSet } from '../oci/media-types.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import type { RegionState, TagEntry, TagKey } from '../store/region-state.ts'
-import type { Route } from '../upstream/router.ts'
+import type { RegionEvent, RegionState, TagEntry, TagKey } from '../store/region-state.ts'
+import { canonicalName, type Route } from '../upstream/router.ts'
 import type { UpstreamResponse } from '../upstream/upstream.ts'
 
 export interface Manifest {
@@ -123,7 +123,8 @@ export class ManifestCache {
     const m = await this.fetch(route, key.tag, accept.length > 0 ? accept : undefined, undefined)
     // cache only what answers this Accept set again; an answer the client did not ask for is passed on, not kept
     if (accept.length === 0 || accepts(accept, m.mediaType)) {
-      this.background(this.putEntry(key, { accept, digest: m.digest, mediaType: m.mediaType, size: m.body.length, fetchedAt: Date.now() }), 'tag')
+      this.background(this.putEntry(key, { accept, digest: m.digest, mediaType: m.mediaType, size: m.body.length, fetchedAt: Date.now() })
+        .then(() => this.record({ kind: 'tag', name: canonicalName(route), tag: key.tag, digest: m.digest, mediaType: m.mediaType, at: Date.now() })), 'tag')
     }
     return m
   }
@@ -158,7 +159,46 @@ export class ManifestCache {
     if (type === undefined) throw new ManifestInvalid('upstream manifest has no media type')
     // memory has it from here on; the disk copy need not delay the client
     this.memory.set(digest.value, { mediaType: type, body })
-    this.background(this.save(digest, type, body), 'manifest')
+    this.background(this.save(digest, type, body).then(() => this.record({ kind: 'manifest', name: canonicalName(route), digest: digest.value, mediaType: type, at: Date.now() })), 'manifest')
+    return { digest: digest.value, mediaType: type, body }
+  }
+
+  /** Tell the region's stream (for replication); a failure to record costs no client anything. */
+  private async record (event: RegionEvent): Promise<void> {
+    await this.state.appendEvent(event).catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message, kind: event.kind }, 'not recorded in the region stream')
+    })
+  }
+
+  /** The manifest is cached here (memory, or its bytes and type in the store and state). */
+  async has (digest: string): Promise<boolean> {
+    return this.memory.has(digest) || await this.local(digest) !== undefined
+  }
+
+  /**
+   * A manifest pushed by another region's replicator: verified against its
+   * digest, accepted only if its config and layers are already here (so a
+   * tag never points at an image with missing bytes), stored, and the tag
+   * set. An index may name platforms this region does not hold: they are
+   * fetched from the upstream when asked for, as on any miss. Not recorded
+   * in the stream: replication is one hop, never back and forth.
+   */
+  async put (route: Route, reference: { tag: string } | { digest: Digest }, mediaType: string | undefined, body: Buffer, have: (d: Descriptor) => Promise<boolean>): Promise<Manifest> {
+    const digest = 'digest' in reference ? reference.digest : sha256(body)
+    const actual = createHash(digest.algorithm).update(body).digest('hex')
+    if (actual !== digest.hex) throw new DigestInvalid(digest.value, `the manifest hashes to ${digest.algorithm}:${actual}`)
+    const parsed = parseManifest(body)
+    const type = mediaType ?? parsed.mediaType
+    if (type === undefined || !(ALL_MANIFEST_TYPES as readonly string[]).includes(type)) throw new ManifestInvalid(`not a manifest media type: ${type ?? '(none)'}`, 400)
+    for (const d of [...(parsed.config !== undefined ? [parsed.config] : []), ...parsed.layers]) {
+      if (!await have(d)) throw new ManifestBlobUnknown(d.digest)
+    }
+    this.memory.set(digest.value, { mediaType: type, body })
+    await this.save(digest, type, body)
+    if ('tag' in reference) {
+      const key: TagKey = { upstream: route.upstream.name, repo: route.repo, tag: reference.tag }
+      await this.putEntry(key, { accept: [ANY_ACCEPT], digest: digest.value, mediaType: type, size: body.length, fetchedAt: Date.now() })
+    }
     return { digest: digest.value, mediaType: type, body }
   }
 
@@ -217,9 +257,17 @@ export class ManifestCache {
   }
 }
 
+/**
+ * The Accept set of a pushed tag: a registry that was pushed one manifest
+ * answers any client that accepts its type with it, whatever else it accepts.
+ */
+export const ANY_ACCEPT = '*'
+
 export function pick (entries: readonly TagEntry[], accept: readonly string[]): TagEntry | undefined {
   const exact = entries.find(e => sameSet(e.accept, accept))
   if (exact !== undefined && (accept.length === 0 || accepts(accept, exact.mediaType))) return exact
+  const pushed = entries.find(e => e.accept[0] === ANY_ACCEPT && (accept.length === 0 || accepts(accept, e.mediaType)))
+  if (pushed !== undefined) return pushed
   if (accept.length === 0) return undefined
   return entries.find(e => accepts(accept, e.mediaType) && isSubset(accept, e.accept))
 }

@@ -36,6 +36,41 @@ export type StateConfig =
   | { readonly type: 'embedded' }
   | { readonly type: 'redis', readonly url: string, readonly passwordEnv: string | undefined, readonly keyPrefix: string, readonly leaseMs: number }
 
+/** Another region (a ferry, or any OCI registry) that replication pushes to and a miss may ask. */
+export interface PeerConfig {
+  readonly name: string
+  readonly url: URL
+  /** Basic credentials for pushing: for a ferry peer, any username and its replication secret. */
+  readonly credentials: Credentials | undefined
+  readonly caFile: string | undefined
+  readonly insecure: boolean
+}
+
+export interface ReplicationRule {
+  /** Glob patterns of repository names (`*` within a path segment, `**` across). */
+  readonly repositories: readonly string[]
+  readonly tags: readonly string[]
+  readonly peers: readonly string[]
+}
+
+export interface ReplicationConfig {
+  /** NAME of the environment variable holding the secret this region accepts pushes with; none: no pushes. */
+  readonly secretEnv: string | undefined
+  readonly peers: readonly PeerConfig[]
+  readonly rules: readonly ReplicationRule[]
+  /** Blob transfers in flight per peer. */
+  readonly concurrency: number
+  /** Where `ferry replicate` serves /metrics. */
+  readonly metricsListen: { readonly host: string, readonly port: number } | undefined
+  /** Edges ask the peers for a missing blob or manifest before the upstream. */
+  readonly fallback: boolean
+  readonly fallbackTimeoutMs: number
+  /** Attempts at an event a peer refuses (4xx) before it goes to the dead letters. */
+  readonly attempts: number
+  /** This region's edge, which the replicator asks for content the region should hold but does not yet. */
+  readonly edge: string | undefined
+}
+
 export interface RegionConfig {
   readonly file: string
   readonly region: string
@@ -48,6 +83,7 @@ export interface RegionConfig {
   readonly l1: { readonly path: string, readonly maxBytes: number } | undefined
   /** How the other proxies of the region reach this one (fills in flight are served to them). */
   readonly peer: { readonly advertise: string }
+  readonly replication: ReplicationConfig
   /** Processes serving the port; 1 serves from the primary itself. */
   readonly workers: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -145,7 +181,7 @@ export interface Overrides { listen?: string, data?: string, upstream?: string, 
 
 export function parseRegion (doc: unknown, file: string, overrides: Overrides = {}): { config?: RegionConfig, problems: Fields['problems'] } {
   const f = new Fields()
-  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'log', 'cache', 'upstreams']) ?? {}
+  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'log', 'cache', 'upstreams']) ?? {}
   const region = f.string(r.region ?? 'local', 'region', { pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, what: 'a lowercase region name ([a-z0-9-])' })
   const listen = parseListen(f, overrides.listen ?? r.listen ?? DEFAULTS.listen, overrides.listen ? '--listen' : 'listen')
   const dataText = f.string(overrides.data ?? r.data ?? DEFAULTS.data, overrides.data ? '--data' : 'data', { what: 'a folder path' })
@@ -191,6 +227,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   }
   if (cache.maxBytes === 0) f.problem('cache.maxBytes', 'a size above zero', c.maxBytes)
 
+  const replication = parseReplication(f, r.replication)
   const workers = f.integer(overrides.workers ?? r.workers ?? 1, overrides.workers !== undefined ? '--workers' : 'workers', 1, 64) ?? 1
   if (workers > 1 && state?.type === 'redis') {
     // the proxies of a region coordinate through Redis, each as one process; scale out with more proxies
@@ -228,7 +265,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   if (defaults.length > 1) f.problem('upstreams', 'at most one upstream with default: true', `${defaults.length} defaults`)
   if (upstreams.length === 0) f.problem('upstreams', 'at least one upstream (or --upstream URL)', r.upstreams)
 
-  if (f.problems.length > 0 || region === undefined || listen === undefined || data === undefined || store === undefined || state === undefined) {
+  if (f.problems.length > 0 || region === undefined || listen === undefined || data === undefined || store === undefined || state === undefined || replication === undefined) {
     return { problems: f.problems }
   }
   return {
@@ -236,6 +273,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
     config: {
       file, region, listen, data, workers, store, state, l1, logLevel, manifestCacheBytes, cache, upstreams,
       peer: { advertise: advertise ?? defaultAdvertise(listen) },
+      replication: replication!,
       defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     },
   }
@@ -304,4 +342,71 @@ function defaultAdvertise (listen: { host: string, port: number }): string {
   const any = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === ''
   const host = any ? hostname() : listen.host
   return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const GLOB = /^[A-Za-z0-9._\-/*:]+$/
+
+function parseReplication (f: Fields, v: unknown): ReplicationConfig | undefined {
+  const r = v === undefined ? {} : f.record(v, 'replication', ['secretEnv', 'peers', 'rules', 'concurrency', 'metricsListen', 'fallback', 'fallbackTimeout', 'attempts', 'edge'])
+  if (r === undefined) return undefined
+  const secretEnv = r.secretEnv === undefined ? undefined : f.string(r.secretEnv, 'replication.secretEnv', { pattern: ENV_NAME, what: 'the NAME of an environment variable holding the secret' })
+  const peers: PeerConfig[] = []
+  const list = r.peers === undefined ? [] : (f.list(r.peers, 'replication.peers') ?? [])
+  list.forEach((p, i) => {
+    const field = `replication.peers[${i}]`
+    const pr = f.record(p, field, ['name', 'url', 'credentials', 'caFile', 'insecure'])
+    if (pr === undefined) return
+    const name = f.string(pr.name, `${field}.name`, { pattern: UPSTREAM_NAME, what: 'a short lowercase name ([a-z0-9._-])' })
+    const urlText = f.string(pr.url, `${field}.url`, { what: 'an http:// or https:// URL' })
+    let url: URL | undefined
+    if (urlText !== undefined) {
+      try { url = new URL(urlText) } catch { /* reported below */ }
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || (url.pathname !== '/' && url.pathname !== '')) {
+        f.problem(`${field}.url`, 'an http:// or https:// URL with no path and no credentials', urlText)
+        url = undefined
+      }
+    }
+    let credentials: Credentials | undefined
+    if (pr.credentials !== undefined) {
+      const c = f.record(pr.credentials, `${field}.credentials`, ['username', 'passwordEnv'])
+      const username = c === undefined ? undefined : f.string(c.username, `${field}.credentials.username`)
+      const passwordEnv = c === undefined ? undefined : f.string(c.passwordEnv, `${field}.credentials.passwordEnv`, { pattern: ENV_NAME, what: 'the NAME of an environment variable holding the secret' })
+      if (username !== undefined && passwordEnv !== undefined) credentials = { username, passwordEnv }
+    }
+    const caFile = pr.caFile === undefined ? undefined : f.string(pr.caFile, `${field}.caFile`)
+    const insecure = pr.insecure === undefined ? false : f.boolean(pr.insecure, `${field}.insecure`)
+    if (name !== undefined && peers.some(x => x.name === name)) f.problem(`${field}.name`, 'a name no other peer has', name)
+    if (name !== undefined && url !== undefined && insecure !== undefined) peers.push({ name, url, credentials, caFile, insecure })
+  })
+  const names = peers.map(p => p.name)
+  const rules: ReplicationRule[] = []
+  const ruleList = r.rules === undefined ? [{}] : (f.list(r.rules, 'replication.rules') ?? [])
+  ruleList.forEach((x, i) => {
+    const field = `replication.rules[${i}]`
+    const rr = f.record(x, field, ['repositories', 'tags', 'peers'])
+    if (rr === undefined) return
+    const globs = (value: unknown, where: string): string[] => {
+      const g = value === undefined ? ['**'] : (f.strings(value, where) ?? [])
+      for (const p of g) if (!GLOB.test(p)) f.problem(where, 'glob patterns of names ([A-Za-z0-9._-/:] and *)', p)
+      return g
+    }
+    const repositories = globs(rr.repositories, `${field}.repositories`)
+    const tags = globs(rr.tags, `${field}.tags`)
+    const to = rr.peers === undefined ? names : (f.strings(rr.peers, `${field}.peers`) ?? [])
+    for (const p of to) if (!names.includes(p)) f.problem(`${field}.peers`, `names of peers in replication.peers (${names.join(', ') || 'none'})`, p)
+    rules.push({ repositories, tags, peers: to })
+  })
+  const concurrency = f.integer(r.concurrency ?? 4, 'replication.concurrency', 1, 64)
+  const metricsListen = r.metricsListen === undefined ? undefined : parseListen(f, r.metricsListen, 'replication.metricsListen')
+  const fallback = r.fallback === undefined ? peers.length > 0 : f.boolean(r.fallback, 'replication.fallback')
+  const fallbackTimeoutMs = f.duration(r.fallbackTimeout ?? '2s', 'replication.fallbackTimeout')
+  const attempts = f.integer(r.attempts ?? 5, 'replication.attempts', 1, 100)
+  let edge: string | undefined
+  if (r.edge !== undefined) {
+    const e = f.string(r.edge, 'replication.edge', { what: 'an http:// URL of this region\'s edge' })
+    try { if (e !== undefined) edge = new URL(e).origin } catch { f.problem('replication.edge', 'an http:// URL of this region\'s edge', e) }
+  }
+  if (concurrency === undefined || fallback === undefined || fallbackTimeoutMs === undefined || attempts === undefined) return undefined
+  return { secretEnv, peers, rules, concurrency, metricsListen, fallback, fallbackTimeoutMs, attempts, edge }
 }

@@ -2,6 +2,7 @@
 // cache, write the answer. No cache or upstream logic lives here.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache } from '../cache/blobs.ts'
+import type { UploadSessions } from '../cache/uploads.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
 import { BlobUnknown, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
@@ -20,6 +21,8 @@ export interface Services {
   readonly metrics: Metrics
   /** The Prometheus text for /metrics: this process's, or the whole cluster's. */
   readonly metricsText: () => Promise<{ text: string, contentType: string }>
+  /** Pushes from other regions' replicators; absent when the region accepts none. */
+  readonly push?: { readonly uploads: UploadSessions, readonly secret: () => string | undefined }
 }
 
 export interface Call {

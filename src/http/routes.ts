@@ -7,7 +7,8 @@ export type Endpoint =
   | { readonly kind: 'base' }
   | { readonly kind: 'manifest', readonly name: string, readonly reference: string }
   | { readonly kind: 'blob', readonly name: string, readonly digest: string }
-  | { readonly kind: 'upload', readonly name: string }
+  /** `session`: empty for POST .../blobs/uploads/ (start one). */
+  | { readonly kind: 'upload', readonly name: string, readonly session: string }
   | { readonly kind: 'tags', readonly name: string }
   | { readonly kind: 'referrers', readonly name: string, readonly digest: string }
   | { readonly kind: 'catalog' }
@@ -17,7 +18,7 @@ export type Endpoint =
   | { readonly kind: 'peer-fill', readonly digest: string }
   | { readonly kind: 'unknown' }
 
-const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads(?:\/.*)?$/
+const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads(?:\/([^/]*))?$/
 const MANIFEST_OR_BLOB = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/
 const TAGS = /^\/v2\/(.+)\/tags\/list$/
 const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/
@@ -26,7 +27,7 @@ export function matchEndpoint (path: string): Endpoint {
   if (path === '/v2/' || path === '/v2') return { kind: 'base' }
   if (path.startsWith('/v2/')) {
     let m = UPLOAD.exec(path)
-    if (m !== null) return { kind: 'upload', name: m[1]! }
+    if (m !== null) return { kind: 'upload', name: m[1]!, session: m[2] ?? '' }
     m = MANIFEST_OR_BLOB.exec(path)
     if (m !== null) {
       return m[2] === 'manifests'

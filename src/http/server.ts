@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { OciError, Unsupported, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
 import { handleBlob, handlePeerFill, handleManifest, handleReferrers, handleTags, type Call, type Services } from './handlers.ts'
+import { handleManifestPut, handleUpload } from './push.ts'
 import { API_VERSION_HEADER, sendBody, sendError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
 
@@ -47,12 +48,12 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
     case 'base':
       sendBody(c.res, 200, { 'content-type': 'application/json' }, '{}', c.head)
       return
-    case 'manifest': return await handleManifest(s, c, e.name, e.reference)
+    case 'manifest': return c.req.method === 'PUT' ? await handleManifestPut(s, c, e.name, e.reference) : await handleManifest(s, c, e.name, e.reference)
     case 'blob': return await handleBlob(s, c, e.name, e.digest)
     case 'peer-fill': return await handlePeerFill(s, c, e.digest)
     case 'tags': return await handleTags(s, c, e.name)
     case 'referrers': return await handleReferrers(s, c, e.name, e.digest)
-    case 'upload': throw new Unsupported('ferry is a pull-through cache: pushes are not accepted')
+    case 'upload': return await handleUpload(s, c, e.name, e.session)
     case 'catalog': throw new Unsupported('the catalog is not served by a pull-through cache', 404)
     case 'metrics': {
       const { text, contentType } = await s.metricsText()

@@ -4,6 +4,9 @@
 
 export type OciErrorCode =
   | 'BLOB_UNKNOWN'
+  | 'BLOB_UPLOAD_INVALID'
+  | 'BLOB_UPLOAD_UNKNOWN'
+  | 'MANIFEST_BLOB_UNKNOWN'
   | 'DIGEST_INVALID'
   | 'MANIFEST_UNKNOWN'
   | 'MANIFEST_INVALID'
@@ -55,6 +58,15 @@ export class ManifestInvalid extends OciError {
 }
 export class BlobUnknown extends OciError {
   constructor (digest: string, detail?: unknown) { super('BLOB_UNKNOWN', 404, 'blob unknown to registry', detail ?? { digest }) }
+}
+export class BlobUploadUnknown extends OciError {
+  constructor (session: string) { super('BLOB_UPLOAD_UNKNOWN', 404, 'blob upload unknown to registry', { session: session.slice(0, 80) }) }
+}
+export class BlobUploadInvalid extends OciError {
+  constructor (why: string, status = 400, headers: Record<string, string> = {}) { super('BLOB_UPLOAD_INVALID', status, 'blob upload invalid', { reason: why }, headers) }
+}
+export class ManifestBlobUnknown extends OciError {
+  constructor (digest: string) { super('MANIFEST_BLOB_UNKNOWN', 400, 'manifest references a manifest or blob unknown to registry', { digest }) }
 }
 export class RangeInvalid extends OciError {
   constructor (range: string, size?: number) {

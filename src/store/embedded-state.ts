@@ -2,10 +2,10 @@
 // <data>/state, each replaced atomically (write + rename), with an in-memory
 // LRU in front so hot tags cost no disk read.
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { LRUCache } from 'lru-cache'
-import type { CommittedBlob, ListAnswer, RegionState, TagEntry, TagKey } from './region-state.ts'
+import type { DeadLetter, ListAnswer, RegionEvent, RegionState, StoredEvent, TagEntry, TagKey } from './region-state.ts'
 
 const NONE = Symbol('none')
 
@@ -67,22 +67,79 @@ export class EmbeddedState implements RegionState {
     await this.writeAtomic(this.listPath(upstream, repo, key), JSON.stringify(answer))
   }
 
-  /** One JSON line per blob; the id is the line number. */
-  async appendCommitted (blob: CommittedBlob): Promise<void> {
+  // The event stream is a file of JSON lines; an event's id is the byte
+  // offset where the next line starts, so a reader resumes with one seek.
+  // Only whole lines count: a line being appended is read next time.
+  private get eventsPath (): string { return join(this.root, 'events.jsonl') }
+
+  async appendEvent (event: RegionEvent): Promise<void> {
     await mkdir(this.root, { recursive: true })
-    await appendFile(join(this.root, 'committed.jsonl'), JSON.stringify(blob) + '\n')
+    await appendFile(this.eventsPath, JSON.stringify(event) + '\n')
   }
 
-  async readCommitted (after: string, count: number): Promise<{ id: string, blob: CommittedBlob }[]> {
-    let text = ''
-    try { text = await readFile(join(this.root, 'committed.jsonl'), 'utf8') } catch { return [] }
-    const from = Number(after) || 0
-    const out: { id: string, blob: CommittedBlob }[] = []
-    const lines = text.split('\n')
-    for (let i = from; i < lines.length && out.length < count; i++) {
-      try { out.push({ id: String(i + 1), blob: JSON.parse(lines[i]!) as CommittedBlob }) } catch { /* a torn last line */ }
-    }
+  async readEvents (after: string, count: number): Promise<StoredEvent[]> {
+    const out: StoredEvent[] = []
+    await this.scanEvents(after, (id, line) => {
+      try { out.push({ id, event: JSON.parse(line) as RegionEvent }) } catch { /* not an event: skipped */ }
+      return out.length < count
+    })
     return out
+  }
+
+  async countEventsAfter (after: string): Promise<number> {
+    let n = 0
+    await this.scanEvents(after, () => { n++; return true })
+    return n
+  }
+
+  private async scanEvents (after: string, each: (id: string, line: string) => boolean): Promise<void> {
+    let fh
+    try { fh = await open(this.eventsPath, 'r') } catch { return }
+    try {
+      let pos = Number(after) || 0
+      const buf = Buffer.allocUnsafe(256 * 1024)
+      let rest = Buffer.alloc(0)
+      let lineStart = pos
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos)
+        if (bytesRead === 0) return
+        pos += bytesRead
+        let chunk = Buffer.concat([rest, buf.subarray(0, bytesRead)])
+        for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10)) {
+          const line = chunk.subarray(0, nl).toString('utf8')
+          lineStart += nl + 1
+          chunk = chunk.subarray(nl + 1)
+          if (line.length > 0 && !each(String(lineStart), line)) return
+        }
+        rest = Buffer.from(chunk)
+      }
+    } finally {
+      await fh.close()
+    }
+  }
+
+  private cursorPath (peer: string): string { return join(this.root, 'replication', peer, 'cursor') }
+  private deadPath (peer: string): string { return join(this.root, 'replication', peer, 'dead.json') }
+
+  async getCursor (peer: string): Promise<string> {
+    try { return (await readFile(this.cursorPath(peer), 'utf8')).trim() || '0' } catch { return '0' }
+  }
+
+  async setCursor (peer: string, id: string): Promise<void> {
+    await this.writeAtomic(this.cursorPath(peer), id)
+  }
+
+  async addDeadLetter (peer: string, letter: DeadLetter): Promise<void> {
+    const all = (await this.deadLetters(peer)).filter(d => d.id !== letter.id)
+    await this.writeAtomic(this.deadPath(peer), JSON.stringify([...all, letter]))
+  }
+
+  async deadLetters (peer: string): Promise<DeadLetter[]> {
+    return await this.readJson<DeadLetter[]>(this.deadPath(peer)) ?? []
+  }
+
+  async removeDeadLetter (peer: string, id: string): Promise<void> {
+    await this.writeAtomic(this.deadPath(peer), JSON.stringify((await this.deadLetters(peer)).filter(d => d.id !== id)))
   }
 
   async close (): Promise<void> {}

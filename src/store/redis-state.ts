@@ -2,30 +2,29 @@
 // keeps what it last read or wrote in memory: while Redis is down, tags and
 // manifest types are answered from there (the tag layer sees old fetch times
 // and revalidates, or serves stale-if-error), writes are kept locally and
-// the proxy goes on serving.
+// the proxy goes on serving. Replication bookkeeping (the event stream, each
+// peer's cursor, dead letters) lives only in Redis: the replicator waits for it.
 import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../observe/logger.ts'
-import type { CommittedBlob, ListAnswer, RegionState, TagEntry, TagKey } from './region-state.ts'
+import type { DeadLetter, ListAnswer, RegionEvent, RegionState, StoredEvent, TagEntry, TagKey } from './region-state.ts'
 
 /** Tags and lists not refreshed for this long leave Redis by themselves. */
 const STATE_TTL_SECONDS = 30 * 24 * 3600
-/** Newly committed blobs kept in the region's stream for the replicator. */
-const COMMITTED_STREAM_MAX = 1_000_000
+/** Events kept in the region's stream for the replicator (trimmed approximately past this). */
+const EVENT_STREAM_MAX = 1_000_000
 
 export class RedisState implements RegionState {
   private readonly redis: Redis
   private readonly prefix: string
   private readonly log: Logger
-  private readonly region: string
   private readonly tags = new LRUCache<string, readonly TagEntry[]>({ max: 100_000 })
   private readonly manifestTypes = new LRUCache<string, string>({ max: 200_000 })
   private readonly lists = new LRUCache<string, ListAnswer>({ max: 10_000 })
 
-  constructor (redis: Redis, prefix: string, region: string, log: Logger) {
+  constructor (redis: Redis, prefix: string, log: Logger) {
     this.redis = redis
     this.prefix = prefix
-    this.region = region
     this.log = log
   }
 
@@ -74,18 +73,52 @@ export class RedisState implements RegionState {
     await this.write(() => this.redis.set(k, JSON.stringify(answer), 'EX', STATE_TTL_SECONDS))
   }
 
-  async appendCommitted (blob: CommittedBlob): Promise<void> {
-    await this.write(() => this.redis.xadd(`${this.prefix}committed`, 'MAXLEN', '~', COMMITTED_STREAM_MAX, '*',
-      'digest', blob.digest, 'size', String(blob.size), 'region', this.region, 'at', String(blob.at)))
+  async appendEvent (event: RegionEvent): Promise<void> {
+    await this.write(() => this.redis.xadd(`${this.prefix}events`, 'MAXLEN', '~', EVENT_STREAM_MAX, '*', 'e', JSON.stringify(event)))
   }
 
-  async readCommitted (after: string, count: number): Promise<{ id: string, blob: CommittedBlob }[]> {
-    const rows = await this.redis.xrange(`${this.prefix}committed`, `(${after}`, '+', 'COUNT', count)
-    return rows.map(([id, fields]) => {
-      const f: Record<string, string> = {}
-      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
-      return { id, blob: { digest: f.digest ?? '', size: Number(f.size), at: Number(f.at) } }
-    })
+  async readEvents (after: string, count: number): Promise<StoredEvent[]> {
+    const rows = await this.redis.xrange(`${this.prefix}events`, `(${after === '0' ? '0-0' : after}`, '+', 'COUNT', count)
+    const out: StoredEvent[] = []
+    for (const [id, fields] of rows) {
+      const i = fields.indexOf('e')
+      const event = i >= 0 ? parse<RegionEvent>(fields[i + 1] ?? null) : undefined
+      if (event !== undefined) out.push({ id, event })
+    }
+    return out
+  }
+
+  async countEventsAfter (after: string): Promise<number> {
+    // XRANGE with a bound start is O(log n + returned); count in pages to keep replies small
+    let n = 0
+    let from = after
+    for (;;) {
+      const rows = await this.redis.xrange(`${this.prefix}events`, `(${from === '0' ? '0-0' : from}`, '+', 'COUNT', 10_000)
+      n += rows.length
+      if (rows.length < 10_000) return n
+      from = rows[rows.length - 1]![0]
+    }
+  }
+
+  async getCursor (peer: string): Promise<string> {
+    return await this.redis.get(`${this.prefix}replication:${peer}:cursor`) ?? '0'
+  }
+
+  async setCursor (peer: string, id: string): Promise<void> {
+    await this.redis.set(`${this.prefix}replication:${peer}:cursor`, id)
+  }
+
+  async addDeadLetter (peer: string, letter: DeadLetter): Promise<void> {
+    await this.redis.hset(`${this.prefix}replication:${peer}:dead`, letter.id, JSON.stringify(letter))
+  }
+
+  async deadLetters (peer: string): Promise<DeadLetter[]> {
+    const all = await this.redis.hvals(`${this.prefix}replication:${peer}:dead`)
+    return all.map(v => parse<DeadLetter>(v)).filter((d): d is DeadLetter => d !== undefined)
+  }
+
+  async removeDeadLetter (peer: string, id: string): Promise<void> {
+    await this.redis.hdel(`${this.prefix}replication:${peer}:dead`, id)
   }
 
   async close (): Promise<void> {}

@@ -1,7 +1,8 @@
 // What a region knows besides blob bytes: which digest a tag pointed to and
 // when that was learned, the media type of each cached manifest, and the last
-// good answer of list endpoints, and the stream of blobs newly committed to
-// the region's store (the replicator's input). Implementations:
+// good answer of list endpoints, the stream of what the region newly holds
+// (the replicator's input) and where replication to each peer stands.
+// Implementations:
 // embedded-state.ts (one process, on disk) and redis-state.ts (every proxy
 // of a region).
 
@@ -24,13 +25,21 @@ export interface ListAnswer {
 
 export interface TagKey { readonly upstream: string, readonly repo: string, readonly tag: string }
 
-/** A blob that just landed in the region's store. */
-export interface CommittedBlob {
-  readonly digest: string
-  readonly size: number
-  /** ms since epoch */
-  readonly at: number
-}
+/**
+ * What the region's stream records, the replicator's input: a blob that
+ * landed in the store, a manifest cached (by digest) under a repository, a
+ * tag that now points at a manifest. `name` is the repository as clients of
+ * any region name it (with the upstream's prefix, when it has one).
+ */
+export type RegionEvent =
+  | { readonly kind: 'blob', readonly digest: string, readonly size: number, readonly at: number }
+  | { readonly kind: 'manifest', readonly name: string, readonly digest: string, readonly mediaType: string, readonly at: number }
+  | { readonly kind: 'tag', readonly name: string, readonly tag: string, readonly digest: string, readonly mediaType: string, readonly at: number }
+
+export interface StoredEvent { readonly id: string, readonly event: RegionEvent }
+
+/** An event a peer would not take after every retry, kept for an operator. */
+export interface DeadLetter { readonly id: string, readonly event: RegionEvent, readonly error: string, readonly at: number }
 
 export interface RegionState {
   getTag (key: TagKey): Promise<readonly TagEntry[]>
@@ -39,8 +48,16 @@ export interface RegionState {
   putManifestType (digest: string, mediaType: string): Promise<void>
   getList (upstream: string, repo: string, key: string): Promise<ListAnswer | undefined>
   putList (upstream: string, repo: string, key: string, answer: ListAnswer): Promise<void>
-  appendCommitted (blob: CommittedBlob): Promise<void>
-  /** Entries after the id `after` ("0" for the start), oldest first. */
-  readCommitted (after: string, count: number): Promise<{ id: string, blob: CommittedBlob }[]>
+  appendEvent (event: RegionEvent): Promise<void>
+  /** Events after the id `after` ("0" for the start), oldest first. */
+  readEvents (after: string, count: number): Promise<StoredEvent[]>
+  /** How many events there are after `after`. */
+  countEventsAfter (after: string): Promise<number>
+  /** Where the replication to `peer` stands: the id of the last event it acknowledged ("0": none). */
+  getCursor (peer: string): Promise<string>
+  setCursor (peer: string, id: string): Promise<void>
+  addDeadLetter (peer: string, letter: DeadLetter): Promise<void>
+  deadLetters (peer: string): Promise<DeadLetter[]>
+  removeDeadLetter (peer: string, id: string): Promise<void>
   close (): Promise<void>
 }

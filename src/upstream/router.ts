@@ -43,3 +43,13 @@ export class Router {
     return upstream.config.dockerHub && !repo.includes('/') ? `library/${repo}` : repo
   }
 }
+
+/**
+ * The name every region's clients use for a route's repository: the
+ * upstream's prefix and the upstream's name (library/ included). Regions
+ * that share upstream prefixes route it the same way.
+ */
+export function canonicalName (route: Route): string {
+  const prefix = route.upstream.config.prefix
+  return prefix !== undefined ? `${prefix}/${route.repo}` : route.repo
+}

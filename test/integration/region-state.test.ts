@@ -85,18 +85,22 @@ t.test('fill leases with Redis down: every claim leads, counted as a fallback', 
 t.test('region state: shared between proxies; while Redis is down, answered from memory', async t => {
   const r1 = client(); const r2 = client()
   await ready(r1); await ready(r2)
-  const s1 = new RedisState(r1, 'st:', 'test', log)
-  const s2 = new RedisState(r2, 'st:', 'test', log)
+  const s1 = new RedisState(r1, 'st:', log)
+  const s2 = new RedisState(r2, 'st:', log)
   const key = { upstream: 'hub', repo: 'library/nginx', tag: 'latest' }
   const entry = { accept: ['application/vnd.oci.image.manifest.v1+json'], digest: `sha256:${'c'.repeat(64)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 500, fetchedAt: 1000 }
   await s1.putTag(key, [entry])
   t.same(await s2.getTag(key), [entry], 'another proxy sees the tag')
   await s1.putManifestType(entry.digest, entry.mediaType)
   t.equal(await s2.getManifestType(entry.digest), entry.mediaType)
-  await s1.appendCommitted({ digest: entry.digest, size: 500, at: 1 })
-  const stream = await s2.readCommitted('0', 10)
-  t.equal(stream.length, 1)
-  t.same(stream[0]?.blob, { digest: entry.digest, size: 500, at: 1 })
+  await s1.appendEvent({ kind: 'blob', digest: entry.digest, size: 500, at: 1 })
+  await s1.appendEvent({ kind: 'tag', name: 'library/nginx', tag: 'latest', digest: entry.digest, mediaType: entry.mediaType, at: 2 })
+  const stream = await s2.readEvents('0', 10)
+  t.same(stream.map(e => e.event.kind), ['blob', 'tag'], 'another proxy reads the region\'s events in order')
+  t.same((await s2.readEvents(stream[0]!.id, 10)).map(e => e.event.at), [2], 'from an id on')
+  t.equal(await s2.countEventsAfter('0'), 2)
+  await s1.setCursor('us-east', stream[0]!.id)
+  t.equal(await s2.getCursor('us-east'), stream[0]!.id)
 
   await server.kill()
   t.same(await s2.getTag(key), [entry], 'the tag this proxy last read')

@@ -123,8 +123,8 @@ t.test('one cold blob, 16 clients over three proxies: one upstream GET for the r
   t.equal(peerFed, 2, 'the two proxies that did not lead streamed from the leader')
   t.ok(await eventually(() => proxies.every(p => l1Has(p, b)), 5000), 'every proxy keeps it in its L1')
   t.ok(await until(() => inStore(b)), 'the region store has it')
-  const stream = await redisClient.xrange(`${PREFIX}committed`, '-', '+')
-  t.equal(stream.filter(([, f]) => f.includes(b.digest)).length, 1, 'committed once to the region stream')
+  const stream = await redisClient.xrange(`${PREFIX}events`, '-', '+')
+  t.equal(stream.filter(([, f]) => f.some(v => v.includes(`"kind":"blob","digest":"${b.digest}"`))).length, 1, 'committed once to the region stream')
 })
 
 t.test('the tiers: an L1 miss that the region store has is streamed from it, then hits L1', async t => {

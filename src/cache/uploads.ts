@@ -1,0 +1,103 @@
+// Blob uploads pushed to ferry by another region's replicator (the OCI push
+// API). A session is a file under <data>/uploads that grows by PATCH at the
+// offset the client states; PUT ?digest= hashes the whole file and, only if it
+// matches, hands it to the blob cache. The file is the state: a session
+// survives a restart, and a pusher that lost its connection asks the offset
+// and goes on from there.
+import { createHash, randomUUID } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { BlobUploadInvalid, BlobUploadUnknown, DigestInvalid } from '../oci/errors.ts'
+import type { Digest } from '../oci/reference.ts'
+
+const SESSION = /^[0-9a-f-]{36}$/
+/** Sessions untouched this long are removed at start. */
+const STALE_MS = 24 * 3600_000
+
+export class UploadSessions {
+  private readonly root: string
+  /** One writer per session at a time. */
+  private readonly busy = new Set<string>()
+
+  constructor (root: string) { this.root = root }
+
+  async init (): Promise<void> {
+    await mkdir(this.root, { recursive: true })
+    for (const name of await readdir(this.root)) {
+      const s = await stat(join(this.root, name)).catch(() => undefined)
+      if (s !== undefined && Date.now() - s.mtimeMs > STALE_MS) await rm(join(this.root, name), { force: true })
+    }
+  }
+
+  private path (session: string): string {
+    if (!SESSION.test(session)) throw new BlobUploadUnknown(session)
+    return join(this.root, session)
+  }
+
+  async start (): Promise<string> {
+    const session = randomUUID()
+    await writeFile(this.path(session), '')
+    return session
+  }
+
+  /** Bytes held so far. */
+  async offset (session: string): Promise<number> {
+    try {
+      return (await stat(this.path(session))).size
+    } catch {
+      throw new BlobUploadUnknown(session)
+    }
+  }
+
+  /**
+   * Append `body` at `start` (the offset the client says it is at; it must be
+   * the offset held). Resolves with the new offset. A body cut short keeps
+   * what arrived: the client asks the offset and resumes.
+   */
+  async append (session: string, start: number | undefined, body: Readable, limit?: number): Promise<number> {
+    const path = this.path(session)
+    if (this.busy.has(session)) throw new BlobUploadInvalid('another request is writing this upload', 409)
+    this.busy.add(session)
+    try {
+      const held = await this.offset(session)
+      if (start !== undefined && start !== held) {
+        body.resume()
+        throw new BlobUploadInvalid(`upload is at offset ${held}, not ${start}`, 416, { range: held > 0 ? `0-${held - 1}` : '0-0' })
+      }
+      let n = 0
+      body.on('data', (c: Buffer) => { n += c.length })
+      await pipeline(body, createWriteStream(path, { flags: 'r+', start: held })).catch(() => { /* what arrived is kept */ })
+      const now = await this.offset(session)
+      if (limit !== undefined && n !== limit) throw new BlobUploadInvalid(`expected ${limit} bytes, received ${n}`)
+      return now
+    } finally {
+      this.busy.delete(session)
+    }
+  }
+
+  /**
+   * The upload is complete: hash it. On a match, the file is handed to
+   * `commit` (which consumes it); on a mismatch the session is dropped.
+   */
+  async finish (session: string, digest: Digest, commit: (path: string, size: number) => Promise<void>): Promise<number> {
+    const path = this.path(session)
+    const size = await this.offset(session)
+    const hash = createHash(digest.algorithm)
+    await pipeline(createReadStream(path), hash)
+    const actual = hash.digest('hex')
+    if (actual !== digest.hex) {
+      await unlink(path).catch(() => {})
+      throw new DigestInvalid(digest.value, `the uploaded bytes hash to ${digest.algorithm}:${actual}`)
+    }
+    await commit(path, size)
+    return size
+  }
+
+  async cancel (session: string): Promise<void> {
+    await this.offset(session)
+    await unlink(this.path(session)).catch(() => {})
+  }
+}

@@ -1,0 +1,137 @@
+// The OCI push API, for one client only: another region's replicator,
+// holding the replication secret. Blob uploads (monolithic, chunked with
+// resume, cross-repository mount) and manifest PUTs; the checks live in
+// cache/uploads.ts and ManifestCache.put, not here.
+import { timingSafeEqual } from 'node:crypto'
+import { BlobUploadInvalid, DigestInvalid, ManifestInvalid, Unauthorized, Unsupported } from '../oci/errors.ts'
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
+import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
+import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
+import type { Call, Services } from './handlers.ts'
+import { API_VERSION_HEADER } from './respond.ts'
+
+function authorize (s: Services, c: Call): NonNullable<Services['push']> {
+  const push = s.push
+  const secret = push?.secret()
+  if (push === undefined || secret === undefined) throw new Unsupported('ferry is a pull-through cache: pushes are accepted only from a replicator, and none is configured')
+  const given = presented(c.req.headers.authorization)
+  if (given === undefined || !sameSecret(given, secret)) {
+    throw new Unauthorized('pushes need the replication credential', { 'www-authenticate': 'Basic realm="ferry replication"' })
+  }
+  return push
+}
+
+/** The secret in `Bearer <secret>` or the password of `Basic <user:secret>`. */
+function presented (header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  const [scheme, value] = header.split(' ', 2)
+  if (value === undefined) return undefined
+  if (scheme?.toLowerCase() === 'bearer') return value
+  if (scheme?.toLowerCase() === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    return colon >= 0 ? decoded.slice(colon + 1) : undefined
+  }
+  return undefined
+}
+
+function sameSecret (a: string, b: string): boolean {
+  const x = Buffer.from(a); const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+function reply (c: Call, status: number, headers: Record<string, string | number>): void {
+  c.res.writeHead(status, { ...API_VERSION_HEADER, 'content-length': 0, ...headers })
+  c.res.end()
+}
+
+const range = (offset: number): string => offset > 0 ? `0-${offset - 1}` : '0-0'
+
+export async function handleUpload (s: Services, c: Call, rawName: string, session: string): Promise<void> {
+  const push = authorize(s, c)
+  const name = parseName(rawName)
+  s.router.route(name, undefined) // a name no upstream serves is refused here, as on pulls
+  const base = `/v2/${name}/blobs/uploads/`
+  const method = c.req.method
+  if (method === 'POST') {
+    if (session !== '') throw new Unsupported('POST starts an upload at .../blobs/uploads/')
+    const mount = c.query.get('mount')
+    if (mount !== null) {
+      const d = parseDigest(mount)
+      if (await s.blobs.has(d)) {
+        c.req.resume()
+        reply(c, 201, { location: `/v2/${name}/blobs/${d.value}`, 'docker-content-digest': d.value })
+        return
+      }
+    }
+    const id = await push.uploads.start()
+    const digest = c.query.get('digest')
+    if (digest !== null) {
+      // monolithic: the whole blob in this request
+      const d = parseDigest(digest)
+      await push.uploads.append(id, 0, c.req)
+      await push.uploads.finish(id, d, (path, size) => s.blobs.adopt(d, path, size))
+      reply(c, 201, { location: `/v2/${name}/blobs/${d.value}`, 'docker-content-digest': d.value })
+      return
+    }
+    c.req.resume()
+    reply(c, 202, { location: base + id, range: '0-0', 'docker-upload-uuid': id })
+    return
+  }
+  if (session === '') throw new Unsupported('no upload session in the path', 404)
+  switch (method) {
+    case 'PATCH': {
+      const cr = c.req.headers['content-range']
+      let start: number | undefined
+      if (cr !== undefined) {
+        const m = /^(?:bytes )?(\d+)-(\d+)$/.exec(cr)
+        if (m === null) throw new BlobUploadInvalid(`bad Content-Range ${cr.slice(0, 60)}`, 416)
+        start = Number(m[1])
+      }
+      const offset = await push.uploads.append(session, start, c.req)
+      reply(c, 202, { location: base + session, range: range(offset), 'docker-upload-uuid': session })
+      return
+    }
+    case 'PUT': {
+      const digestText = c.query.get('digest')
+      if (digestText === null) throw new DigestInvalid('', 'PUT that completes an upload needs ?digest=')
+      const d = parseDigest(digestText)
+      const length = Number(c.req.headers['content-length'] ?? 0)
+      if (length > 0 || c.req.headers['transfer-encoding'] !== undefined) await push.uploads.append(session, undefined, c.req)
+      else c.req.resume()
+      await push.uploads.finish(session, d, (path, size) => s.blobs.adopt(d, path, size))
+      reply(c, 201, { location: `/v2/${name}/blobs/${d.value}`, 'docker-content-digest': d.value })
+      return
+    }
+    case 'GET':
+    case 'HEAD': {
+      const offset = await push.uploads.offset(session)
+      reply(c, 204, { location: base + session, range: range(offset), 'docker-upload-uuid': session })
+      return
+    }
+    case 'DELETE':
+      await push.uploads.cancel(session)
+      reply(c, 204, {})
+      return
+    default:
+      throw new Unsupported(`${method ?? ''} is not an upload method`)
+  }
+}
+
+export async function handleManifestPut (s: Services, c: Call, rawName: string, rawReference: string): Promise<void> {
+  authorize(s, c)
+  const name = parseName(rawName)
+  const reference = parseReference(rawReference)
+  const route = s.router.route(name, undefined)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of c.req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_MANIFEST_BYTES) throw new ManifestInvalid(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`, 413)
+    chunks.push(chunk as Buffer)
+  }
+  const type = c.req.headers['content-type']?.split(';', 1)[0]?.trim()
+  const m = await s.manifests.put(route, reference.kind === 'digest' ? { digest: reference.digest } : { tag: reference.tag }, type || undefined, Buffer.concat(chunks),
+    async d => ALL_MANIFEST_TYPES.includes(d.mediaType) ? await s.manifests.has(d.digest) : await s.blobs.has(parseDigest(d.digest)))
+  reply(c, 201, { location: `/v2/${name}/manifests/${m.digest}`, 'docker-content-digest': m.digest })
+}

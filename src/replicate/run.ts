@@ -1,0 +1,71 @@
+// `ferry replicate`: the replicator as a process, its /metrics, and the
+// operator's views of it (--status, --dead-letters, --retry-dead).
+import { createServer } from 'node:http'
+import type { RegionConfig } from '../config/schema.ts'
+import type { Logger } from '../observe/logger.ts'
+import { openBlobStore } from '../store/open-store.ts'
+import { openState } from '../store/open-state.ts'
+import { ReplicationMetrics } from './metrics.ts'
+import { lagOf, Replicator } from './replicator.ts'
+
+export type ReplicateMode = 'run' | 'status' | 'dead-letters' | 'retry-dead'
+
+/** The region's edge as the replicator reaches it: replication.edge, else the listen address. */
+function edgeOf (config: RegionConfig): string {
+  if (config.replication.edge !== undefined) return config.replication.edge
+  const { host, port } = config.listen
+  const local = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
+  return `http://${local}:${port}`
+}
+
+export async function replicate (config: RegionConfig, mode: ReplicateMode, log: Logger, print: (line: string) => void): Promise<(() => Promise<void>) | number> {
+  if (config.replication.peers.length === 0) {
+    print(`${config.file}: replication.peers is empty: nothing to replicate to`)
+    return 1
+  }
+  const opened = await openState(config, log)
+  const store = await openBlobStore(config.store)
+  const metrics = new ReplicationMetrics()
+  const replicator = new Replicator({ state: opened.state, store, config: config.replication, edge: edgeOf(config), log, metrics })
+  const done = async (): Promise<void> => { await replicator.stop(); store.close?.(); await opened.close() }
+
+  if (mode === 'status') {
+    for (const p of config.replication.peers) {
+      const lag = await lagOf(opened.state, p.name)
+      print(JSON.stringify({ peer: p.name, url: p.url.origin, eventsBehind: lag.events, bytesBehind: lag.bytes, oldestPendingSeconds: lag.oldestMs === undefined ? 0 : Math.round(lag.oldestMs / 100) / 10, deadLetters: lag.deadLetters, position: lag.cursor }))
+    }
+    await done()
+    return 0
+  }
+  if (mode === 'dead-letters') {
+    for (const p of config.replication.peers) {
+      for (const d of await opened.state.deadLetters(p.name)) print(JSON.stringify({ peer: p.name, ...d }))
+    }
+    await done()
+    return 0
+  }
+  if (mode === 'retry-dead') {
+    const r = await replicator.retryDeadLetters()
+    print(JSON.stringify(r))
+    await done()
+    return r.delivered === r.retried ? 0 : 1
+  }
+
+  replicator.start()
+  let server: ReturnType<typeof createServer> | undefined
+  const listen = config.replication.metricsListen
+  if (listen !== undefined) {
+    server = createServer((req, res) => {
+      if (req.url !== '/metrics') { res.writeHead(404).end(); return }
+      metrics.registry.metrics().then(text => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text)
+      }, () => res.writeHead(500).end())
+    })
+    await new Promise<void>(resolve => server!.listen(listen.port, listen.host, resolve))
+  }
+  log.info({ peers: config.replication.peers.map(p => ({ name: p.name, url: p.url.origin })), edge: edgeOf(config), metrics: listen === undefined ? undefined : `${listen.host}:${listen.port}` }, 'replicating')
+  return async () => {
+    server?.close()
+    await done()
+  }
+}
