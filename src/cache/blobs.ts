@@ -6,10 +6,10 @@
 // it can switch between them mid-way, resuming at the offset it holds.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { PassThrough, type Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
-import { bufferBody, collect, onceDone, type Body } from '../io/body.ts'
+import { bodyReadable, bufferBody, collect, onceDone, type Body } from '../io/body.ts'
+import { BlobUnknown } from '../oci/errors.ts'
 import { parseRange, type ByteRange } from '../oci/range.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
@@ -113,6 +113,30 @@ export class BlobCache {
     res.body.resume()
     const size = declaredSize(res.headers['content-length'])
     return { size, range: undefined, length: size, body: undefined, source: 'upstream' }
+  }
+
+  /**
+   * For another region asking peer-to-peer: only what this region holds
+   * (memory, L1, the store, a fill already running); never a new fill, so
+   * regions asking each other cannot loop or fetch on each other's behalf.
+   */
+  async cachedOnly (digest: Digest, rangeHeader: string | undefined, head: boolean): Promise<BlobAnswer> {
+    const local = await this.fromLocal(digest, head ? undefined : rangeHeader)
+    const answer = local ?? (this.l1 !== undefined ? await this.fromStore(this.store, this.index, digest, head ? undefined : rangeHeader) : undefined)
+    if (answer !== undefined) {
+      if (!head) return answer
+      answer.body?.discard()
+      return { ...answer, range: undefined, length: answer.size, body: undefined }
+    }
+    const fill = this.fills.get(digest.value)
+    if (fill !== undefined) {
+      if (head) {
+        await fill.ready
+        return { size: fill.size, range: undefined, length: fill.size, body: undefined, source: 'fill' }
+      }
+      return await this.fromFill(fill, rangeHeader)
+    }
+    throw new BlobUnknown(digest.value)
   }
 
   /** The blob is here: in memory, this proxy's L1, or the region's store (a running fill does not count). */
@@ -283,7 +307,7 @@ export class BlobCache {
         if (blob !== undefined) {
           st.from = 'store'
           this.metrics.fillSources.inc({ source: 'store' })
-          return { size: blob.size, body: readableOf(offset >= blob.size ? (blob.close(), bufferBody(Buffer.alloc(0))) : blob.body({ start: offset, end: blob.size - 1 })), skip: 0 }
+          return { size: blob.size, body: bodyReadable(offset >= blob.size ? (blob.close(), bufferBody(Buffer.alloc(0))) : blob.body({ start: offset, end: blob.size - 1 })), skip: 0 }
         }
       }
       st.storeChecked = false // from now on every attempt looks: the blob may land any moment
@@ -428,13 +452,6 @@ export class BlobCache {
     const length = range !== undefined ? range.end - range.start + 1 : fill.size
     return { size: fill.size, range, length, body, source: 'fill' }
   }
-}
-
-/** A Body as a Readable, for a fill reading from a store. */
-function readableOf (body: Body): Readable {
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 })
-  body.writeTo(out).then(() => out.end(), (err: unknown) => out.destroy(err as Error))
-  return out
 }
 
 class RetryClaim extends Error {}

@@ -14,7 +14,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import { collect } from '../io/body.ts'
-import { DigestInvalid, ManifestBlobUnknown, ManifestInvalid, OciError } from '../oci/errors.ts'
+import { DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, OciError } from '../oci/errors.ts'
 import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES, accepts, isSubset, sameSet } from '../oci/media-types.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
@@ -168,6 +168,16 @@ export class ManifestCache {
     await this.state.appendEvent(event).catch((err: unknown) => {
       this.log.warn({ err: (err as Error).message, kind: event.kind }, 'not recorded in the region stream')
     })
+  }
+
+  /** For another region asking peer-to-peer: only what is cached here, whatever its age; never the upstream. */
+  async cachedOnly (route: Route, reference: { tag: string } | { digest: Digest }, accept: readonly string[]): Promise<Manifest> {
+    let digest: string | undefined
+    if ('digest' in reference) digest = reference.digest.value
+    else digest = pick(await this.state.getTag({ upstream: route.upstream.name, repo: route.repo, tag: reference.tag }), accept)?.digest
+    const local = digest === undefined ? undefined : await this.local(digest)
+    if (local === undefined) throw new ManifestUnknown('digest' in reference ? reference.digest.value : reference.tag)
+    return local
   }
 
   /** The manifest is cached here (memory, or its bytes and type in the store and state). */

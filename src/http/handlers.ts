@@ -33,6 +33,13 @@ export interface Call {
   readonly log: Logger
 }
 
+/**
+ * Another region asking: answer only from what this region holds, never
+ * from the upstream or a further peer (no loops, no fetching on its behalf).
+ */
+export const PEER_ONLY_HEADER = 'x-ferry-peer-only'
+function peerOnly (c: Call): boolean { return c.req.headers[PEER_ONLY_HEADER] !== undefined }
+
 function readOnly (method: string | undefined): void {
   if (method !== 'GET' && method !== 'HEAD') throw new Unsupported('ferry is a pull-through cache: only GET and HEAD are served')
 }
@@ -42,9 +49,12 @@ export async function handleManifest (s: Services, c: Call, rawName: string, raw
   const name = parseName(rawName)
   const reference = parseReference(rawReference)
   const route = s.router.route(name, c.query.get('ns') ?? undefined)
-  const m: Manifest = reference.kind === 'digest'
-    ? await s.manifests.byDigest(route, reference.digest)
-    : await s.manifests.byTag(route, reference.tag, parseAccept(c.req.headers.accept))
+  const accept = parseAccept(c.req.headers.accept)
+  const m: Manifest = peerOnly(c)
+    ? await s.manifests.cachedOnly(route, reference.kind === 'digest' ? { digest: reference.digest } : { tag: reference.tag }, accept)
+    : reference.kind === 'digest'
+      ? await s.manifests.byDigest(route, reference.digest)
+      : await s.manifests.byTag(route, reference.tag, accept)
   const etag = `"${m.digest}"`
   const headers: Record<string, string | number> = { 'content-type': m.mediaType, 'docker-content-digest': m.digest, etag }
   if (m.stale) headers.warning = '110 ferry "served stale: upstream unavailable"'
@@ -62,7 +72,9 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
   const digest = parseDigest(rawDigest)
   const route = s.router.route(name, c.query.get('ns') ?? undefined)
   const range = c.req.headers.range
-  const answer = c.head ? await s.blobs.head(route, digest) : await s.blobs.get(route, digest, range)
+  const answer = peerOnly(c)
+    ? await s.blobs.cachedOnly(digest, range, c.head)
+    : c.head ? await s.blobs.head(route, digest) : await s.blobs.get(route, digest, range)
   const headers: Record<string, string | number> = {
     ...API_VERSION_HEADER,
     'content-type': 'application/octet-stream',

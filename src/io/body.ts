@@ -3,7 +3,7 @@
 // path: positional reads into pooled buffers, each buffer reused only after
 // the socket has taken it, one read ahead of the write in flight.
 import type { FileHandle } from 'node:fs/promises'
-import { Writable, type Readable } from 'node:stream'
+import { PassThrough, Writable, type Readable } from 'node:stream'
 import { CHUNK, pool } from './buffer-pool.ts'
 
 export interface Body {
@@ -170,4 +170,24 @@ function drained (out: Writable): Promise<void> {
     const onClose = (): void => done(new Error('client went away'))
     out.once('drain', onDrain); out.once('close', onClose); out.once('error', done)
   })
+}
+
+/**
+ * A Body as a Readable (a fill reading from a store, an upload reading from
+ * one). The chunks are copied: file bodies reuse their pooled buffers once a
+ * write is acknowledged, and a stream acknowledges a write as soon as it has
+ * queued it, long before its reader has the bytes.
+ */
+export function bodyReadable (body: Body): Readable {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 })
+  const sink = new Writable({
+    highWaterMark: 1024 * 1024,
+    write (chunk: Buffer, _enc, cb) {
+      if (out.write(Buffer.from(chunk))) cb()
+      else out.once('drain', () => cb())
+    },
+  })
+  out.once('close', () => sink.destroy())
+  body.writeTo(sink).then(() => out.end(), (err: unknown) => out.destroy(err as Error))
+  return out
 }

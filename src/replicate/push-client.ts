@@ -45,7 +45,8 @@ export class PushClient {
   private async send (method: Dispatcher.HttpMethod, path: string, headers: Record<string, string> = {}, body?: Readable | Buffer): Promise<Dispatcher.ResponseData> {
     const url = path.startsWith('http://') || path.startsWith('https://') ? path : `${this.origin}${path}`
     try {
-      return await request(url, { method, dispatcher: this.agent, headers: { 'user-agent': 'ferry-replicator', ...this.authorization(), ...headers }, ...(body !== undefined ? { body } : {}) })
+      // a ferry peer then answers HEADs from what it holds, never from its upstream; other registries ignore it
+      return await request(url, { method, dispatcher: this.agent, headers: { 'user-agent': 'ferry-replicator', 'x-ferry-peer-only': '1', ...this.authorization(), ...headers }, ...(body !== undefined ? { body } : {}) })
     } catch (err) {
       throw new PushError(`${this.peer.name} unreachable: ${(err as Error).message}`, true)
     }
@@ -59,23 +60,22 @@ export class PushClient {
 
   async hasBlob (name: string, digest: string): Promise<boolean> {
     const res = await this.send('HEAD', `/v2/${name}/blobs/${digest}`)
+    if (res.statusCode !== 200 && res.statusCode !== 404) return await this.fail(res, `HEAD blob ${digest}`)
     await res.body.dump()
-    if (res.statusCode === 200) return true
-    if (res.statusCode === 404) return false
-    return await this.fail(res, `HEAD blob ${digest}`)
+    return res.statusCode === 200
   }
 
   async hasManifest (name: string, reference: string): Promise<string | undefined> {
     const res = await this.send('HEAD', `/v2/${name}/manifests/${reference}`, { accept: '*/*' })
+    if (res.statusCode !== 200 && res.statusCode !== 404) return await this.fail(res, `HEAD manifest ${reference}`)
     await res.body.dump()
-    if (res.statusCode === 200) return String(res.headers['docker-content-digest'] ?? '')
-    if (res.statusCode === 404) return undefined
-    return await this.fail(res, `HEAD manifest ${reference}`)
+    return res.statusCode === 200 ? String(res.headers['docker-content-digest'] ?? '') : undefined
   }
 
   /** Ask the peer to mount `digest` from `from`; true when it did. */
   async mount (name: string, digest: string, from: string): Promise<boolean> {
     const res = await this.send('POST', `/v2/${name}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`)
+    if (res.statusCode !== 201 && res.statusCode !== 202) return await this.fail(res, `mount ${digest}`)
     await res.body.dump()
     if (res.statusCode === 201) return true
     if (res.statusCode === 202) {
@@ -93,18 +93,18 @@ export class PushClient {
 
   async startUpload (name: string): Promise<string> {
     const res = await this.send('POST', `/v2/${name}/blobs/uploads/`)
-    await res.body.dump()
     const location = res.headers.location
     if (res.statusCode !== 202 || typeof location !== 'string') return await this.fail(res, 'start upload')
+    await res.body.dump()
     return this.absolute(location)
   }
 
   /** The offset the peer holds for an upload, or undefined if it no longer knows it. */
   async uploadOffset (location: string): Promise<number | undefined> {
     const res = await this.send('GET', location)
+    if (res.statusCode !== 204 && res.statusCode !== 200 && res.statusCode !== 404) return await this.fail(res, 'upload status')
     await res.body.dump()
     if (res.statusCode === 404) return undefined
-    if (res.statusCode !== 204 && res.statusCode !== 200) return await this.fail(res, 'upload status')
     const m = /^(?:bytes=)?0-(\d+)$/.exec(String(res.headers.range ?? ''))
     if (m === null) return 0
     // "0-0" is what registries say for an empty upload too; a 1-byte upload is the same answer
@@ -126,22 +126,22 @@ export class PushClient {
         'content-range': `${at}-${end}`,
         'content-length': String(end - at + 1),
       }, read(at, end))
-      await res.body.dump()
       if (res.statusCode !== 202) return await this.fail(res, `upload ${digest} at ${at}`)
+      await res.body.dump()
       if (typeof res.headers.location === 'string') loc = this.absolute(res.headers.location)
       at = end + 1
       await onProgress(loc, at)
     }
     const sep = loc.includes('?') ? '&' : '?'
     const res = await this.send('PUT', `${loc}${sep}digest=${encodeURIComponent(digest)}`, { 'content-length': '0' })
-    await res.body.dump()
     if (res.statusCode !== 201) return await this.fail(res, `complete upload ${digest}`)
+    await res.body.dump()
   }
 
   async putManifest (name: string, reference: string, mediaType: string, body: Buffer): Promise<void> {
     const res = await this.send('PUT', `/v2/${name}/manifests/${reference}`, { 'content-type': mediaType }, body)
-    await res.body.dump()
     if (res.statusCode !== 201 && res.statusCode !== 200) return await this.fail(res, `PUT manifest ${reference}`)
+    await res.body.dump()
   }
 
   async close (): Promise<void> { await this.agent.close() }

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { PassThrough, type Readable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
 import { Agent, request } from 'undici'
-import { collect, type Body } from '../io/body.ts'
+import { bodyReadable, collect } from '../io/body.ts'
 import type { ReplicationConfig } from '../config/schema.ts'
 import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
@@ -250,16 +250,25 @@ class PeerLoop {
     const mark = await this.c.state.getCursor(markKey)
     if (mark !== '0') {
       const held = await this.client.uploadOffset(mark).catch(() => undefined)
-      if (held !== undefined && held <= size) { location = mark; offset = held }
+      if (held !== undefined && held <= size) {
+        location = mark; offset = held
+        this.c.log.info({ peer: this.peer, digest, offset, size }, 'resuming an upload')
+      }
     }
     location ??= await this.client.startUpload(name)
     await this.c.state.setCursor(markKey, location)
     const read = (start: number, end: number): Readable => readableOf(this.c.store, d, start, end)
-    await this.client.upload(location, digest, size, offset, read, async (loc, at) => {
-      this.c.metrics.bytes(this.peer, Math.min(at, size) - offset)
-      offset = at
-      await this.c.state.setCursor(markKey, loc)
-    })
+    try {
+      await this.client.upload(location, digest, size, offset, read, async (loc, at) => {
+        this.c.metrics.bytes(this.peer, Math.min(at, size) - offset)
+        offset = at
+        await this.c.state.setCursor(markKey, loc)
+      })
+    } catch (err) {
+      // an upload the peer refuses is not resumed: the next attempt starts afresh
+      if (err instanceof PushError && !err.retryable) await this.c.state.setCursor(markKey, '0')
+      throw err
+    }
     await this.c.state.setCursor(markKey, '0')
     this.seen.set(digest, name)
   }
@@ -300,14 +309,11 @@ class Edge {
 
 /** Bytes [start, end] of a stored blob as a stream (opened lazily, read with backpressure). */
 function readableOf (store: BlobStore, digest: ReturnType<typeof parseDigest>, start: number, end: number): Readable {
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 })
-  void (async () => {
-    const blob = await store.open(digest)
+  const out = new PassThrough()
+  store.open(digest).then(blob => {
     if (blob === undefined) throw new Error(`blob ${digest.value} left the store`)
-    const body: Body = blob.body({ start, end })
-    await body.writeTo(out)
-    out.end()
-  })().catch((err: unknown) => out.destroy(err as Error))
+    bodyReadable(blob.body({ start, end })).on('error', err => out.destroy(err)).pipe(out)
+  }).catch((err: unknown) => out.destroy(err as Error))
   return out
 }
 
