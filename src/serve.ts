@@ -24,6 +24,7 @@ import { openState } from './store/open-state.ts'
 import { RegionIndex } from './cache/region-index.ts'
 import { NoLeases, RedisLeases } from './cache/fill-leases.ts'
 import { PeerClient } from './cache/peer.ts'
+import { PeerRegions } from './cache/peer-regions.ts'
 import { Router } from './upstream/router.ts'
 import { Upstream } from './upstream/upstream.ts'
 
@@ -110,11 +111,14 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       log.warn({ digest, err: (err as Error).message }, 'committed blob not recorded in the region stream')
     })
   }
+  const regions = config.replication.fallback && config.replication.peers.length > 0
+    ? new PeerRegions(config.replication.peers, config.replication.fallbackTimeoutMs, log)
+    : undefined
   const blobs = new BlobCache({
     store, staging, index, coordinator, policy: config.cache, smallBlobMemory: config.cache.smallBlobMemory, log, metrics,
-    ...(l1 !== undefined ? { l1 } : {}), leases, ...(peers !== undefined ? { peers } : {}), onCommitted, takeoverMs,
+    ...(l1 !== undefined ? { l1 } : {}), leases, ...(peers !== undefined ? { peers } : {}), onCommitted, takeoverMs, ...(regions !== undefined ? { regions } : {}),
   })
-  const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes })
+  const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes, ...(regions !== undefined ? { regions } : {}) })
   const lists = new ListCache(state, log, metrics)
   let push: Services['push']
   const secretEnv = config.replication.secretEnv
@@ -155,6 +159,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       for (const close of closers) await close()
       await leases.close()
       await peers?.close()
+      await regions?.close()
       await Promise.all(upstreams.map(u => u.close()))
       await opened.close()
       store.close?.()

@@ -16,12 +16,13 @@ import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { BlobStore, OpenBlob } from '../store/blob-store.ts'
 import type { FsBlobStore } from '../store/fs-blob-store.ts'
-import type { Route } from '../upstream/router.ts'
 import type { CacheIndex } from './cache-index.ts'
 import type { FillCoordinator } from './fill-coordinator.ts'
 import type { FillLeases, Lease } from './fill-leases.ts'
 import { Fill, FillError, type FillSource } from './fill.ts'
 import type { PeerClient } from './peer.ts'
+import type { PeerRegions } from './peer-regions.ts'
+import { canonicalName, type Route } from '../upstream/router.ts'
 
 export interface BlobAnswer {
   /** Total size of the blob, when known. */
@@ -48,7 +49,7 @@ export interface LocalTier {
 
 /** How one fill gets its bytes; kept across resumes. */
 interface FillSourceState {
-  from: 'store' | 'peer' | 'upstream' | undefined
+  from: 'store' | 'peer' | 'region' | 'upstream' | undefined
   /** The region's lease for this digest, once this proxy leads. */
   lease: Lease | undefined
   /** Some bytes came from the upstream: this proxy puts the blob in the region's store. */
@@ -76,11 +77,14 @@ export class BlobCache {
   private readonly onCommitted: (digest: string, size: number) => void
   /** How long a follower keeps trying an unreachable leader before the lease expires and it may lead. */
   private readonly takeoverMs: number
+  /** Other regions, asked before the upstream. */
+  private readonly regions: PeerRegions | undefined
 
   constructor (opts: {
     store: BlobStore, staging: string, index: CacheIndex, coordinator: FillCoordinator, policy: FillPolicy, smallBlobMemory: number, log: Logger, metrics: Metrics,
-    l1?: LocalTier, leases: FillLeases, peers?: PeerClient, onCommitted?: (digest: string, size: number) => void, takeoverMs?: number
+    l1?: LocalTier, leases: FillLeases, peers?: PeerClient, onCommitted?: (digest: string, size: number) => void, takeoverMs?: number, regions?: PeerRegions
   }) {
+    this.regions = opts.regions
     this.store = opts.store
     this.l1 = opts.l1
     this.leases = opts.leases
@@ -337,6 +341,17 @@ export class BlobCache {
           continue
         }
         if (claim.role === 'leader') st.lease = claim.lease
+      }
+      if (this.regions !== undefined && st.from !== 'upstream') {
+        // another region may hold it: cheaper than the upstream, and there when the upstream is not
+        const got = await this.regions.blob(canonicalName(route), digest.value, offset)
+        if (got !== undefined) {
+          st.from = 'region'
+          st.upstreamUsed = true // new to this region: it goes into the store
+          this.metrics.fillSources.inc({ source: 'region' })
+          this.log.info({ digest: digest.value, peer: got.peer, offset }, 'blob from a peer region')
+          return got
+        }
       }
       st.from = 'upstream'
       st.upstreamUsed = true

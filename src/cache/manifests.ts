@@ -24,6 +24,7 @@ import type { BlobStore } from '../store/blob-store.ts'
 import type { RegionEvent, RegionState, TagEntry, TagKey } from '../store/region-state.ts'
 import { canonicalName, type Route } from '../upstream/router.ts'
 import type { UpstreamResponse } from '../upstream/upstream.ts'
+import type { PeerRegions } from './peer-regions.ts'
 
 export interface Manifest {
   readonly digest: string
@@ -47,7 +48,10 @@ export class ManifestCache {
   private readonly inflight = new Map<string, Promise<Manifest>>()
   private readonly tagUpdates = new Map<string, Promise<void>>()
 
-  constructor (opts: { store: BlobStore, state: RegionState, staging: string, log: Logger, metrics: Metrics, memoryBytes: number }) {
+  private readonly regions: PeerRegions | undefined
+
+  constructor (opts: { store: BlobStore, state: RegionState, staging: string, log: Logger, metrics: Metrics, memoryBytes: number, regions?: PeerRegions }) {
+    this.regions = opts.regions
     this.store = opts.store
     this.state = opts.state
     this.staging = opts.staging
@@ -63,7 +67,27 @@ export class ManifestCache {
       return local
     }
     this.metrics.cache.inc({ kind: 'manifest', result: 'miss' })
-    return await this.once(`d|${route.upstream.name}|${digest.value}`, () => this.fetch(route, digest.value, ALL_MANIFEST_TYPES, digest))
+    return await this.once(`d|${route.upstream.name}|${digest.value}`, async () => await this.fromRegions(route, digest) ?? await this.fetch(route, digest.value, ALL_MANIFEST_TYPES, digest))
+  }
+
+  /** A manifest by digest from another region (verified here), before the upstream. */
+  private async fromRegions (route: Route, digest: Digest): Promise<Manifest | undefined> {
+    if (this.regions === undefined) return undefined
+    const got = await this.regions.manifest(canonicalName(route), digest.value, ALL_MANIFEST_TYPES.join(', '))
+    if (got === undefined) return undefined
+    if (createHash(digest.algorithm).update(got.body).digest('hex') !== digest.hex) {
+      this.log.warn({ peer: got.peer, digest: digest.value }, 'a peer region sent a manifest that does not match its digest; asking the upstream')
+      return undefined
+    }
+    let type = got.mediaType
+    if (type === undefined || !ALL_MANIFEST_TYPES.includes(type)) {
+      try { type = parseManifest(got.body).mediaType } catch { return undefined }
+    }
+    if (type === undefined) return undefined
+    this.memory.set(digest.value, { mediaType: type, body: got.body })
+    this.background(this.save(digest, type, got.body).then(() => this.record({ kind: 'manifest', name: canonicalName(route), digest: digest.value, mediaType: type, at: Date.now() })), 'manifest')
+    this.log.info({ peer: got.peer, digest: digest.value }, 'manifest from a peer region')
+    return { digest: digest.value, mediaType: type, body: got.body }
   }
 
   async byTag (route: Route, tag: string, accept: readonly string[]): Promise<Manifest> {

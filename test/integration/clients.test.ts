@@ -1,14 +1,14 @@
 // Real clients pulling through ferry: skopeo, and containerd with ferry as
 // its hosts.toml mirror (the ?ns= path).
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import type { Ferry } from '../helpers/ferry.ts'
 import { digestOf } from '../helpers/images.ts'
-import { startProc } from '../helpers/procs.ts'
+import { startContainerd } from '../helpers/containerd.ts'
 import { requireBinary, type Registry } from '../helpers/registry.ts'
 import { startSeededFerry, type Seeded } from '../helpers/seed.ts'
 
@@ -60,27 +60,8 @@ t.test('skopeo list-tags through ferry', async t => {
 })
 
 t.test('containerd pulls a non-default platform with ferry as its hosts.toml mirror', async t => {
-  requireBinary('containerd', 'containerd')
-  requireBinary('ctr', 'containerd')
-  // short: the socket path must fit in 108 bytes
-  const dir = mkdtempSync(join('/tmp', 'fc-'))
-  const sock = join(dir, 'c.sock')
-  const hosts = join(dir, 'hosts')
-  mkdirSync(join(hosts, upstream.host), { recursive: true })
-  // the fallback server is a dead loopback port: a pull can only succeed through ferry
-  writeFileSync(join(hosts, upstream.host, 'hosts.toml'), `server = "http://127.0.0.1:1"\n\n[host."${ferry.url}"]\n  capabilities = ["pull", "resolve"]\n`)
-  writeFileSync(join(dir, 'config.toml'), [
-    'version = 2',
-    `root = "${dir}/root"`,
-    `state = "${dir}/state"`,
-    'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
-    '[grpc]', `  address = "${sock}"`,
-    '[ttrpc]', `  address = "${sock}.ttrpc"`,
-    '[plugins."io.containerd.internal.v1.opt"]', `  path = "${dir}/opt"`,
-  ].join('\n') + '\n')
-  const containerd = startProc('containerd', ['--config', join(dir, 'config.toml')])
-  t.teardown(() => containerd.stop())
-  await containerd.waitFor(/containerd successfully booted|serving\.\.\./, 30_000)
+  const { sock, hosts, stop } = await startContainerd({ [upstream.host]: [ferry.url] })
+  t.teardown(stop)
 
   const before = ferry.logs().length
   const ref = `${upstream.host}/test/multi:v1`

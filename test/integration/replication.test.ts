@@ -12,8 +12,9 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { CLI, NODE_FLAGS, startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
-import { blob, image, index, pushBlob, pushImage, pushManifest, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, type Blob, type Image } from '../helpers/images.ts'
+import { blob, digestOf, image, index, pushBlob, pushImage, pushManifest, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, type Blob, type Image } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
+import { startContainerd } from '../helpers/containerd.ts'
 import { freePort, startProc, type Proc } from '../helpers/procs.ts'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 
@@ -177,6 +178,34 @@ t.test('what region A pulls reaches region B (a ferry) and C (a plain registry),
   t.equal(s.c?.deadLetters, dead.length)
 })
 
+t.test('peer fallback: a region whose upstream is down gets what a peer region holds, and only that', async t => {
+  const d = await startFerry({ config: {
+    region: 'd',
+    upstreams: [{ name: 'up', url: 'http://127.0.0.1:1', default: true, timeouts: { connect: '200ms' } }],
+    replication: { peers: [{ name: 'a', url: a.url }], fallbackTimeout: '1s' },
+  } })
+  try {
+    const i = images[0]!
+    const asked = upstream.requests().length
+    const m = await get(`${d.url}/v2/${i.name}/manifests/${i.img.manifest.digest}`, ACCEPT)
+    t.equal(m.status, 200, 'a manifest by digest from region A')
+    t.equal(digestOf(m.body), i.img.manifest.digest)
+    for (const l of [i.img.config, ...i.img.layers]) {
+      const p = await pullBlob(`${d.url}/v2/${i.name}/blobs/${l.digest}`)
+      t.equal(p.digest, l.digest, 'a blob from region A, verified')
+    }
+    t.equal(upstream.requests().length, asked, 'A answered from what it holds: its upstream was not asked')
+    const absent = blob('application/octet-stream', randomBytes(1000))
+    await pushBlob(upstream.url, i.name, absent)
+    const before = upstream.count('GET', absent.digest)
+    const r = await get(`${d.url}/v2/${i.name}/blobs/${absent.digest}`)
+    t.ok(r.status >= 500, `what A does not hold, D cannot get (${r.status})`)
+    t.equal(upstream.count('GET', absent.digest), before, 'A did not fetch it from its upstream on D\'s behalf')
+  } finally {
+    await d.stop()
+  }
+})
+
 t.test('a peer that is down: lag grows, nothing is lost, it drains when the peer is back', async t => {
   await b.stop()
   const late = await image({ files: { 'late.bin': randomBytes(2 * 1024 * 1024) } })
@@ -260,4 +289,18 @@ t.test('DR: with the upstream and region A dead, every image pulls from B by tag
     t.equal(readFileSync(join(dir, 'manifest.json'), 'utf8'), i.img.manifest.bytes.toString(), `${i.name}@${i.img.manifest.digest.slice(0, 19)} by digest`)
     for (const l of i.img.layers) t.equal(statSync(join(dir, l.digest.slice(7))).size, l.bytes.length, 'each layer copied whole')
   }
+})
+
+t.test('DR: containerd with region A then region B in hosts.toml fails over to B', async t => {
+  const { sock, hosts, stop } = await startContainerd({ [upstream.host]: [a.url, b.url] })
+  t.teardown(stop)
+  const i = images[0]!
+  const ref = `${upstream.host}/${i.name}:${i.tag}`
+  const { stdout } = await run('ctr', ['--address', sock, 'images', 'pull', '--hosts-dir', hosts, '--snapshotter', 'native', ref], { maxBuffer: 16 * 1024 * 1024 })
+  t.match(stdout, /done/)
+  const ls = (await run('ctr', ['--address', sock, 'images', 'ls'])).stdout
+  t.match(ls, i.img.manifest.digest, 'the image as region A had it')
+  const content = (await run('ctr', ['--address', sock, 'content', 'ls'])).stdout
+  for (const l of i.img.layers) t.match(content, l.digest, 'every layer fetched')
+  t.ok(b.logs().some(l => l.msg === 'request' && l.path === `/v2/${i.name}/blobs/${i.img.layers[0]!.digest}` && l.status === 200), 'from region B')
 })
