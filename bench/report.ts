@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RegionRun } from './region.ts'
+import type { ReplicationRun } from './replication.ts'
 
 export interface Check { readonly name: string, readonly value: number, readonly target: string, readonly pass: boolean }
 
@@ -95,6 +96,13 @@ export function writeReport (r: Results, outDir: string): string {
       table(['region', 'cold wall s', 'cold slowest first byte s', 'upstream fetches', 'digests verified', 'warm wall s', 'small cold pulls/s', 'cold p99 ms', 'small warm pulls/s', 'warm p99 ms', 'failed', 'peak RSS MiB (all proxies)'],
         [row(region.one), row(region.two)]),
       '', `Two proxies / one: herd cold wall ${(region.two.herdCold.wallMs / region.one.herdCold.wallMs).toFixed(2)}×, herd warm wall ${(region.two.herdWarm.wallMs / region.one.herdWarm.wallMs).toFixed(2)}×, small cold rate ${(region.two.smallCold.rate / region.one.smallCold.rate).toFixed(2)}×, small warm rate ${(region.two.smallWarm.rate / region.one.smallWarm.rate).toFixed(2)}×.`)
+  }
+  const repl = r.scenarios['9 replication'] as ReplicationRun | undefined
+  if (repl !== undefined) {
+    parts.push('', '## 9. Replication: region A to region B (`ferry replicate`, both ferry, embedded state, fs stores)', '',
+      `${repl.images - 1} small images and one ${Math.round(repl.bigBytes / 1024 / 1024)} MiB blob (as an image) cached in A, then the replicator started; time until B's lag is 0.`, '',
+      table(['images', 'big blob MiB', 'seconds', 'images/s', 'MB/s', 'largest lag, events', 'replicator peak RSS MiB', 'B peak RSS MiB', 'verified at B', 'dead letters'],
+        [[repl.images, repl.bigBytes / 1024 / 1024, repl.seconds, repl.imagesPerSecond, repl.megabytesPerSecond, repl.maxLagEvents, repl.replicatorPeakRss / 1024 / 1024, repl.peerPeakRss / 1024 / 1024, `${repl.imagesVerified + Number(repl.bigVerified)}/${repl.images}`, repl.deadLetters]]))
   }
   const text = parts.join('\n') + '\n'
   writeFileSync(join(outDir, 'RESULTS.md'), text)

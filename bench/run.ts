@@ -16,6 +16,7 @@ import { pullBlobConcurrently, pullImages, verifyBlob, type SmallImage } from '.
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
 import { regionScenario, type RegionRun } from './region.ts'
+import { replicationScenario, type ReplicationRun } from './replication.ts'
 import { writeReport, type Check, type Results } from './report.ts'
 
 const MiB = 1024 * 1024
@@ -26,8 +27,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 const outDir = outIndex >= 0 ? args[outIndex + 1]! : (quick ? mkdtempSync(join(tmpdir(), 'ferry-bench-out-')) : here)
 
 const SIZES = quick
-  ? { big: 32 * MiB, small: 40, warmPasses: 3, tagTTLSeconds: 4, scaleBlobs: 2_000, scaleImages: 20 }
-  : { big: 512 * MiB, small: 200, warmPasses: 5, tagTTLSeconds: 15, scaleBlobs: 100_000, scaleImages: 50 }
+  ? { big: 32 * MiB, small: 40, warmPasses: 3, tagTTLSeconds: 4, scaleBlobs: 2_000, scaleImages: 20, replImages: 20, replBig: 32 * MiB }
+  : { big: 512 * MiB, small: 200, warmPasses: 5, tagTTLSeconds: 15, scaleBlobs: 100_000, scaleImages: 50, replImages: 1000, replBig: 1024 * MiB }
 
 const stops: (() => Promise<void>)[] = []
 async function stopAll (): Promise<void> {
@@ -147,6 +148,7 @@ async function main (): Promise<void> {
   results.scenarios['6 region'] = await regionScenario({ dir: join(dir, 'region'), upstream: upstreamReg, bigDigests: [digestC, digestD], bigSize: SIZES.big, images: regionImages, stops, log })
   log('7. scale: warm small-image rate with few and with many cached blobs (ferry)')
   results.scenarios['7 scale'] = await scale(dir, upstreamReg.url, images.slice(0, SIZES.scaleImages), results)
+  results.scenarios['9 replication'] = await replicationScenario({ dir, upstream: upstreamReg, count: SIZES.replImages, bigSize: SIZES.replBig, stops, log })
 
   results.checks = checks(results)
   results.seconds = Math.round((Date.now() - started) / 1000)
@@ -208,6 +210,7 @@ function checks (r: Results): Check[] {
   const smallCold = s['4 small images cold']!; const smallWarm = s['4 small images warm']!
   const sc = s['7 scale'] as unknown as { few: Row, many: Row }
   const region = r.scenarios['6 region'] as { one: RegionRun, two: RegionRun }
+  const repl = r.scenarios['9 replication'] as ReplicationRun
   const bestWarmWall = Math.min(warm.distribution!.wallMs!, warm.nginx!.wallMs!)
   const ferryPeaks = Object.values(r.peakRss).map(p => p.ferry ?? 0)
   const c = (name: string, value: number, target: string, pass: boolean): Check => ({ name, value: Math.round(value * 1000) / 1000, target, pass })
@@ -226,6 +229,8 @@ function checks (r: Results): Check[] {
     c('peak RSS, MiB (ferry, worst scenario)', Math.max(...ferryPeaks) / MiB, '< 200', Math.max(...ferryPeaks) < 200 * MiB),
     c('region of 2, 16 cold: upstream fetches', region.two.herdCold.upstreamFetches, '= 1', region.two.herdCold.upstreamFetches === 1),
     c('region of 2, 16 cold: digests verified', region.two.herdCold.verified, '= 16', region.two.herdCold.verified === 16),
+    c('replication: every image and the big blob at the peer, verified', Number(repl.bigVerified) + repl.imagesVerified, `= ${repl.images}`, repl.bigVerified && repl.imagesVerified === repl.images - 1 && repl.deadLetters === 0),
+    c('replication: replicator peak RSS, MiB', repl.replicatorPeakRss / MiB, '< 200', repl.replicatorPeakRss < 200 * MiB),
     c('scale: warm rate with many blobs / with few', sc.many.rate! / sc.few.rate!, '>= 0.9', sc.many.rate! >= 0.9 * sc.few.rate!),
   ]
 }

@@ -1,9 +1,11 @@
 // `ferry replicate`: follows the region's event stream and pushes what the
-// rules select to each peer, one loop per peer, in stream order. An event is
-// acknowledged (the peer's cursor moves past it) only once the peer holds
-// everything it needs: blobs first, then child manifests, then the
-// manifest, then the tag. Delivery is at least once; every write is
-// content-addressed or idempotent, so a repeat costs a HEAD.
+// rules select to each peer, one loop per peer, a batch of events at a time
+// (in parallel, but the events of one tag in order). Each event is delivered
+// whole: its blobs, then child manifests, then the manifest, then the tag,
+// so a peer never has a tag before its content. The peer's cursor moves past
+// a batch once every event in it is delivered (or dead-lettered). Delivery
+// is at least once; every write is content-addressed or idempotent, so a
+// repeat costs a HEAD.
 //
 // A peer that is down or failing (network, 5xx, 429) is retried with backoff
 // for ever: lag grows, nothing is lost. An event the peer refuses (4xx) is
@@ -110,6 +112,8 @@ class PeerLoop {
   private readonly client: PushClient
   private readonly peer: string
   private readonly c: ReturnType<Replicator['ctx']>
+  /** Blob uploads in flight to this peer, whatever events they belong to. */
+  private readonly transfers: Semaphore
   /** digest -> a repository the peer has it in: the next push of it can be a mount. */
   private readonly seen = new LRUCache<string, string>({ max: 100_000 })
 
@@ -118,6 +122,7 @@ class PeerLoop {
     this.client = client
     this.peer = client.peer.name
     this.c = r.ctx()
+    this.transfers = new Semaphore(this.c.config.concurrency)
   }
 
   async run (): Promise<void> {
@@ -133,12 +138,19 @@ class PeerLoop {
         continue
       }
       if (batch.length === 0) { await this.pause(IDLE_POLL_MS); continue }
-      for (const item of batch) {
-        if (this.r.stopped) return
-        await this.handle(item, log)
-        cursor = item.id
-        await this.retryForever(() => this.c.state.setCursor(this.peer, cursor), log)
-      }
+      // events go in parallel, except those of one tag, which keep their order (a tag that moved twice ends where it was last)
+      const chains = new Map<string, Promise<void>>()
+      await inParallel(batch, this.c.config.concurrency, async item => {
+        const e = item.event
+        const key = e.kind === 'tag' ? `tag ${e.name}:${e.tag}` : item.id
+        const mine = (chains.get(key) ?? Promise.resolve()).then(() => this.handle(item, log))
+        chains.set(key, mine)
+        await mine
+      })
+      // a stop in the middle of a batch leaves the cursor before it: what was delivered goes again (idempotent)
+      if (this.r.stopped) return
+      cursor = batch[batch.length - 1]!.id
+      await this.retryForever(() => this.c.state.setCursor(this.peer, cursor), log)
     }
   }
 
@@ -229,7 +241,33 @@ class PeerLoop {
     await this.client.putManifest(name, digest, mediaType, body)
   }
 
+  /** One push per digest at a time: events in parallel often share blobs (a tag and its manifest). */
+  private readonly pushing = new Map<string, Promise<void>>()
+
   private async pushBlob (name: string, digest: string): Promise<void> {
+    const running = this.pushing.get(digest)
+    if (running !== undefined) {
+      await running.catch(() => {})
+      // the other push went to its own repository; this one may need a mount or an upload of its own
+      if (await this.client.hasBlob(name, digest)) return
+    }
+    const mine = (async () => {
+      await this.transfers.acquire()
+      try {
+        await this.pushBlobNow(name, digest)
+      } finally {
+        this.transfers.release()
+      }
+    })()
+    this.pushing.set(digest, mine)
+    try {
+      await mine
+    } finally {
+      if (this.pushing.get(digest) === mine) this.pushing.delete(digest)
+    }
+  }
+
+  private async pushBlobNow (name: string, digest: string): Promise<void> {
     if (await this.client.hasBlob(name, digest)) { this.seen.set(digest, name); return }
     const from = this.seen.get(digest)
     if (from !== undefined && from !== name && await this.client.mount(name, digest, from)) {
@@ -315,6 +353,21 @@ function readableOf (store: BlobStore, digest: ReturnType<typeof parseDigest>, s
     bodyReadable(blob.body({ start, end })).on('error', err => out.destroy(err)).pipe(out)
   }).catch((err: unknown) => out.destroy(err as Error))
   return out
+}
+
+class Semaphore {
+  private free: number
+  private readonly waiting: (() => void)[] = []
+  constructor (n: number) { this.free = n }
+  async acquire (): Promise<void> {
+    if (this.free > 0) { this.free--; return }
+    await new Promise<void>(resolve => this.waiting.push(resolve))
+  }
+
+  release (): void {
+    const next = this.waiting.shift()
+    if (next !== undefined) next(); else this.free++
+  }
 }
 
 async function inParallel<T> (items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {

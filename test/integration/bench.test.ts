@@ -50,7 +50,12 @@ t.test('npm run bench -- --quick runs every scenario and reports every figure', 
     t.ok(region[size].peakRss > 0)
   }
   t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## 8\. A region: one proxy against two/)
-  t.equal(r.checks.length, 15, 'every target is checked')
+  const repl = r.scenarios['9 replication'] as unknown as { images: number, imagesVerified: number, bigVerified: boolean, deadLetters: number, seconds: number }
+  t.equal(repl.imagesVerified, repl.images - 1, 'replication: every small image pulled from the peer')
+  t.equal(repl.bigVerified, true, 'replication: the big blob verified at the peer')
+  t.equal(repl.deadLetters, 0)
+  t.ok(repl.seconds > 0)
+  t.equal(r.checks.length, 17, 'every target is checked')
   t.ok(r.checks.every(c => Number.isFinite(c.value)), 'every check has a value')
   t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## Targets/)
 })

@@ -28,6 +28,7 @@ let b: Ferry
 let bPort: number
 const bData = mkdtempSync(join(tmpdir(), 'ferry-region-b-'))
 let replicator: Proc | undefined
+let metricsPort = 0
 
 function bConfig (): Record<string, unknown> {
   return {
@@ -53,6 +54,7 @@ t.before(async () => {
         { name: 'c', url: c.url },
       ],
       attempts: 2,
+      metricsListen: `127.0.0.1:${metricsPort = await freePort()}`,
     },
   } })
 })
@@ -158,6 +160,15 @@ t.test('what region A pulls reaches region B (a ferry) and C (a plain registry),
   t.equal(s.b?.eventsBehind, 0, 'B caught up')
   t.equal(s.c?.eventsBehind, 0, 'C caught up')
   t.equal(s.b?.deadLetters, 0, 'B refused nothing')
+  // the running replicator's own view, on its metrics port
+  let text = ''
+  for (let i = 0; i < 50 && !/ferry_replication_lag_events\{peer="b"\} 0\n/.test(text); i++) {
+    text = (await get(`http://127.0.0.1:${metricsPort}/metrics`)).body.toString()
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  t.match(text, /ferry_replication_lag_events\{peer="b"\} 0\n/, 'lag in /metrics')
+  t.match(text, /ferry_replication_events_total\{peer="b",kind="tag"\} [1-9]/, 'tags delivered, counted')
+  t.match(text, /ferry_replication_bytes_total\{peer="b"\} [1-9]/, 'bytes uploaded, counted')
 
   for (const i of images) {
     const top = await get(`${b.url}/v2/${i.name}/manifests/${i.tag}`, ACCEPT)
