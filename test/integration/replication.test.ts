@@ -189,6 +189,30 @@ t.test('what region A pulls reaches region B (a ferry) and C (a plain registry),
   t.equal(s.c?.deadLetters, dead.length)
 })
 
+t.test('a blob the peer holds in another repository is mounted; dead letters are retried once the cause is gone', async t => {
+  const i = images[0]!
+  await pushImage(upstream.url, 'apps/oci-copy', 'v1', i.img)
+  await pullThrough(a.url, 'apps/oci-copy', 'v1', i.img)
+  await caughtUp(['b', 'c'])
+  const layer = i.img.layers[0]!.digest
+  t.ok(c.requests().some(r => r.method === 'POST' && r.path.startsWith(`/v2/apps/oci-copy/blobs/uploads/?mount=${encodeURIComponent(layer)}&from=apps%2Foci`) && r.status === 201),
+    'C was asked to mount the layer from apps/oci, and did')
+  t.equal((await get(`${c.url}/v2/apps/oci-copy/manifests/v1`, ACCEPT)).headers['docker-content-digest'], i.img.manifest.digest)
+
+  // C refused the index because A held one platform: pull the other through A, then retry
+  const multi = images[2]!
+  const arm = JSON.parse(multi.list!.bytes.toString()).manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === 'arm64') as { digest: string }
+  t.equal((await get(`${a.url}/v2/apps/multi/manifests/${arm.digest}`, ACCEPT)).status, 200)
+  const armManifest = JSON.parse((await get(`${a.url}/v2/apps/multi/manifests/${arm.digest}`, ACCEPT)).body.toString()) as { config: { digest: string }, layers: { digest: string }[] }
+  for (const d of [armManifest.config.digest, ...armManifest.layers.map(l => l.digest)]) t.equal((await pullBlob(`${a.url}/v2/apps/multi/blobs/${d}`)).digest, d)
+  const { stdout } = await run(process.execPath, [CLI, 'replicate', '--config', a.configPath, '--retry-dead'], { env: { ...process.env, PEER_B_SECRET: SECRET } })
+  const r = JSON.parse(stdout.trim()) as { retried: number, delivered: number }
+  t.ok(r.retried > 0 && r.delivered === r.retried, `every dead letter delivered (${r.delivered}/${r.retried})`)
+  const top = await get(`${c.url}/v2/apps/multi/manifests/v1`, ACCEPT)
+  t.equal(top.headers['docker-content-digest'], multi.list!.digest, 'C has the whole index now')
+  t.equal((await status()).c?.deadLetters, 0, 'and no dead letters')
+})
+
 t.test('peer fallback: a region whose upstream is down gets what a peer region holds, and only that', async t => {
   const d = await startFerry({ config: {
     region: 'd',
