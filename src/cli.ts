@@ -33,6 +33,18 @@ usage:
   --retry-dead        try the dead letters once more, then exit (1 if any still fail)
 `
 
+/** Run until SIGINT or SIGTERM, then close. */
+async function untilSignal (log: Logger, close: () => Promise<void>): Promise<void> {
+  await new Promise<void>(resolve => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'shutting down')
+      close().then(resolve, resolve)
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+}
+
 async function main (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -77,14 +89,7 @@ async function main (argv: string[]): Promise<number> {
         log = running.log
         close = running.close
       }
-      await new Promise<void>(resolve => {
-        const stop = (signal: string): void => {
-          log.info({ signal }, 'shutting down')
-          close().then(resolve, resolve)
-        }
-        process.once('SIGINT', stop)
-        process.once('SIGTERM', stop)
-      })
+      await untilSignal(log, close)
       return 0
     }
     case 'replicate': {
@@ -95,14 +100,7 @@ async function main (argv: string[]): Promise<number> {
       const { replicate } = await import('./replicate/run.ts')
       const result = await replicate(config, mode, log, line => console.log(line))
       if (typeof result === 'number') return result
-      await new Promise<void>(resolve => {
-        const stop = (signal: string): void => {
-          log.info({ signal }, 'shutting down')
-          result().then(resolve, resolve)
-        }
-        process.once('SIGINT', stop)
-        process.once('SIGTERM', stop)
-      })
+      await untilSignal(log, result)
       return 0
     }
     default:

@@ -131,19 +131,23 @@ export function parseListen (f: Fields, v: unknown, field: string): { host: stri
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port }
 }
 
+/** A registry's base URL: http(s), no path, no credentials (those come from the environment). */
+function parseRegistryUrl (f: Fields, v: unknown, field: string): URL | undefined {
+  const text = f.string(v, field, { what: 'an http:// or https:// URL' })
+  if (text === undefined) return undefined
+  let url: URL | undefined
+  try { url = new URL(text) } catch { /* reported below */ }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || (url.pathname !== '/' && url.pathname !== '')) {
+    return f.problem(field, 'an http:// or https:// URL with no path and no credentials', text)
+  }
+  return url
+}
+
 function parseUpstream (f: Fields, v: unknown, field: string): (UpstreamConfig & { isDefault: boolean }) | undefined {
   const r = f.record(v, field, ['name', 'url', 'prefix', 'aliases', 'default', 'dockerHub', 'tagTTL', 'staleIfError', 'credentials', 'caFile', 'insecure', 'connections', 'timeouts'])
   if (r === undefined) return undefined
   const name = f.string(r.name, `${field}.name`, { pattern: UPSTREAM_NAME, what: 'a short lowercase name ([a-z0-9._-])' })
-  const urlText = f.string(r.url, `${field}.url`, { what: 'an http:// or https:// URL' })
-  let url: URL | undefined
-  if (urlText !== undefined) {
-    try { url = new URL(urlText) } catch { /* reported below */ }
-    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || (url.pathname !== '/' && url.pathname !== '')) {
-      f.problem(`${field}.url`, 'an http:// or https:// URL with no path and no credentials', urlText)
-      url = undefined
-    }
-  }
+  const url = parseRegistryUrl(f, r.url, `${field}.url`)
   const prefix = r.prefix === undefined ? undefined : f.string(r.prefix, `${field}.prefix`, { pattern: PREFIX, what: 'a lowercase host or path prefix such as "docker.io" or "ghcr.io"' })
   const aliases = r.aliases === undefined ? [] : (f.strings(r.aliases, `${field}.aliases`) ?? [])
   let credentials: Credentials | undefined
@@ -358,15 +362,7 @@ function parseReplication (f: Fields, v: unknown): ReplicationConfig | undefined
     const pr = f.record(p, field, ['name', 'url', 'credentials', 'caFile', 'insecure'])
     if (pr === undefined) return
     const name = f.string(pr.name, `${field}.name`, { pattern: UPSTREAM_NAME, what: 'a short lowercase name ([a-z0-9._-])' })
-    const urlText = f.string(pr.url, `${field}.url`, { what: 'an http:// or https:// URL' })
-    let url: URL | undefined
-    if (urlText !== undefined) {
-      try { url = new URL(urlText) } catch { /* reported below */ }
-      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || (url.pathname !== '/' && url.pathname !== '')) {
-        f.problem(`${field}.url`, 'an http:// or https:// URL with no path and no credentials', urlText)
-        url = undefined
-      }
-    }
+    const url = parseRegistryUrl(f, pr.url, `${field}.url`)
     let credentials: Credentials | undefined
     if (pr.credentials !== undefined) {
       const c = f.record(pr.credentials, `${field}.credentials`, ['username', 'passwordEnv'])
