@@ -129,9 +129,18 @@ export class EmbeddedState implements RegionState {
     await this.writeAtomic(this.cursorPath(peer), id)
   }
 
+  /** Read-modify-write of a peer's dead letters, one at a time (the replicator delivers events in parallel). */
+  private deadLetterWrites = Promise.resolve()
+  private changeDeadLetters (peer: string, change: (all: DeadLetter[]) => DeadLetter[]): Promise<void> {
+    const next = this.deadLetterWrites.then(async () => {
+      await this.writeAtomic(this.deadPath(peer), JSON.stringify(change(await this.deadLetters(peer))))
+    })
+    this.deadLetterWrites = next.catch(() => {})
+    return next
+  }
+
   async addDeadLetter (peer: string, letter: DeadLetter): Promise<void> {
-    const all = (await this.deadLetters(peer)).filter(d => d.id !== letter.id)
-    await this.writeAtomic(this.deadPath(peer), JSON.stringify([...all, letter]))
+    await this.changeDeadLetters(peer, all => [...all.filter(d => d.id !== letter.id), letter])
   }
 
   async deadLetters (peer: string): Promise<DeadLetter[]> {
@@ -139,7 +148,7 @@ export class EmbeddedState implements RegionState {
   }
 
   async removeDeadLetter (peer: string, id: string): Promise<void> {
-    await this.writeAtomic(this.deadPath(peer), JSON.stringify((await this.deadLetters(peer)).filter(d => d.id !== id)))
+    await this.changeDeadLetters(peer, all => all.filter(d => d.id !== id))
   }
 
   async close (): Promise<void> {}

@@ -78,6 +78,17 @@ async function status (): Promise<Record<string, Status>> {
   for (const line of stdout.trim().split('\n')) { const s = JSON.parse(line) as Status; out[s.peer] = s }
   return out
 }
+/** Region A records a tag in its stream just after it answered the client: wait until it has. */
+async function recorded (name: string, tag: string): Promise<boolean> {
+  const path = join(a.data, 'state', 'events.jsonl')
+  const needle = `"kind":"tag","name":"${name}","tag":"${tag}"`
+  for (let i = 0; i < 200; i++) {
+    try { if (readFileSync(path, 'utf8').includes(needle)) return true } catch { /* not yet written */ }
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+  return false
+}
+
 async function caughtUp (peers: string[], timeoutMs = 60_000): Promise<Record<string, Status>> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -154,6 +165,7 @@ t.test('what region A pulls reaches region B (a ferry) and C (a plain registry),
   await pushManifest(upstream.url, 'apps/multi', 'v1', list)
   images.push({ name: 'apps/oci', tag: 'v1', img: oci }, { name: 'apps/docker', tag: 'v1', img: docker }, { name: 'apps/multi', tag: 'v1', img: amd, list })
   for (const i of images) await pullThrough(a.url, i.name, i.tag, i.img, i.list)
+  for (const i of images) t.ok(await recorded(i.name, i.tag), `A recorded ${i.name}:${i.tag}`)
 
   startReplicator()
   const s = await caughtUp(['b', 'c'])
@@ -193,6 +205,7 @@ t.test('a blob the peer holds in another repository is mounted; dead letters are
   const i = images[0]!
   await pushImage(upstream.url, 'apps/oci-copy', 'v1', i.img)
   await pullThrough(a.url, 'apps/oci-copy', 'v1', i.img)
+  t.ok(await recorded('apps/oci-copy', 'v1'))
   await caughtUp(['b', 'c'])
   const layer = i.img.layers[0]!.digest
   t.ok(c.requests().some(r => r.method === 'POST' && r.path.startsWith(`/v2/apps/oci-copy/blobs/uploads/?mount=${encodeURIComponent(layer)}&from=apps%2Foci`) && r.status === 201),
@@ -205,6 +218,9 @@ t.test('a blob the peer holds in another repository is mounted; dead letters are
   t.equal((await get(`${a.url}/v2/apps/multi/manifests/${arm.digest}`, ACCEPT)).status, 200)
   const armManifest = JSON.parse((await get(`${a.url}/v2/apps/multi/manifests/${arm.digest}`, ACCEPT)).body.toString()) as { config: { digest: string }, layers: { digest: string }[] }
   for (const d of [armManifest.config.digest, ...armManifest.layers.map(l => l.digest)]) t.equal((await pullBlob(`${a.url}/v2/apps/multi/blobs/${d}`)).digest, d)
+  // the running replicator takes the new platform first; then the dead letters are retried
+  await new Promise(resolve => setTimeout(resolve, 500))
+  await caughtUp(['c'])
   const { stdout } = await run(process.execPath, [CLI, 'replicate', '--config', a.configPath, '--retry-dead'], { env: { ...process.env, PEER_B_SECRET: SECRET } })
   const r = JSON.parse(stdout.trim()) as { retried: number, delivered: number }
   t.ok(r.retried > 0 && r.delivered === r.retried, `every dead letter delivered (${r.delivered}/${r.retried})`)
@@ -246,6 +262,7 @@ t.test('a peer that is down: lag grows, nothing is lost, it drains when the peer
   const late = await image({ files: { 'late.bin': randomBytes(2 * 1024 * 1024) } })
   await pushImage(upstream.url, 'apps/late', 'v1', late)
   await pullThrough(a.url, 'apps/late', 'v1', late)
+  t.ok(await recorded('apps/late', 'v1'))
   await new Promise(resolve => setTimeout(resolve, 1500))
   const behind = await status()
   t.ok((behind.b?.eventsBehind ?? 0) > 0, `B is behind (${behind.b?.eventsBehind} events)`)
@@ -299,6 +316,7 @@ t.test('kill -9 of the replicator mid-blob: it resumes the upload, and B never s
   await replicator!.stop('SIGKILL')
 
   const restarted = startReplicator()
+  t.ok(await recorded('apps/big', 'v1'))
   const s = await caughtUp(['b'], 120_000)
   watching = false
   await watcher
