@@ -16,6 +16,10 @@ import type { RegionConfig } from './config/schema.ts'
 import { createEdgeServer } from './http/server.ts'
 import type { Services } from './http/handlers.ts'
 import { UploadSessions } from './cache/uploads.ts'
+import { AccessPolicy } from './auth/access.ts'
+import { Gate } from './auth/gate.ts'
+import { HtpasswdSource } from './auth/identity.ts'
+import { TokenService } from './auth/tokens.ts'
 import { createLogger, type Logger } from './observe/logger.ts'
 import { Metrics } from './observe/metrics.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
@@ -127,7 +131,17 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     await uploads.init()
     push = { uploads, secret: () => process.env[secretEnv] || undefined }
   }
-  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}) }, log)
+  let gate: Gate | undefined
+  if (config.auth !== undefined) {
+    const a = config.auth
+    gate = new Gate({
+      identities: new HtpasswdSource(a.htpasswd, a.groups, log),
+      policy: new AccessPolicy(a.access),
+      ...(a.token !== undefined ? { tokens: new TokenService(a.token), ...(a.token.realm !== undefined ? { realm: a.token.realm } : {}) } : {}),
+      replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
+    })
+  }
+  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}), ...(gate !== undefined ? { gate } : {}) }, log)
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

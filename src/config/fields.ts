@@ -34,10 +34,11 @@ export class Fields {
     return undefined
   }
 
-  record (v: unknown, field: string, known: readonly string[]): Record<string, unknown> | undefined {
+  /** A mapping; `known` lists its fields (undefined: any keys, such as names). */
+  record (v: unknown, field: string, known: readonly string[] | undefined): Record<string, unknown> | undefined {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return this.problem(field, 'a mapping', v)
     const rec = v as Record<string, unknown>
-    for (const key of Object.keys(rec)) {
+    if (known !== undefined) for (const key of Object.keys(rec)) {
       if (!known.includes(key)) this.problem(field ? `${field}.${key}` : key, `one of the known fields (${known.join(', ')})`, key)
     }
     return rec

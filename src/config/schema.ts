@@ -71,6 +71,16 @@ export interface ReplicationConfig {
   readonly edge: string | undefined
 }
 
+/** Client authentication and access; absent: every client may pull (the embedded default). */
+export interface AuthConfig {
+  /** An htpasswd file of bcrypt entries. */
+  readonly htpasswd: string
+  readonly groups: Readonly<Record<string, readonly string[]>>
+  /** The Docker token flow; absent: Basic credentials on every request. */
+  readonly token: { readonly keyFile: string, readonly service: string, readonly ttlSeconds: number, readonly realm: string | undefined } | undefined
+  readonly access: readonly { readonly repositories: readonly string[], readonly allow: Readonly<Record<string, 'reader' | 'writer' | 'admin'>> }[]
+}
+
 export interface RegionConfig {
   readonly file: string
   readonly region: string
@@ -84,6 +94,7 @@ export interface RegionConfig {
   /** How the other proxies of the region reach this one (fills in flight are served to them). */
   readonly peer: { readonly advertise: string }
   readonly replication: ReplicationConfig
+  readonly auth: AuthConfig | undefined
   /** Processes serving the port; 1 serves from the primary itself. */
   readonly workers: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -185,7 +196,7 @@ export interface Overrides { listen?: string, data?: string, upstream?: string, 
 
 export function parseRegion (doc: unknown, file: string, overrides: Overrides = {}): { config?: RegionConfig, problems: Fields['problems'] } {
   const f = new Fields()
-  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'log', 'cache', 'upstreams']) ?? {}
+  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'auth', 'log', 'cache', 'upstreams']) ?? {}
   const region = f.string(r.region ?? 'local', 'region', { pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, what: 'a lowercase region name ([a-z0-9-])' })
   const listen = parseListen(f, overrides.listen ?? r.listen ?? DEFAULTS.listen, overrides.listen ? '--listen' : 'listen')
   const dataText = f.string(overrides.data ?? r.data ?? DEFAULTS.data, overrides.data ? '--data' : 'data', { what: 'a folder path' })
@@ -232,6 +243,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   if (cache.maxBytes === 0) f.problem('cache.maxBytes', 'a size above zero', c.maxBytes)
 
   const replication = parseReplication(f, r.replication)
+  const auth = r.auth === undefined ? undefined : parseAuth(f, r.auth)
   const workers = f.integer(overrides.workers ?? r.workers ?? 1, overrides.workers !== undefined ? '--workers' : 'workers', 1, 64) ?? 1
   if (workers > 1 && state?.type === 'redis') {
     // the proxies of a region coordinate through Redis, each as one process; scale out with more proxies
@@ -278,6 +290,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
       file, region, listen, data, workers, store, state, l1, logLevel, manifestCacheBytes, cache, upstreams,
       peer: { advertise: advertise ?? defaultAdvertise(listen) },
       replication: replication!,
+      auth,
       defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     },
   }
@@ -405,4 +418,43 @@ function parseReplication (f: Fields, v: unknown): ReplicationConfig | undefined
   }
   if (concurrency === undefined || fallback === undefined || fallbackTimeoutMs === undefined || attempts === undefined) return undefined
   return { secretEnv, peers, rules, concurrency, metricsListen, fallback, fallbackTimeoutMs, attempts, edge }
+}
+
+const ROLES = ['reader', 'writer', 'admin'] as const
+const WHO = /^(anonymous|(user|group|robot):[A-Za-z0-9._@-]+)$/
+
+function parseAuth (f: Fields, v: unknown): AuthConfig | undefined {
+  const r = f.record(v, 'auth', ['htpasswd', 'groups', 'token', 'access'])
+  if (r === undefined) return undefined
+  const htpasswd = f.string(r.htpasswd, 'auth.htpasswd', { what: 'the path of an htpasswd file (bcrypt entries)' })
+  const groups: Record<string, string[]> = {}
+  if (r.groups !== undefined) {
+    const g = f.record(r.groups, 'auth.groups', undefined)
+    for (const [name, members] of Object.entries(g ?? {})) groups[name] = f.strings(members, `auth.groups.${name}`) ?? []
+  }
+  let token: AuthConfig['token']
+  if (r.token !== undefined) {
+    const t = f.record(r.token, 'auth.token', ['keyFile', 'service', 'ttl', 'realm'])
+    const keyFile = t === undefined ? undefined : f.string(t.keyFile, 'auth.token.keyFile', { what: 'the path of a PKCS#8 PEM private key (EC P-256 or RSA)' })
+    const service = t === undefined ? undefined : f.string(t.service ?? 'ferry', 'auth.token.service')
+    const ttl = t === undefined ? undefined : f.duration(t.ttl ?? '5m', 'auth.token.ttl')
+    const realm = t?.realm === undefined ? undefined : f.string(t.realm, 'auth.token.realm', { what: 'the URL clients fetch tokens from' })
+    if (keyFile !== undefined && service !== undefined && ttl !== undefined) token = { keyFile: resolve(keyFile), service, ttlSeconds: Math.max(1, Math.round(ttl / 1000)), realm }
+  }
+  const access: { repositories: string[], allow: Record<string, 'reader' | 'writer' | 'admin'> }[] = []
+  for (const [i, x] of (f.list(r.access ?? [], 'auth.access') ?? []).entries()) {
+    const field = `auth.access[${i}]`
+    const a = f.record(x, field, ['repositories', 'allow'])
+    if (a === undefined) continue
+    const repositories = f.strings(a.repositories, `${field}.repositories`) ?? []
+    const allow: Record<string, 'reader' | 'writer' | 'admin'> = {}
+    for (const [who, role] of Object.entries(f.record(a.allow, `${field}.allow`, undefined) ?? {})) {
+      if (!WHO.test(who)) f.problem(`${field}.allow`, '"anonymous", "user:NAME", "group:NAME" or "robot:NAME"', who)
+      else if (!(ROLES as readonly unknown[]).includes(role)) f.problem(`${field}.allow.${who}`, `one of ${ROLES.join(', ')}`, role)
+      else allow[who] = role as 'reader' | 'writer' | 'admin'
+    }
+    access.push({ repositories, allow })
+  }
+  if (htpasswd === undefined) return undefined
+  return { htpasswd: resolve(htpasswd), groups, token, access }
 }

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache } from '../cache/blobs.ts'
 import type { UploadSessions } from '../cache/uploads.ts'
+import type { Gate, Principal } from '../auth/gate.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
 import { BlobUnknown, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
@@ -21,11 +22,15 @@ export interface Services {
   readonly metrics: Metrics
   /** The Prometheus text for /metrics: this process's, or the whole cluster's. */
   readonly metricsText: () => Promise<{ text: string, contentType: string }>
+  /** Client authentication and access; absent: every client may pull. */
+  readonly gate?: Gate
   /** Pushes from other regions' replicators; absent when the region accepts none. */
   readonly push?: { readonly uploads: UploadSessions, readonly secret: () => string | undefined }
 }
 
 export interface Call {
+  /** Who the access check found (auth on). */
+  principal?: Principal
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly query: URLSearchParams

@@ -14,6 +14,8 @@ export type Endpoint =
   | { readonly kind: 'catalog' }
   | { readonly kind: 'metrics' }
   | { readonly kind: 'health' }
+  /** The Docker token flow's endpoint (auth.token). */
+  | { readonly kind: 'token' }
   /** Another proxy of the region reads a fill led here (cache/peer.ts). */
   | { readonly kind: 'peer-fill', readonly digest: string }
   | { readonly kind: 'unknown' }
@@ -42,6 +44,7 @@ export function matchEndpoint (path: string): Endpoint {
     return { kind: 'unknown' }
   }
   if (path.startsWith('/_ferry/v1/fills/')) return { kind: 'peer-fill', digest: path.slice('/_ferry/v1/fills/'.length) }
+  if (path === '/token') return { kind: 'token' }
   if (path === '/metrics') return { kind: 'metrics' }
   if (path === '/healthz' || path === '/readyz') return { kind: 'health' }
   return { kind: 'unknown' }

@@ -7,6 +7,7 @@ import { handleBlob, handlePeerFill, handleManifest, handleReferrers, handleTags
 import { handleManifestPut, handleUpload } from './push.ts'
 import { API_VERSION_HEADER, sendBody, sendError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
+import type { Action } from '../auth/access.ts'
 
 export function createEdgeServer (services: Services, log: Logger): Server {
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }, (req, res) => {
@@ -20,6 +21,15 @@ export function createEdgeServer (services: Services, log: Logger): Server {
   return server
 }
 
+async function readForm (c: Call): Promise<string> {
+  let text = ''
+  for await (const chunk of c.req) {
+    text += (chunk as Buffer).toString('utf8')
+    if (text.length > 64 * 1024) throw new OciError('UNSUPPORTED', 413, 'token request too large')
+  }
+  return text
+}
+
 async function handle (s: Services, log: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now()
   const url = req.url ?? '/'
@@ -31,7 +41,7 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
     const ms = performance.now() - started
     const status = res.headersSent ? res.statusCode : 499
     s.metrics.requests.observe({ route: endpoint.kind, method: req.method ?? '', status: String(status) }, ms / 1000)
-    log.info({ method: req.method, path, ns: call.query.get('ns') ?? undefined, status, ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
+    log.info({ method: req.method, path, ns: call.query.get('ns') ?? undefined, status, ...(call.principal !== undefined ? { who: call.principal.name } : {}), ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
   })
   try {
     await dispatch(s, call, endpoint)
@@ -43,8 +53,31 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
   }
 }
 
-async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
+/** What a request does to which repository, for the access check; undefined: not checked. */
+function accessOf (e: Endpoint, method: string | undefined): { repository: string | undefined, action: Action } | undefined {
+  const read = method === 'GET' || method === 'HEAD'
   switch (e.kind) {
+    case 'base': return { repository: undefined, action: 'pull' }
+    case 'manifest': case 'blob': case 'tags': case 'referrers': return { repository: e.name, action: read ? 'pull' : 'push' }
+    case 'upload': return { repository: e.name, action: 'push' }
+    case 'catalog': return { repository: undefined, action: 'pull' }
+    default: return undefined
+  }
+}
+
+async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
+  if (s.gate !== undefined) {
+    const access = accessOf(e, c.req.method)
+    if (access !== undefined) c.principal = await s.gate.check(c.req.headers, access.repository, access.action)
+  }
+  switch (e.kind) {
+    case 'token': {
+      if (s.gate === undefined) throw new OciError('UNSUPPORTED', 404, 'no token service is configured')
+      const form = new URLSearchParams(c.query)
+      if (c.req.method === 'POST') for (const [k, v] of new URLSearchParams(await readForm(c))) form.append(k, v)
+      sendBody(c.res, 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(await s.gate.token(c.req.headers, form)), c.head)
+      return
+    }
     case 'base':
       sendBody(c.res, 200, { 'content-type': 'application/json' }, '{}', c.head)
       return

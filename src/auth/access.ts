@@ -1,0 +1,37 @@
+// Who may do what where: roles bound to users, groups and anonymous per
+// repository pattern. Deny by default; the first rule whose pattern matches
+// the repository decides.
+import { globToRegExp } from '../replicate/rules.ts'
+import type { Identity } from './identity.ts'
+
+export type Action = 'pull' | 'push'
+export type Role = 'reader' | 'writer' | 'admin'
+
+export interface AccessRule {
+  readonly repositories: readonly string[]
+  /** "user:<name>", "group:<name>", "robot:<name>" or "anonymous" -> role. */
+  readonly allow: Readonly<Record<string, Role>>
+}
+
+const GRANTS: Record<Role, readonly Action[]> = { reader: ['pull'], writer: ['pull', 'push'], admin: ['pull', 'push'] }
+
+export class AccessPolicy {
+  private readonly rules: { patterns: RegExp[], allow: Readonly<Record<string, Role>> }[]
+
+  constructor (rules: readonly AccessRule[]) {
+    this.rules = rules.map(r => ({ patterns: r.repositories.map(globToRegExp), allow: r.allow }))
+  }
+
+  /** The actions `who` (undefined: anonymous) may take on `repository`. */
+  actions (who: Identity | undefined, repository: string): Action[] {
+    const rule = this.rules.find(r => r.patterns.some(p => p.test(repository)))
+    if (rule === undefined) return []
+    const keys = who === undefined ? ['anonymous'] : [`${who.kind}:${who.name}`, ...who.groups.map(g => `group:${g}`), 'anonymous']
+    const out = new Set<Action>()
+    for (const k of keys) {
+      const role = rule.allow[k]
+      if (role !== undefined) for (const a of GRANTS[role]) out.add(a)
+    }
+    return [...out]
+  }
+}

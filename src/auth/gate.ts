@@ -1,0 +1,135 @@
+// Every request's access decision, and the token endpoint of the Docker
+// token flow. Without a token service, clients send Basic credentials on
+// every request; with one, they trade them (or nothing, for anonymous
+// access) at /token for a short-lived JWT. Not authenticated: 401 with the
+// challenge a client needs; authenticated but not allowed: 403 DENIED.
+import { timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import { Denied, OciError, Unauthorized } from '../oci/errors.ts'
+import type { AccessPolicy, Action } from './access.ts'
+import type { Identity, IdentitySource } from './identity.ts'
+import { parseScopes, type Access, type TokenService } from './tokens.ts'
+
+/** What a decision tells the logs: who, never how they proved it. */
+export interface Principal { readonly name: string, readonly kind: Identity['kind'] | 'anonymous' }
+
+const ANONYMOUS: Principal = { name: 'anonymous', kind: 'anonymous' }
+const REPLICATOR: Identity = { kind: 'replicator', name: 'replicator', groups: [] }
+
+export class Gate {
+  private readonly identities: IdentitySource
+  private readonly policy: AccessPolicy
+  private readonly tokens: TokenService | undefined
+  private readonly realm: string | undefined
+  private readonly replicationSecret: () => string | undefined
+
+  constructor (opts: { identities: IdentitySource, policy: AccessPolicy, tokens?: TokenService, realm?: string, replicationSecret: () => string | undefined }) {
+    this.identities = opts.identities
+    this.policy = opts.policy
+    this.tokens = opts.tokens
+    this.realm = opts.realm
+    this.replicationSecret = opts.replicationSecret
+  }
+
+  private challenge (host: string | undefined, repository: string | undefined, action: Action): Record<string, string> {
+    if (this.tokens === undefined) return { 'www-authenticate': 'Basic realm="ferry"' }
+    const realm = this.realm ?? `http://${host ?? 'localhost'}/token`
+    const scope = repository === undefined ? '' : `,scope="repository:${repository}:${action}"`
+    return { 'www-authenticate': `Bearer realm="${realm}",service="${this.tokens.service}"${scope}` }
+  }
+
+  /** Basic credentials: the replication secret, or an identity source's user. Undefined: none sent; throws: wrong ones. */
+  private async basic (header: string, host: string | undefined): Promise<Identity> {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    const user = colon >= 0 ? decoded.slice(0, colon) : decoded
+    const password = colon >= 0 ? decoded.slice(colon + 1) : ''
+    const secret = this.replicationSecret()
+    if (secret !== undefined && same(password, secret)) return REPLICATOR
+    const who = await this.identities.verify(user, password)
+    if (who === undefined) throw new Unauthorized('invalid username or password', this.challenge(host, undefined, 'pull'))
+    return who
+  }
+
+  /**
+   * May this request take `action` on `repository` (undefined: the /v2/
+   * base check)? Resolves with who asked; throws Unauthorized or Denied.
+   */
+  async check (headers: IncomingHttpHeaders, repository: string | undefined, action: Action): Promise<Principal> {
+    const host = headers.host
+    const auth = headers.authorization
+    let who: Identity | undefined
+    let granted: readonly Access[] | undefined
+    if (auth !== undefined && /^basic /i.test(auth)) {
+      // "Basic :" (no user, no password) is what some clients send when they have no credentials: anonymous
+      who = emptyBasic(auth) ? undefined : await this.basic(auth, host)
+    } else if (auth !== undefined && /^bearer /i.test(auth)) {
+      const token = auth.slice(7).trim()
+      const secret = this.replicationSecret()
+      if (secret !== undefined && same(token, secret)) {
+        who = REPLICATOR
+      } else {
+        const claims = this.tokens === undefined ? undefined : await this.tokens.verify(token)
+        if (claims === undefined) throw new Unauthorized('invalid or expired token', this.challenge(host, repository, action))
+        granted = claims.access
+        who = claims.subject === undefined ? undefined : { kind: 'user', name: claims.subject, groups: [] }
+      }
+    } else if (auth !== undefined) {
+      throw new Unauthorized('unsupported authorization scheme', this.challenge(host, repository, action))
+    }
+    const principal: Principal = who === undefined ? ANONYMOUS : { name: who.name, kind: who.kind }
+    if (who?.kind === 'replicator') return principal
+
+    if (repository === undefined) {
+      // the base check tells clients how to authenticate: a client that sent nothing gets the challenge
+      // (it then sends credentials, or none: anonymous requests are judged per repository)
+      if (who !== undefined || granted !== undefined || auth !== undefined) return principal
+      throw new Unauthorized('authentication required', this.challenge(host, undefined, action))
+    }
+    if (granted !== undefined) {
+      if (granted.some(a => a.name === repository && a.actions.includes(action))) return principal
+      // a token without this scope: a new token may carry it, if the policy allows; otherwise a plain no
+      if (who !== undefined) throw new Denied(`${who.name} may not ${action} ${repository}`)
+      throw new Unauthorized('authentication required', this.challenge(host, repository, action))
+    }
+    if (this.tokens !== undefined && who === undefined) throw new Unauthorized('authentication required', this.challenge(host, repository, action))
+    if (this.policy.actions(who, repository).includes(action)) return principal
+    if (who === undefined) throw new Unauthorized('authentication required', this.challenge(host, repository, action))
+    throw new Denied(`${who.name} may not ${action} ${repository}`)
+  }
+
+  /**
+   * The token endpoint: credentials (Basic, or a password grant's form) or
+   * none for anonymous; each requested scope is granted as far as the policy
+   * allows this identity.
+   */
+  async token (headers: IncomingHttpHeaders, form: URLSearchParams): Promise<{ token: string, access_token: string, expires_in: number, issued_at: string }> {
+    if (this.tokens === undefined) throw new OciError('UNSUPPORTED', 404, 'no token service is configured')
+    let who: Identity | undefined
+    const auth = headers.authorization
+    if (auth !== undefined && /^basic /i.test(auth)) {
+      who = await this.basic(auth, headers.host)
+    } else if (form.get('grant_type') === 'password') {
+      const user = form.get('username') ?? ''
+      who = await this.identities.verify(user, form.get('password') ?? '')
+      if (who === undefined) throw new Unauthorized('invalid username or password', this.challenge(headers.host, undefined, 'pull'))
+    }
+    const access: Access[] = []
+    for (const s of parseScopes(form.getAll('scope'))) {
+      const allowed = who?.kind === 'replicator' ? ['pull', 'push'] as Action[] : this.policy.actions(who, s.name)
+      const actions = s.actions.filter(a => allowed.includes(a))
+      if (actions.length > 0) access.push({ type: 'repository', name: s.name, actions })
+    }
+    const token = await this.tokens.issue(who?.name, access)
+    return { token, access_token: token, expires_in: this.tokens.expiresIn, issued_at: new Date().toISOString() }
+  }
+}
+
+function emptyBasic (header: string): boolean {
+  return Buffer.from(header.slice(6).trim(), 'base64').toString('utf8') === ':'
+}
+
+function same (a: string, b: string): boolean {
+  const x = Buffer.from(a); const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}

@@ -1,0 +1,73 @@
+// Who is asking: identity sources behind one interface. The htpasswd file
+// is the one built in (bcrypt hashes only); LDAP or OIDC would each be one
+// more file implementing IdentitySource.
+import { createHash } from 'node:crypto'
+import { readFileSync, statSync } from 'node:fs'
+import bcrypt from 'bcryptjs'
+import { LRUCache } from 'lru-cache'
+import type { Logger } from '../observe/logger.ts'
+
+export interface Identity {
+  readonly kind: 'user' | 'robot' | 'replicator'
+  readonly name: string
+  readonly groups: readonly string[]
+}
+
+export interface IdentitySource {
+  /** The identity these credentials prove, or undefined. Never throws on bad input. */
+  verify (user: string, password: string): Promise<Identity | undefined>
+}
+
+/**
+ * An htpasswd file of bcrypt entries, read again when it changes. A
+ * verified pair is remembered for a minute (by a hash of it, never the
+ * password): bcrypt costs tens of milliseconds, and Basic auth repeats the
+ * credentials on every request.
+ */
+export class HtpasswdSource implements IdentitySource {
+  private readonly path: string
+  private readonly groups: ReadonlyMap<string, readonly string[]>
+  private readonly log: Logger
+  private users = new Map<string, string>()
+  private mtime = -1
+  private readonly verified = new LRUCache<string, Identity>({ max: 10_000, ttl: 60_000 })
+
+  constructor (path: string, groups: Record<string, readonly string[]>, log: Logger) {
+    this.path = path
+    this.log = log
+    const byUser = new Map<string, string[]>()
+    for (const [group, members] of Object.entries(groups)) for (const m of members) byUser.set(m, [...(byUser.get(m) ?? []), group])
+    this.groups = byUser
+    this.reload()
+  }
+
+  private reload (): void {
+    let m: number
+    try { m = statSync(this.path).mtimeMs } catch { return }
+    if (m === this.mtime) return
+    this.mtime = m
+    const users = new Map<string, string>()
+    for (const line of readFileSync(this.path, 'utf8').split('\n')) {
+      const i = line.indexOf(':')
+      if (i <= 0) continue
+      const name = line.slice(0, i).trim()
+      const hash = line.slice(i + 1).trim()
+      if (!/^\$2[aby]\$\d\d\$/.test(hash)) { this.log.warn({ user: name }, 'htpasswd entry is not bcrypt; ignored'); continue }
+      users.set(name, hash)
+    }
+    this.users = users
+    this.verified.clear()
+  }
+
+  async verify (user: string, password: string): Promise<Identity | undefined> {
+    this.reload()
+    const key = createHash('sha256').update(`${user}\u0000${password}`).digest('hex')
+    const known = this.verified.get(key)
+    if (known !== undefined) return known
+    const hash = this.users.get(user)
+    if (hash === undefined || !await bcrypt.compare(password, hash)) return undefined
+    const identity: Identity = { kind: 'user', name: user, groups: this.groups.get(user) ?? [] }
+    this.verified.set(key, identity)
+    return identity
+  }
+}

@@ -1,0 +1,134 @@
+// Client authentication and access per repository, with skopeo as the
+// client: Basic against an htpasswd file, then the Docker token flow with
+// ferry's own token endpoint. Readers, writers, strangers, anonymous, wrong
+// passwords; and no secret in any log line.
+import { execFile } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import bcrypt from 'bcryptjs'
+import t from 'tap'
+import { startFerry, type Ferry } from '../helpers/ferry.ts'
+import { get, ociError } from '../helpers/http.ts'
+import { image, pushImage, OCI_MANIFEST } from '../helpers/images.ts'
+import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
+
+const run = promisify(execFile)
+const PASSWORDS = { alice: 'alice-Secret-1', bob: 'bob-Secret-2', carol: 'carol-Secret-3' }
+const dir = mkdtempSync(join(tmpdir(), 'ferry-auth-'))
+let upstream: Registry
+let basic: Ferry
+let tokens: Ferry
+const issued: string[] = []
+
+const basicAuth = (user: string, password: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` })
+
+t.before(async () => {
+  upstream = await startRegistry()
+  await pushImage(upstream.url, 'team-a/app', 'v1', await image())
+  await pushImage(upstream.url, 'public/tool', 'v1', await image())
+  writeFileSync(join(dir, 'htpasswd'), Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 8)}`).join('\n') + '\n')
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  writeFileSync(join(dir, 'token.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }))
+  const auth = {
+    htpasswd: join(dir, 'htpasswd'),
+    groups: { team: ['bob'] },
+    access: [
+      { repositories: ['team-a/**'], allow: { 'user:alice': 'writer', 'group:team': 'reader' } },
+      { repositories: ['public/**'], allow: { anonymous: 'reader' } },
+    ],
+  }
+  basic = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, default: true }], auth } })
+  tokens = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, default: true }], auth: { ...auth, token: { keyFile: join(dir, 'token.pem'), service: 'ferry-test', ttl: '5m' } } } })
+})
+t.teardown(async () => { await basic?.stop(); await tokens?.stop(); await upstream?.stop() })
+
+async function skopeo (...args: string[]): Promise<{ ok: boolean, out: string }> {
+  requireBinary('skopeo', 'skopeo')
+  try {
+    const { stdout } = await run('skopeo', ['--insecure-policy', ...args], { maxBuffer: 16 * 1024 * 1024 })
+    return { ok: true, out: stdout }
+  } catch (err) {
+    return { ok: false, out: String((err as { stderr?: string }).stderr ?? err) }
+  }
+}
+const inspect = (f: Ferry, ref: string, creds?: string): Promise<{ ok: boolean, out: string }> =>
+  skopeo('inspect', '--raw', '--tls-verify=false', ...(creds !== undefined ? ['--creds', creds] : ['--no-creds']), `docker://${f.host}/${ref}`)
+
+for (const mode of ['basic', 'token'] as const) {
+  t.test(`${mode}: who may pull what, with skopeo`, async t => {
+    const f = mode === 'basic' ? basic : tokens
+    t.ok((await inspect(f, 'team-a/app:v1', `alice:${PASSWORDS.alice}`)).ok, 'a writer pulls')
+    t.ok((await inspect(f, 'team-a/app:v1', `bob:${PASSWORDS.bob}`)).ok, 'a reader (by group) pulls')
+    const wrong = await inspect(f, 'team-a/app:v1', 'alice:not-her-password')
+    t.notOk(wrong.ok, 'a wrong password is refused')
+    t.match(wrong.out, /unauthorized|401/i)
+    t.notOk((await inspect(f, 'team-a/app:v1', `carol:${PASSWORDS.carol}`)).ok, 'a user no rule names is refused')
+    t.ok((await inspect(f, 'public/tool:v1')).ok, 'anonymous pulls where allowed')
+    t.notOk((await inspect(f, 'team-a/app:v1')).ok, 'and nowhere else')
+  })
+}
+
+t.test('basic: the answers themselves: 401 with the challenge, 403 DENIED for the authenticated', async t => {
+  const none = await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST })
+  t.equal(none.status, 401)
+  t.equal(ociError(none)?.code, 'UNAUTHORIZED')
+  t.equal(none.headers['www-authenticate'], 'Basic realm="ferry"')
+  const wrong = await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth('alice', 'nope') })
+  t.equal(wrong.status, 401)
+  const carol = await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth('carol', PASSWORDS.carol) })
+  t.equal(carol.status, 403)
+  t.equal(ociError(carol)?.code, 'DENIED')
+  const push = await get(`${basic.url}/v2/team-a/app/blobs/uploads/`, basicAuth('bob', PASSWORDS.bob), 'POST')
+  t.equal(push.status, 403, 'a reader pushing is denied')
+  t.equal(ociError(push)?.code, 'DENIED')
+  const base = await get(`${basic.url}/v2/`)
+  t.equal(base.status, 401, '/v2/ tells a client that sent nothing how to authenticate')
+  t.equal(base.headers['www-authenticate'], 'Basic realm="ferry"')
+  t.equal((await get(`${basic.url}/v2/public/tool/manifests/v1`, { accept: OCI_MANIFEST })).status, 200, 'anonymous where allowed, without any header')
+})
+
+t.test('token: the flow: challenge, token, scoped access', async t => {
+  const base = await get(`${tokens.url}/v2/`)
+  t.equal(base.status, 401)
+  t.equal(base.headers['www-authenticate'], `Bearer realm="http://${tokens.host}/token",service="ferry-test"`)
+  const challenge = await get(`${tokens.url}/v2/team-a/app/manifests/v1`)
+  t.match(String(challenge.headers['www-authenticate']), 'scope="repository:team-a/app:pull"')
+
+  const tokenFor = async (headers: Record<string, string>, scope: string): Promise<{ status: number, token?: string }> => {
+    const r = await get(`${tokens.url}/token?service=ferry-test&scope=${encodeURIComponent(scope)}`, headers)
+    const token = r.status === 200 ? (JSON.parse(r.body.toString()) as { token: string }).token : undefined
+    if (token !== undefined) issued.push(token)
+    return { status: r.status, ...(token !== undefined ? { token } : {}) }
+  }
+  t.equal((await tokenFor(basicAuth('alice', 'nope'), 'repository:team-a/app:pull')).status, 401, 'no token for a wrong password')
+
+  const bob = await tokenFor(basicAuth('bob', PASSWORDS.bob), 'repository:team-a/app:pull,push')
+  const claims = JSON.parse(Buffer.from(bob.token!.split('.')[1]!, 'base64url').toString()) as { sub: string, access: { name: string, actions: string[] }[] }
+  t.same(claims.access, [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }], 'a reader asking for push gets pull only')
+  t.equal(claims.sub, 'bob')
+  const pulled = await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${bob.token}` })
+  t.equal(pulled.status, 200)
+  const pushed = await get(`${tokens.url}/v2/team-a/app/blobs/uploads/`, { authorization: `Bearer ${bob.token}` }, 'POST')
+  t.equal(pushed.status, 403, 'and cannot push with it')
+  const other = await get(`${tokens.url}/v2/public/tool/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${bob.token}` })
+  t.equal(other.status, 403, 'a token is good for the repositories it names only')
+
+  const anon = await tokenFor({}, 'repository:public/tool:pull')
+  t.equal((await get(`${tokens.url}/v2/public/tool/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${anon.token}` })).status, 200, 'anonymous token where anonymous may pull')
+  const anonTeam = await tokenFor({}, 'repository:team-a/app:pull')
+  t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${anonTeam.token}` })).status, 401, 'an anonymous token grants nothing elsewhere')
+  t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { authorization: 'Bearer not.a.token' })).status, 401, 'a forged token is refused')
+})
+
+t.test('no password, Basic string or token in any log line', async t => {
+  const lines = [...basic.proc.lines, ...tokens.proc.lines].join('\n')
+  for (const [user, password] of Object.entries(PASSWORDS)) {
+    t.notMatch(lines, password, `${user}'s password`)
+    t.notMatch(lines, Buffer.from(`${user}:${password}`).toString('base64'), `${user}'s Basic string`)
+  }
+  for (const token of issued) t.notMatch(lines, token.split('.')[2]!, 'an issued token')
+  t.match(lines, /"who":"alice"/, 'the identity is logged, by name')
+})
