@@ -5,7 +5,8 @@
 // challenge a client needs; authenticated but not allowed: 403 DENIED.
 import { timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import { Denied, OciError, Unauthorized } from '../oci/errors.ts'
+import { LRUCache } from 'lru-cache'
+import { Denied, OciError, TooManyRequests, Unauthorized } from '../oci/errors.ts'
 import type { AccessPolicy, Action } from './access.ts'
 import type { Identity, IdentitySource } from './identity.ts'
 import { parseScopes, type Access, type TokenService } from './tokens.ts'
@@ -14,6 +15,9 @@ import { parseScopes, type Access, type TokenService } from './tokens.ts'
 export interface Principal { readonly name: string, readonly kind: Identity['kind'] | 'anonymous' }
 
 const ANONYMOUS: Principal = { name: 'anonymous', kind: 'anonymous' }
+/** Failed logins allowed per client address, and per user name, in a window; then 429 until it passes. */
+const FAILURES_ALLOWED = 10
+const FAILURE_WINDOW_MS = 60_000
 const REPLICATOR: Identity = { kind: 'replicator', name: 'replicator', groups: [] }
 
 export class Gate {
@@ -22,6 +26,7 @@ export class Gate {
   private readonly tokens: TokenService | undefined
   private readonly realm: string | undefined
   private readonly replicationSecret: () => string | undefined
+  private readonly failures = new LRUCache<string, { count: number, since: number }>({ max: 100_000, ttl: FAILURE_WINDOW_MS })
 
   constructor (opts: { identities: IdentitySource, policy: AccessPolicy, tokens?: TokenService, realm?: string, replicationSecret: () => string | undefined }) {
     this.identities = opts.identities
@@ -38,16 +43,35 @@ export class Gate {
     return { 'www-authenticate': `Bearer realm="${realm}",service="${this.tokens.service}"${scope}` }
   }
 
-  /** Basic credentials: the replication secret, or an identity source's user. Undefined: none sent; throws: wrong ones. */
-  private async basic (header: string, host: string | undefined): Promise<Identity> {
+  /** Basic credentials: the replication secret, or an identity source's user; throws on wrong ones. */
+  private async basic (header: string, host: string | undefined, client: string): Promise<Identity> {
     const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
     const colon = decoded.indexOf(':')
     const user = colon >= 0 ? decoded.slice(0, colon) : decoded
     const password = colon >= 0 ? decoded.slice(colon + 1) : ''
     const secret = this.replicationSecret()
     if (secret !== undefined && same(password, secret)) return REPLICATOR
+    return await this.login(user, password, host, client)
+  }
+
+  /** An identity source's verdict, behind a limit on failed attempts per client address and per user. */
+  private async login (user: string, password: string, host: string | undefined, client: string): Promise<Identity> {
+    const keys = [`addr ${client}`, `user ${user}`]
+    for (const k of keys) {
+      const f = this.failures.get(k)
+      if (f !== undefined && f.count >= FAILURES_ALLOWED) {
+        const retryAfter = Math.max(1, Math.ceil((f.since + FAILURE_WINDOW_MS - Date.now()) / 1000))
+        throw new TooManyRequests(String(retryAfter), { reason: 'too many failed logins' })
+      }
+    }
     const who = await this.identities.verify(user, password)
-    if (who === undefined) throw new Unauthorized('invalid username or password', this.challenge(host, undefined, 'pull'))
+    if (who === undefined) {
+      for (const k of keys) {
+        const f = this.failures.get(k)
+        this.failures.set(k, f === undefined ? { count: 1, since: Date.now() } : { count: f.count + 1, since: f.since }, { noUpdateTTL: f !== undefined })
+      }
+      throw new Unauthorized('invalid username or password', this.challenge(host, undefined, 'pull'))
+    }
     return who
   }
 
@@ -55,14 +79,14 @@ export class Gate {
    * May this request take `action` on `repository` (undefined: the /v2/
    * base check)? Resolves with who asked; throws Unauthorized or Denied.
    */
-  async check (headers: IncomingHttpHeaders, repository: string | undefined, action: Action): Promise<Principal> {
+  async check (headers: IncomingHttpHeaders, client: string, repository: string | undefined, action: Action): Promise<Principal> {
     const host = headers.host
     const auth = headers.authorization
     let who: Identity | undefined
     let granted: readonly Access[] | undefined
     if (auth !== undefined && /^basic /i.test(auth)) {
       // "Basic :" (no user, no password) is what some clients send when they have no credentials: anonymous
-      who = emptyBasic(auth) ? undefined : await this.basic(auth, host)
+      who = emptyBasic(auth) ? undefined : await this.basic(auth, host, client)
     } else if (auth !== undefined && /^bearer /i.test(auth)) {
       const token = auth.slice(7).trim()
       const secret = this.replicationSecret()
@@ -103,16 +127,14 @@ export class Gate {
    * none for anonymous; each requested scope is granted as far as the policy
    * allows this identity.
    */
-  async token (headers: IncomingHttpHeaders, form: URLSearchParams): Promise<{ token: string, access_token: string, expires_in: number, issued_at: string }> {
+  async token (headers: IncomingHttpHeaders, client: string, form: URLSearchParams): Promise<{ token: string, access_token: string, expires_in: number, issued_at: string }> {
     if (this.tokens === undefined) throw new OciError('UNSUPPORTED', 404, 'no token service is configured')
     let who: Identity | undefined
     const auth = headers.authorization
-    if (auth !== undefined && /^basic /i.test(auth)) {
-      who = await this.basic(auth, headers.host)
+    if (auth !== undefined && /^basic /i.test(auth) && !emptyBasic(auth)) {
+      who = await this.basic(auth, headers.host, client)
     } else if (form.get('grant_type') === 'password') {
-      const user = form.get('username') ?? ''
-      who = await this.identities.verify(user, form.get('password') ?? '')
-      if (who === undefined) throw new Unauthorized('invalid username or password', this.challenge(headers.host, undefined, 'pull'))
+      who = await this.login(form.get('username') ?? '', form.get('password') ?? '', headers.host, client)
     }
     const access: Access[] = []
     for (const s of parseScopes(form.getAll('scope'))) {

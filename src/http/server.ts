@@ -68,14 +68,14 @@ function accessOf (e: Endpoint, method: string | undefined): { repository: strin
 async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
   if (s.gate !== undefined) {
     const access = accessOf(e, c.req.method)
-    if (access !== undefined) c.principal = await s.gate.check(c.req.headers, access.repository, access.action)
+    if (access !== undefined) c.principal = await s.gate.check(c.req.headers, c.req.socket.remoteAddress ?? '', access.repository, access.action)
   }
   switch (e.kind) {
     case 'token': {
       if (s.gate === undefined) throw new OciError('UNSUPPORTED', 404, 'no token service is configured')
       const form = new URLSearchParams(c.query)
       if (c.req.method === 'POST') for (const [k, v] of new URLSearchParams(await readForm(c))) form.append(k, v)
-      sendBody(c.res, 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(await s.gate.token(c.req.headers, form)), c.head)
+      sendBody(c.res, 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(await s.gate.token(c.req.headers, c.req.socket.remoteAddress ?? '', form)), c.head)
       return
     }
     case 'base':

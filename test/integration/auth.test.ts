@@ -123,6 +123,22 @@ t.test('token: the flow: challenge, token, scoped access', async t => {
   t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { authorization: 'Bearer not.a.token' })).status, 401, 'a forged token is refused')
 })
 
+t.test('failed logins are limited per client address and per user: 429 with Retry-After', async t => {
+  let limited: Awaited<ReturnType<typeof get>> | undefined
+  for (let i = 0; i < 12 && limited === undefined; i++) {
+    const r = await get(`${basic.url}/v2/team-a/app/manifests/v1`, basicAuth('mallory', `guess-${i}`))
+    if (r.status === 429) limited = r
+    else t.equal(r.status, 401)
+  }
+  t.ok(limited !== undefined, 'limited within a dozen failures')
+  t.equal(ociError(limited!)?.code, 'TOOMANYREQUESTS')
+  t.ok(Number(limited!.headers['retry-after']) > 0, `Retry-After: ${String(limited!.headers['retry-after'])}`)
+  const right = await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth('alice', PASSWORDS.alice) })
+  t.equal(right.status, 429, 'from this address, even the right password waits')
+  const tokenOk = await get(`${tokens.url}/v2/public/tool/manifests/v1`, { accept: OCI_MANIFEST })
+  t.equal(tokenOk.status, 401, 'another ferry keeps its own count: an ordinary challenge there')
+})
+
 t.test('no password, Basic string or token in any log line', async t => {
   const lines = [...basic.proc.lines, ...tokens.proc.lines].join('\n')
   for (const [user, password] of Object.entries(PASSWORDS)) {
