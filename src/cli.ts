@@ -19,6 +19,7 @@ usage:
   ferry serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--upstream URL] [--workers N]
   ferry check --config FILE
   ferry replicate --config FILE [--status | --dead-letters | --retry-dead]
+  ferry audit --config FILE [--since 1h] [--repo PATTERN] [--user NAME]
   ferry --help | --version
 
   --config FILE       region file (default: the embedded regions/local.yaml)
@@ -31,6 +32,11 @@ usage:
   --status            how far behind each peer is (one JSON line per peer), then exit
   --dead-letters      what peers refused after every attempt, then exit
   --retry-dead        try the dead letters once more, then exit (1 if any still fail)
+
+  audit               print the audit log's lines (JSON), filtered
+  --since DURATION    only the last 90s, 15m, 2h, 7d
+  --repo PATTERN      only repositories matching (* within a segment, ** across)
+  --user NAME         only this identity
 `
 
 /** Run until SIGINT or SIGTERM, then close. */
@@ -58,6 +64,9 @@ async function main (argv: string[]): Promise<number> {
       status: { type: 'boolean' },
       'dead-letters': { type: 'boolean' },
       'retry-dead': { type: 'boolean' },
+      since: { type: 'string' },
+      repo: { type: 'string' },
+      user: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -101,6 +110,16 @@ async function main (argv: string[]): Promise<number> {
       const result = await replicate(config, mode, log, line => console.log(line))
       if (typeof result === 'number') return result
       await untilSignal(log, result)
+      return 0
+    }
+    case 'audit': {
+      if (values.config === undefined) { console.error('ferry audit: --config FILE is required'); return 2 }
+      const config = await loadRegion(file, overrides)
+      if (config.audit?.file === undefined) { console.error(`${file}: audit.file: expected a file to read (this region writes no audit file)`); return 1 }
+      const { readAudit, parseSince } = await import('./observe/audit-read.ts')
+      const sinceMs = values.since === undefined ? undefined : parseSince(values.since)
+      if (values.since !== undefined && sinceMs === undefined) { console.error('ferry audit: --since takes a duration such as 90s, 15m, 2h, 7d'); return 2 }
+      await readAudit(config.audit.file, { sinceMs, repository: values.repo, user: values.user }, line => console.log(line))
       return 0
     }
     default:

@@ -20,6 +20,7 @@ import { AccessPolicy } from './auth/access.ts'
 import { Gate } from './auth/gate.ts'
 import { HtpasswdSource } from './auth/identity.ts'
 import { TokenService } from './auth/tokens.ts'
+import { AuditLog } from './observe/audit.ts'
 import { createLogger, type Logger } from './observe/logger.ts'
 import { Metrics } from './observe/metrics.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
@@ -141,7 +142,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
     })
   }
-  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}), ...(gate !== undefined ? { gate } : {}) }, log)
+  const audit = config.audit !== undefined ? new AuditLog(config.audit) : undefined
+  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}), ...(gate !== undefined ? { gate } : {}), ...(audit !== undefined ? { audit } : {}) }, log)
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -177,6 +179,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       await Promise.all(upstreams.map(u => u.close()))
       await opened.close()
       store.close?.()
+      audit?.close()
     },
   }
 }

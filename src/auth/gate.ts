@@ -113,13 +113,13 @@ export class Gate {
     if (granted !== undefined) {
       if (granted.some(a => a.name === repository && a.actions.includes(action))) return principal
       // a token without this scope: a new token may carry it, if the policy allows; otherwise a plain no
-      if (who !== undefined) throw new Denied(`${who.name} may not ${action} ${repository}`)
+      if (who !== undefined) throw denied(principal, action, repository)
       throw new Unauthorized('authentication required', this.challenge(host, repository, action))
     }
     if (this.tokens !== undefined && who === undefined) throw new Unauthorized('authentication required', this.challenge(host, repository, action))
     if (this.policy.actions(who, repository).includes(action)) return principal
     if (who === undefined) throw new Unauthorized('authentication required', this.challenge(host, repository, action))
-    throw new Denied(`${who.name} may not ${action} ${repository}`)
+    throw denied(principal, action, repository)
   }
 
   /**
@@ -145,6 +145,19 @@ export class Gate {
     const token = await this.tokens.issue(who?.name, access)
     return { token, access_token: token, expires_in: this.tokens.expiresIn, issued_at: new Date().toISOString() }
   }
+}
+
+/** A refusal that still says who was refused (for the audit log). */
+export class DeniedTo extends Denied {
+  readonly principal: Principal
+  constructor (principal: Principal, message: string) {
+    super(message)
+    this.principal = principal
+  }
+}
+
+function denied (principal: Principal, action: Action, repository: string): DeniedTo {
+  return new DeniedTo(principal, `${principal.name} may not ${action} ${repository}`)
 }
 
 function emptyBasic (header: string): boolean {

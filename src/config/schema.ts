@@ -95,6 +95,8 @@ export interface RegionConfig {
   readonly peer: { readonly advertise: string }
   readonly replication: ReplicationConfig
   readonly auth: AuthConfig | undefined
+  /** Where access decisions are recorded; absent: nowhere. `file` undefined: stdout. */
+  readonly audit: { readonly file: string | undefined, readonly maxBytes: number } | undefined
   /** Processes serving the port; 1 serves from the primary itself. */
   readonly workers: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -196,7 +198,7 @@ export interface Overrides { listen?: string, data?: string, upstream?: string, 
 
 export function parseRegion (doc: unknown, file: string, overrides: Overrides = {}): { config?: RegionConfig, problems: Fields['problems'] } {
   const f = new Fields()
-  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'auth', 'log', 'cache', 'upstreams']) ?? {}
+  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'auth', 'audit', 'log', 'cache', 'upstreams']) ?? {}
   const region = f.string(r.region ?? 'local', 'region', { pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, what: 'a lowercase region name ([a-z0-9-])' })
   const listen = parseListen(f, overrides.listen ?? r.listen ?? DEFAULTS.listen, overrides.listen ? '--listen' : 'listen')
   const dataText = f.string(overrides.data ?? r.data ?? DEFAULTS.data, overrides.data ? '--data' : 'data', { what: 'a folder path' })
@@ -244,6 +246,13 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
 
   const replication = parseReplication(f, r.replication)
   const auth = r.auth === undefined ? undefined : parseAuth(f, r.auth)
+  let audit: RegionConfig['audit']
+  if (r.audit !== undefined) {
+    const a = f.record(r.audit, 'audit', ['file', 'maxBytes'])
+    const file = a === undefined ? undefined : f.string(a.file, 'audit.file', { what: 'a file path, or "-" for stdout' })
+    const maxBytes = a === undefined ? undefined : f.size(a.maxBytes ?? '100MiB', 'audit.maxBytes')
+    if (file !== undefined && maxBytes !== undefined) audit = { file: file === '-' ? undefined : resolve(file), maxBytes }
+  }
   const workers = f.integer(overrides.workers ?? r.workers ?? 1, overrides.workers !== undefined ? '--workers' : 'workers', 1, 64) ?? 1
   if (workers > 1 && state?.type === 'redis') {
     // the proxies of a region coordinate through Redis, each as one process; scale out with more proxies
@@ -291,6 +300,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
       peer: { advertise: advertise ?? defaultAdvertise(listen) },
       replication: replication!,
       auth,
+      audit,
       defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     },
   }

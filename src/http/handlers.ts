@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache } from '../cache/blobs.ts'
 import type { UploadSessions } from '../cache/uploads.ts'
 import type { Gate, Principal } from '../auth/gate.ts'
+import type { AuditLog } from '../observe/audit.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
 import { BlobUnknown, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
@@ -24,6 +25,8 @@ export interface Services {
   readonly metricsText: () => Promise<{ text: string, contentType: string }>
   /** Client authentication and access; absent: every client may pull. */
   readonly gate?: Gate
+  /** Where access decisions are recorded. */
+  readonly audit?: AuditLog
   /** Pushes from other regions' replicators; absent when the region accepts none. */
   readonly push?: { readonly uploads: UploadSessions, readonly secret: () => string | undefined }
 }
@@ -31,6 +34,10 @@ export interface Services {
 export interface Call {
   /** Who the access check found (auth on). */
   principal?: Principal
+  /** The access check refused an authenticated client. */
+  denied?: boolean
+  /** What was served, for the audit log. */
+  served?: { digest: string, bytes: number }
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly query: URLSearchParams
@@ -68,6 +75,7 @@ export async function handleManifest (s: Services, c: Call, rawName: string, raw
     c.res.end()
     return
   }
+  c.served = { digest: m.digest, bytes: c.head ? 0 : m.body.length }
   sendBody(c.res, 200, headers, m.body, c.head)
 }
 
@@ -102,6 +110,7 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
   const source = answer.source === 'fill' ? 'fill' : 'cache'
   try {
     const sent = await answer.body.writeTo(c.res)
+    c.served = { digest: digest.value, bytes: sent }
     s.metrics.bytesServed.inc({ source }, sent)
     c.res.end()
   } catch (err) {

@@ -8,6 +8,8 @@ import { handleManifestPut, handleUpload } from './push.ts'
 import { API_VERSION_HEADER, sendBody, sendError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
 import type { Action } from '../auth/access.ts'
+import { DeniedTo } from '../auth/gate.ts'
+import type { AuditLog } from '../observe/audit.ts'
 
 export function createEdgeServer (services: Services, log: Logger): Server {
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }, (req, res) => {
@@ -19,6 +21,25 @@ export function createEdgeServer (services: Services, log: Logger): Server {
     else socket.destroy()
   })
   return server
+}
+
+function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {
+  const access = accessOf(e, c.req.method)
+  if (access === undefined) return
+  const reference = e.kind === 'manifest' ? e.reference : e.kind === 'blob' ? e.digest : undefined
+  log.record({
+    who: c.principal?.name ?? 'anonymous',
+    kind: c.principal?.kind ?? 'anonymous',
+    client: c.req.socket.remoteAddress ?? '',
+    action: access.action,
+    repository: access.repository,
+    reference,
+    digest: c.served?.digest,
+    // refused by the access check (or its login limit); an allowed request may still fail (404, 502)
+    decision: c.denied === true || status === 401 || (status === 429 && c.principal === undefined) ? 'deny' : 'allow',
+    status,
+    bytes: c.served?.bytes ?? 0,
+  })
 }
 
 async function readForm (c: Call): Promise<string> {
@@ -40,6 +61,7 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
   res.on('close', () => {
     const ms = performance.now() - started
     const status = res.headersSent ? res.statusCode : 499
+    if (s.audit !== undefined) audit(s.audit, call, endpoint, status)
     s.metrics.requests.observe({ route: endpoint.kind, method: req.method ?? '', status: String(status) }, ms / 1000)
     log.info({ method: req.method, path, ns: call.query.get('ns') ?? undefined, status, ...(call.principal !== undefined ? { who: call.principal.name } : {}), ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
   })
@@ -68,7 +90,14 @@ function accessOf (e: Endpoint, method: string | undefined): { repository: strin
 async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
   if (s.gate !== undefined) {
     const access = accessOf(e, c.req.method)
-    if (access !== undefined) c.principal = await s.gate.check(c.req.headers, c.req.socket.remoteAddress ?? '', access.repository, access.action)
+    if (access !== undefined) {
+      try {
+        c.principal = await s.gate.check(c.req.headers, c.req.socket.remoteAddress ?? '', access.repository, access.action)
+      } catch (err) {
+        if (err instanceof DeniedTo) { c.principal = err.principal; c.denied = true }
+        throw err
+      }
+    }
   }
   switch (e.kind) {
     case 'token': {

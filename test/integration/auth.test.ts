@@ -12,7 +12,9 @@ import bcrypt from 'bcryptjs'
 import t from 'tap'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
-import { image, pushImage, OCI_MANIFEST } from '../helpers/images.ts'
+import { image, pushImage, OCI_MANIFEST, type Image } from '../helpers/images.ts'
+import { CLI } from '../helpers/ferry.ts'
+import { readFileSync } from 'node:fs'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 
 const run = promisify(execFile)
@@ -22,12 +24,14 @@ let upstream: Registry
 let basic: Ferry
 let tokens: Ferry
 const issued: string[] = []
+let teamApp: Image
 
 const basicAuth = (user: string, password: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` })
 
 t.before(async () => {
   upstream = await startRegistry()
-  await pushImage(upstream.url, 'team-a/app', 'v1', await image())
+  teamApp = await image()
+  await pushImage(upstream.url, 'team-a/app', 'v1', teamApp)
   await pushImage(upstream.url, 'public/tool', 'v1', await image())
   writeFileSync(join(dir, 'htpasswd'), Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 8)}`).join('\n') + '\n')
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -40,7 +44,7 @@ t.before(async () => {
       { repositories: ['public/**'], allow: { anonymous: 'reader' } },
     ],
   }
-  basic = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, default: true }], auth } })
+  basic = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, default: true }], auth, audit: { file: join(dir, 'audit.jsonl') } } })
   tokens = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, default: true }], auth: { ...auth, token: { keyFile: join(dir, 'token.pem'), service: 'ferry-test', ttl: '5m' } } } })
 })
 t.teardown(async () => { await basic?.stop(); await tokens?.stop(); await upstream?.stop() })
@@ -139,8 +143,29 @@ t.test('failed logins are limited per client address and per user: 429 with Retr
   t.equal(tokenOk.status, 401, 'another ferry keeps its own count: an ordinary challenge there')
 })
 
+t.test('the audit log: who pulled what, allowed or denied, read back with ferry audit', async t => {
+  const audit = async (...args: string[]): Promise<Record<string, unknown>[]> => {
+    const { stdout } = await run(process.execPath, [CLI, 'audit', '--config', basic.configPath, ...args])
+    return stdout.trim().split('\n').filter(l => l !== '').map(l => JSON.parse(l) as Record<string, unknown>)
+  }
+  let alice: Record<string, unknown>[] = []
+  for (let i = 0; i < 50 && !alice.some(l => l.digest === teamApp.manifest.digest); i++) {
+    alice = await audit('--user', 'alice', '--repo', 'team-a/**', '--since', '1h')
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  const pull = alice.find(l => l.digest === teamApp.manifest.digest && l.status === 200)
+  t.ok(pull, 'alice\'s manifest pull, with the digest served')
+  t.match(pull, { who: 'alice', kind: 'user', action: 'pull', repository: 'team-a/app', reference: 'v1', decision: 'allow', client: '127.0.0.1' })
+  t.ok(Number(pull?.bytes) > 0, 'and its bytes')
+  t.ok(alice.every(l => l.who === 'alice' && String(l.repository).startsWith('team-a/')), 'only what the filter asked for')
+  const carol = await audit('--user', 'anonymous', '--repo', 'team-a/**')
+  t.ok(carol.some(l => l.decision === 'deny' && l.status === 401), 'anonymous refusals are there')
+  const pushes = (await audit('--user', 'bob')).filter(l => l.action === 'push')
+  t.ok(pushes.some(l => l.decision === 'deny' && l.status === 403), 'so is a reader\'s refused push')
+})
+
 t.test('no password, Basic string or token in any log line', async t => {
-  const lines = [...basic.proc.lines, ...tokens.proc.lines].join('\n')
+  const lines = [...basic.proc.lines, ...tokens.proc.lines, readFileSync(join(dir, 'audit.jsonl'), 'utf8')].join('\n')
   for (const [user, password] of Object.entries(PASSWORDS)) {
     t.notMatch(lines, password, `${user}'s password`)
     t.notMatch(lines, Buffer.from(`${user}:${password}`).toString('base64'), `${user}'s Basic string`)
