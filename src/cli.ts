@@ -20,6 +20,9 @@ usage:
   ferry check --config FILE
   ferry replicate --config FILE [--status | --dead-letters | --retry-dead]
   ferry audit --config FILE [--since 1h] [--repo PATTERN] [--user NAME]
+  ferry robot create NAME --config FILE --scope PATTERN=ROLE [--scope ...] [--expires 30d]
+  ferry robot list --config FILE
+  ferry robot revoke NAME --config FILE
   ferry --help | --version
 
   --config FILE       region file (default: the embedded regions/local.yaml)
@@ -67,6 +70,8 @@ async function main (argv: string[]): Promise<number> {
       since: { type: 'string' },
       repo: { type: 'string' },
       user: { type: 'string' },
+      scope: { type: 'string', multiple: true },
+      expires: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -111,6 +116,44 @@ async function main (argv: string[]): Promise<number> {
       if (typeof result === 'number') return result
       await untilSignal(log, result)
       return 0
+    }
+    case 'robot': {
+      if (values.config === undefined) { console.error('ferry robot: --config FILE is required'); return 2 }
+      const config = await loadRegion(file, overrides)
+      const log = createLogger('silent')
+      const { openState } = await import('./store/open-state.ts')
+      const { createRobot, revokeRobot } = await import('./auth/robots.ts')
+      const { parseSince } = await import('./observe/audit-read.ts')
+      const opened = await openState(config, log)
+      try {
+        const [, verb, name] = positionals
+        if (verb === 'list') {
+          for (const r of await opened.state.robots()) console.log(JSON.stringify({ user: `robot$${r.name}`, scopes: r.scopes, createdAt: new Date(r.createdAt).toISOString(), expiresAt: r.expiresAt === undefined ? null : new Date(r.expiresAt).toISOString(), revoked: r.revokedAt !== undefined }))
+          return 0
+        }
+        if (name === undefined || !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) { console.error('ferry robot: a NAME of [a-z0-9._-] is required'); return 2 }
+        if (verb === 'revoke') {
+          if (!await revokeRobot(opened.state, name)) { console.error(`ferry robot: no active robot ${name}`); return 1 }
+          console.log(JSON.stringify({ user: `robot$${name}`, revoked: true }))
+          return 0
+        }
+        if (verb !== 'create') { console.error(`ferry robot: create, list or revoke, not "${verb ?? ''}"`); return 2 }
+        const scopes: { repositories: string[], role: 'reader' | 'writer' | 'admin' }[] = []
+        for (const sc of values.scope ?? []) {
+          const m = /^(.+)=(reader|writer|admin)$/.exec(sc)
+          if (m === null) { console.error(`ferry robot: --scope takes PATTERN=ROLE (reader, writer, admin), not "${sc}"`); return 2 }
+          scopes.push({ repositories: m[1]!.split(','), role: m[2] as 'reader' | 'writer' | 'admin' })
+        }
+        if (scopes.length === 0) { console.error('ferry robot create: at least one --scope PATTERN=ROLE'); return 2 }
+        const ttl = values.expires === undefined ? undefined : parseSince(values.expires)
+        if (values.expires !== undefined && ttl === undefined) { console.error('ferry robot: --expires takes a duration such as 12h or 30d'); return 2 }
+        const created = await createRobot(opened.state, name, scopes, ttl === undefined ? undefined : Date.now() + ttl)
+        // the secret is shown once, here, and kept nowhere but as a hash
+        console.log(JSON.stringify(created))
+        return 0
+      } finally {
+        await opened.close()
+      }
     }
     case 'audit': {
       if (values.config === undefined) { console.error('ferry audit: --config FILE is required'); return 2 }

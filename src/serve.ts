@@ -19,6 +19,7 @@ import { UploadSessions } from './cache/uploads.ts'
 import { AccessPolicy } from './auth/access.ts'
 import { Gate } from './auth/gate.ts'
 import { HtpasswdSource } from './auth/identity.ts'
+import { IdentitySources, RobotSource } from './auth/robots.ts'
 import { TokenService } from './auth/tokens.ts'
 import { AuditLog } from './observe/audit.ts'
 import { createLogger, type Logger } from './observe/logger.ts'
@@ -135,8 +136,10 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   let gate: Gate | undefined
   if (config.auth !== undefined) {
     const a = config.auth
+    const robots = new RobotSource(state)
     gate = new Gate({
-      identities: new HtpasswdSource(a.htpasswd, a.groups, log),
+      identities: new IdentitySources([robots, new HtpasswdSource(a.htpasswd, a.groups, log)]),
+      robotValid: async user => await robots.valid(user) !== undefined,
       policy: new AccessPolicy(a.access),
       ...(a.token !== undefined ? { tokens: new TokenService(a.token), ...(a.token.realm !== undefined ? { realm: a.token.realm } : {}) } : {}),
       replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,

@@ -24,6 +24,10 @@ export class AccessPolicy {
 
   /** The actions `who` (undefined: anonymous) may take on `repository`. */
   actions (who: Identity | undefined, repository: string): Action[] {
+    if (who?.scopes !== undefined) {
+      const scope = who.scopes.find(sc => sc.repositories.some(p => globToRegExp(p).test(repository)))
+      return scope === undefined ? [] : [...GRANTS[scope.role]]
+    }
     const rule = this.rules.find(r => r.patterns.some(p => p.test(repository)))
     if (rule === undefined) return []
     const keys = who === undefined ? ['anonymous'] : [`${who.kind}:${who.name}`, ...who.groups.map(g => `group:${g}`), 'anonymous']

@@ -9,6 +9,7 @@ import { LRUCache } from 'lru-cache'
 import { Denied, OciError, TooManyRequests, Unauthorized } from '../oci/errors.ts'
 import type { AccessPolicy, Action } from './access.ts'
 import type { Identity, IdentitySource } from './identity.ts'
+import { ROBOT_PREFIX } from './robots.ts'
 import { parseScopes, type Access, type TokenService } from './tokens.ts'
 
 /** What a decision tells the logs: who, never how they proved it. */
@@ -26,9 +27,12 @@ export class Gate {
   private readonly tokens: TokenService | undefined
   private readonly realm: string | undefined
   private readonly replicationSecret: () => string | undefined
+  /** A robot named in a token must still be valid (not revoked, not expired) when the token is used. */
+  private readonly robotValid: ((user: string) => Promise<boolean>) | undefined
   private readonly failures = new LRUCache<string, { count: number, since: number }>({ max: 100_000, ttl: FAILURE_WINDOW_MS })
 
-  constructor (opts: { identities: IdentitySource, policy: AccessPolicy, tokens?: TokenService, realm?: string, replicationSecret: () => string | undefined }) {
+  constructor (opts: { identities: IdentitySource, policy: AccessPolicy, tokens?: TokenService, realm?: string, replicationSecret: () => string | undefined, robotValid?: (user: string) => Promise<boolean> }) {
+    this.robotValid = opts.robotValid
     this.identities = opts.identities
     this.policy = opts.policy
     this.tokens = opts.tokens
@@ -96,7 +100,11 @@ export class Gate {
         const claims = this.tokens === undefined ? undefined : await this.tokens.verify(token)
         if (claims === undefined) throw new Unauthorized('invalid or expired token', this.challenge(host, repository, action))
         granted = claims.access
-        who = claims.subject === undefined ? undefined : { kind: 'user', name: claims.subject, groups: [] }
+        const robot = claims.subject?.startsWith(ROBOT_PREFIX) === true
+        if (robot && this.robotValid !== undefined && !await this.robotValid(claims.subject!)) {
+          throw new Unauthorized('this robot account is revoked or expired', this.challenge(host, repository, action))
+        }
+        who = claims.subject === undefined ? undefined : { kind: robot ? 'robot' : 'user', name: claims.subject, groups: [] }
       }
     } else if (auth !== undefined) {
       throw new Unauthorized('unsupported authorization scheme', this.challenge(host, repository, action))

@@ -11,6 +11,8 @@ export interface Identity {
   readonly kind: 'user' | 'robot' | 'replicator'
   readonly name: string
   readonly groups: readonly string[]
+  /** A robot's own scope: it may do exactly this, whatever the access rules say. */
+  readonly scopes?: readonly { readonly repositories: readonly string[], readonly role: 'reader' | 'writer' | 'admin' }[]
 }
 
 export interface IdentitySource {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { appendFile, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { LRUCache } from 'lru-cache'
-import type { DeadLetter, ListAnswer, RegionEvent, RegionState, StoredEvent, TagEntry, TagKey } from './region-state.ts'
+import type { DeadLetter, ListAnswer, RegionEvent, RegionState, RobotRecord, StoredEvent, TagEntry, TagKey } from './region-state.ts'
 
 const NONE = Symbol('none')
 
@@ -149,6 +149,14 @@ export class EmbeddedState implements RegionState {
 
   async removeDeadLetter (peer: string, id: string): Promise<void> {
     await this.changeDeadLetters(peer, all => all.filter(d => d.id !== id))
+  }
+
+  async robots (): Promise<RobotRecord[]> {
+    return await this.readJson<RobotRecord[]>(join(this.root, 'robots.json')) ?? []
+  }
+
+  async putRobots (robots: readonly RobotRecord[]): Promise<void> {
+    await this.writeAtomic(join(this.root, 'robots.json'), JSON.stringify(robots))
   }
 
   async close (): Promise<void> {}

@@ -7,7 +7,7 @@
 import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../observe/logger.ts'
-import type { DeadLetter, ListAnswer, RegionEvent, RegionState, StoredEvent, TagEntry, TagKey } from './region-state.ts'
+import type { DeadLetter, ListAnswer, RegionEvent, RegionState, RobotRecord, StoredEvent, TagEntry, TagKey } from './region-state.ts'
 
 /** Tags and lists not refreshed for this long leave Redis by themselves. */
 const STATE_TTL_SECONDS = 30 * 24 * 3600
@@ -119,6 +119,14 @@ export class RedisState implements RegionState {
 
   async removeDeadLetter (peer: string, id: string): Promise<void> {
     await this.redis.hdel(`${this.prefix}replication:${peer}:dead`, id)
+  }
+
+  async robots (): Promise<RobotRecord[]> {
+    return parse<RobotRecord[]>(await this.redis.get(`${this.prefix}robots`)) ?? []
+  }
+
+  async putRobots (robots: readonly RobotRecord[]): Promise<void> {
+    await this.redis.set(`${this.prefix}robots`, JSON.stringify(robots))
   }
 
   async close (): Promise<void> {}

@@ -41,6 +41,16 @@ export interface StoredEvent { readonly id: string, readonly event: RegionEvent 
 /** An event a peer would not take after every retry, kept for an operator. */
 export interface DeadLetter { readonly id: string, readonly event: RegionEvent, readonly error: string, readonly at: number }
 
+/** A robot account: a named, non-human credential with a scope and maybe an expiry. Its secret is kept only as a bcrypt hash. */
+export interface RobotRecord {
+  readonly name: string
+  readonly hash: string
+  readonly scopes: readonly { readonly repositories: readonly string[], readonly role: 'reader' | 'writer' | 'admin' }[]
+  readonly createdAt: number
+  readonly expiresAt: number | undefined
+  readonly revokedAt: number | undefined
+}
+
 export interface RegionState {
   getTag (key: TagKey): Promise<readonly TagEntry[]>
   putTag (key: TagKey, entries: readonly TagEntry[]): Promise<void>
@@ -59,5 +69,7 @@ export interface RegionState {
   addDeadLetter (peer: string, letter: DeadLetter): Promise<void>
   deadLetters (peer: string): Promise<DeadLetter[]>
   removeDeadLetter (peer: string, id: string): Promise<void>
+  robots (): Promise<RobotRecord[]>
+  putRobots (robots: readonly RobotRecord[]): Promise<void>
   close (): Promise<void>
 }

@@ -127,6 +127,52 @@ t.test('token: the flow: challenge, token, scoped access', async t => {
   t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { authorization: 'Bearer not.a.token' })).status, 401, 'a forged token is refused')
 })
 
+t.test('robot accounts: scoped, refused at once when revoked or expired', async t => {
+  const robot = async (f: Ferry, ...args: string[]): Promise<{ code: number, out: string }> => {
+    try {
+      const { stdout } = await run(process.execPath, [CLI, 'robot', ...args, '--config', f.configPath])
+      return { code: 0, out: stdout }
+    } catch (err) {
+      return { code: (err as { code: number }).code, out: String((err as { stderr?: string }).stderr) }
+    }
+  }
+  const created = JSON.parse((await robot(basic, 'create', 'ci', '--scope', 'team-a/**=reader', '--expires', '30d')).out) as { user: string, secret: string }
+  t.equal(created.user, 'robot$ci')
+  t.ok(created.secret.length >= 32, 'a long random secret, shown once')
+  issued.push(created.secret)
+  const listed = (await robot(basic, 'list')).out
+  t.match(listed, '"user":"robot$ci"')
+  t.notMatch(listed, created.secret, 'the list never shows the secret')
+
+  t.ok((await inspect(basic, 'team-a/app:v1', `${created.user}:${created.secret}`)).ok, 'the robot pulls within its scope')
+  const outside = await get(`${basic.url}/v2/public/tool/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth(created.user, created.secret) })
+  t.equal(outside.status, 403, 'and nowhere else: its scope, not the rules, says what it may do')
+  const push = await get(`${basic.url}/v2/team-a/app/blobs/uploads/`, basicAuth(created.user, created.secret), 'POST')
+  t.equal(push.status, 403, 'a reader robot may not push')
+  const bad = await robot(basic, 'create', 'x', '--scope', 'team-a/**=owner')
+  t.equal(bad.code, 2)
+  t.match(bad.out, 'PATTERN=ROLE')
+
+  t.equal((await robot(basic, 'revoke', 'ci')).code, 0)
+  const after = await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth(created.user, created.secret) })
+  t.equal(after.status, 401, 'revoked: refused at the next request')
+
+  // a token issued before the revocation is refused too
+  const tokenRobot = JSON.parse((await robot(tokens, 'create', 'deployer', '--scope', 'team-a/**=reader')).out) as { user: string, secret: string }
+  issued.push(tokenRobot.secret)
+  const tr = await get(`${tokens.url}/token?service=ferry-test&scope=${encodeURIComponent('repository:team-a/app:pull')}`, basicAuth(tokenRobot.user, tokenRobot.secret))
+  const token = (JSON.parse(tr.body.toString()) as { token: string }).token
+  issued.push(token)
+  t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${token}` })).status, 200)
+  await robot(tokens, 'revoke', 'deployer')
+  t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${token}` })).status, 401, 'its unexpired token is refused at once')
+
+  const shortLived = JSON.parse((await robot(basic, 'create', 'brief', '--scope', 'team-a/**=reader', '--expires', '1s')).out) as { user: string, secret: string }
+  issued.push(shortLived.secret)
+  await new Promise(resolve => setTimeout(resolve, 1200))
+  t.equal((await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth(shortLived.user, shortLived.secret) })).status, 401, 'expired: refused')
+})
+
 t.test('failed logins are limited per client address and per user: 429 with Retry-After', async t => {
   let limited: Awaited<ReturnType<typeof get>> | undefined
   for (let i = 0; i < 12 && limited === undefined; i++) {
@@ -170,6 +216,6 @@ t.test('no password, Basic string or token in any log line', async t => {
     t.notMatch(lines, password, `${user}'s password`)
     t.notMatch(lines, Buffer.from(`${user}:${password}`).toString('base64'), `${user}'s Basic string`)
   }
-  for (const token of issued) t.notMatch(lines, token.split('.')[2]!, 'an issued token')
+  for (const secret of issued) t.notMatch(lines, secret.includes('.') ? secret.split('.')[2]! : secret, 'an issued token or robot secret')
   t.match(lines, /"who":"alice"/, 'the identity is logged, by name')
 })
