@@ -1,6 +1,8 @@
 // Assemble one edge proxy from a region config and run it until a signal.
 import cluster from 'node:cluster'
+import { readFileSync, unwatchFile, watchFile } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
+import type { Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { BlobCache, type LocalTier } from './cache/blobs.ts'
@@ -146,7 +148,22 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     })
   }
   const audit = config.audit !== undefined ? new AuditLog(config.audit) : undefined
-  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}), ...(gate !== undefined ? { gate } : {}), ...(audit !== undefined ? { audit } : {}) }, log)
+  const tlsFiles = config.tls
+  const readTls = (): { cert: Buffer, key: Buffer } | undefined => tlsFiles === undefined ? undefined : { cert: readFileSync(tlsFiles.certFile), key: readFileSync(tlsFiles.keyFile) }
+  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}), ...(gate !== undefined ? { gate } : {}), ...(audit !== undefined ? { audit } : {}) }, log, readTls())
+  if (tlsFiles !== undefined) {
+    // a renewed certificate is taken for new connections; open ones go on with the old
+    const reload = (): void => {
+      try {
+        (server as HttpsServer).setSecureContext(readTls()!)
+        log.info({ cert: tlsFiles.certFile }, 'TLS certificate reloaded')
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'TLS certificate not reloaded; keeping the one in use')
+      }
+    }
+    for (const f of [tlsFiles.certFile, tlsFiles.keyFile]) watchFile(f, { interval: 1000 }, (now, before) => { if (now.mtimeMs !== before.mtimeMs) reload() })
+    closers.push(async () => { for (const f of [tlsFiles.certFile, tlsFiles.keyFile]) unwatchFile(f) })
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

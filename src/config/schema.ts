@@ -95,6 +95,8 @@ export interface RegionConfig {
   readonly peer: { readonly advertise: string }
   readonly replication: ReplicationConfig
   readonly auth: AuthConfig | undefined
+  /** Serve HTTPS from these files (re-read when they change); absent: plain HTTP. */
+  readonly tls: { readonly certFile: string, readonly keyFile: string } | undefined
   /** Where access decisions are recorded; absent: nowhere. `file` undefined: stdout. */
   readonly audit: { readonly file: string | undefined, readonly maxBytes: number } | undefined
   /** Processes serving the port; 1 serves from the primary itself. */
@@ -198,7 +200,7 @@ export interface Overrides { listen?: string, data?: string, upstream?: string, 
 
 export function parseRegion (doc: unknown, file: string, overrides: Overrides = {}): { config?: RegionConfig, problems: Fields['problems'] } {
   const f = new Fields()
-  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'auth', 'audit', 'log', 'cache', 'upstreams']) ?? {}
+  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'auth', 'audit', 'tls', 'log', 'cache', 'upstreams']) ?? {}
   const region = f.string(r.region ?? 'local', 'region', { pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, what: 'a lowercase region name ([a-z0-9-])' })
   const listen = parseListen(f, overrides.listen ?? r.listen ?? DEFAULTS.listen, overrides.listen ? '--listen' : 'listen')
   const dataText = f.string(overrides.data ?? r.data ?? DEFAULTS.data, overrides.data ? '--data' : 'data', { what: 'a folder path' })
@@ -246,6 +248,13 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
 
   const replication = parseReplication(f, r.replication)
   const auth = r.auth === undefined ? undefined : parseAuth(f, r.auth)
+  let tls: RegionConfig['tls']
+  if (r.tls !== undefined) {
+    const x = f.record(r.tls, 'tls', ['certFile', 'keyFile'])
+    const certFile = x === undefined ? undefined : f.string(x.certFile, 'tls.certFile', { what: 'the path of a PEM certificate (chain)' })
+    const keyFile = x === undefined ? undefined : f.string(x.keyFile, 'tls.keyFile', { what: 'the path of its PEM private key' })
+    if (certFile !== undefined && keyFile !== undefined) tls = { certFile: resolve(certFile), keyFile: resolve(keyFile) }
+  }
   let audit: RegionConfig['audit']
   if (r.audit !== undefined) {
     const a = f.record(r.audit, 'audit', ['file', 'maxBytes'])
@@ -301,6 +310,7 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
       replication: replication!,
       auth,
       audit,
+      tls,
       defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     },
   }

@@ -1,6 +1,7 @@
 // The edge server: one request in, one endpoint handler, every failure turned
 // into an OCI error body by respond.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { OciError, Unsupported, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
 import { handleBlob, handlePeerFill, handleManifest, handleReferrers, handleTags, type Call, type Services } from './handlers.ts'
@@ -11,10 +12,10 @@ import type { Action } from '../auth/access.ts'
 import { DeniedTo } from '../auth/gate.ts'
 import type { AuditLog } from '../observe/audit.ts'
 
-export function createEdgeServer (services: Services, log: Logger): Server {
-  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }, (req, res) => {
-    void handle(services, log, req, res)
-  })
+export function createEdgeServer (services: Services, log: Logger, tls?: { cert: Buffer, key: Buffer }): Server {
+  const options = { keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => { void handle(services, log, req, res) }
+  const server = tls === undefined ? createServer(options, onRequest) : createHttpsServer({ ...options, ...tls }, onRequest)
   server.on('clientError', (err, socket) => {
     log.debug({ err: err.message }, 'client error')
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')

@@ -1,8 +1,11 @@
 // HTTPS upstreams: a private CA trusted per upstream (caFile), or no
-// verification at all (insecure), and refusal without either.
+// verification at all (insecure), and refusal without either. And ferry
+// serving HTTPS itself, with a certificate renewed on disk.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { X509Certificate } from 'node:crypto'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { join } from 'node:path'
 import t from 'tap'
 import { startFerry } from '../helpers/ferry.ts'
@@ -44,4 +47,56 @@ t.test('an HTTPS upstream with a private CA', async t => {
   const insecure = await startFerry({ config: { upstreams: [{ name: 'tls', url: https, default: true, insecure: true }] } })
   t.teardown(() => insecure.stop())
   t.equal((await get(`${insecure.url}/v2/tls/app/manifests/v1`, accept)).status, 200, 'insecure: true skips verification')
+})
+
+t.test('ferry serves HTTPS, and takes a renewed certificate without dropping connections', async t => {
+  requireBinary('openssl', 'openssl')
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-tls-serve-'))
+  const sh = (args: string[]): void => { execFileSync('openssl', args, { stdio: 'ignore' }) }
+  sh(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '1', '-subj', '/CN=ferry serving CA'])
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n')
+  const issue = (name: string): void => {
+    sh(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.csr`), '-subj', '/CN=127.0.0.1'])
+    sh(['x509', '-req', '-in', join(dir, `${name}.csr`), '-CA', join(dir, 'ca.crt'), '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-out', join(dir, `${name}.pem`), '-days', '1', '-extfile', join(dir, 'ext.cnf')])
+  }
+  issue('first'); issue('second')
+  const certFile = join(dir, 'serving.pem'); const keyFile = join(dir, 'serving.key')
+  copyFileSync(join(dir, 'first.pem'), certFile); copyFileSync(join(dir, 'first.key'), keyFile)
+
+  const upstream = await startRegistry()
+  t.teardown(() => upstream.stop())
+  const img = await image()
+  await pushImage(upstream.url, 'tls/served', 'v1', img)
+  const ferry = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, default: true }], tls: { certFile, keyFile } } })
+  t.teardown(() => ferry.stop())
+  const ca = readFileSync(join(dir, 'ca.crt'))
+  const fingerprint = (pem: string): string => new X509Certificate(readFileSync(join(dir, pem))).fingerprint256
+  const served = (): Promise<{ fingerprint: string, socket: TLSSocket }> => new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: ferry.port, ca }, () => resolve({ fingerprint: socket.getPeerCertificate().fingerprint256, socket }))
+    socket.on('error', reject)
+  })
+
+  // skopeo trusts the test's CA from a cert dir (ca.crt), as a node would
+  const certDir = join(dir, 'certs'); mkdirSync(certDir); copyFileSync(join(dir, 'ca.crt'), join(certDir, 'ca.crt'))
+  requireBinary('skopeo', 'skopeo')
+  const raw = execFileSync('skopeo', ['--insecure-policy', 'inspect', '--raw', '--cert-dir', certDir, `docker://127.0.0.1:${ferry.port}/tls/served:v1`], { encoding: 'utf8' })
+  t.equal(raw, img.manifest.bytes.toString(), 'skopeo pulls over TLS, trusting the CA')
+  t.throws(() => execFileSync('skopeo', ['--insecure-policy', 'inspect', '--raw', `docker://127.0.0.1:${ferry.port}/tls/served:v1`], { stdio: 'ignore' }), 'and refuses without it')
+
+  const before = await served()
+  t.equal(before.fingerprint, fingerprint('first.pem'))
+  copyFileSync(join(dir, 'second.key'), keyFile); copyFileSync(join(dir, 'second.pem'), certFile)
+  let now = before.fingerprint
+  for (let i = 0; i < 60 && now !== fingerprint('second.pem'); i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const s = await served(); now = s.fingerprint; s.socket.destroy()
+  }
+  t.equal(now, fingerprint('second.pem'), 'new connections get the renewed certificate')
+  const answer = await new Promise<string>(resolve => {
+    let text = ''
+    before.socket.on('data', (d: Buffer) => { text += d.toString(); if (text.includes('\r\n\r\n')) resolve(text) })
+    before.socket.write('GET /v2/ HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n')
+  })
+  t.match(answer, /^HTTP\/1\.1 200/, 'a connection opened before the renewal still works')
+  before.socket.destroy()
 })
