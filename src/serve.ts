@@ -20,7 +20,7 @@ import type { Services } from './http/handlers.ts'
 import { UploadSessions } from './cache/uploads.ts'
 import { AccessPolicy } from './auth/access.ts'
 import { Gate } from './auth/gate.ts'
-import { HtpasswdSource } from './auth/identity.ts'
+import { HtpasswdSource, StaticUsers } from './auth/identity.ts'
 import { IdentitySources, RobotSource } from './auth/robots.ts'
 import { TokenService } from './auth/tokens.ts'
 import { AuditLog } from './observe/audit.ts'
@@ -140,7 +140,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     const a = config.auth
     const robots = new RobotSource(state)
     gate = new Gate({
-      identities: new IdentitySources([robots, new HtpasswdSource(a.htpasswd, a.groups, log)]),
+      identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : [])]),
       robotValid: async user => await robots.valid(user) !== undefined,
       policy: new AccessPolicy(a.access),
       ...(a.token !== undefined ? { tokens: new TokenService(a.token), ...(a.token.realm !== undefined ? { realm: a.token.realm } : {}) } : {}),

@@ -21,29 +21,60 @@ export interface IdentitySource {
 }
 
 /**
- * An htpasswd file of bcrypt entries, read again when it changes. A
- * verified pair is remembered for a minute (by a hash of it, never the
- * password): bcrypt costs tens of milliseconds, and Basic auth repeats the
- * credentials on every request.
+ * Users with bcrypt hashes, and their groups. A verified pair is remembered
+ * for a minute (by a hash of it, never the password): bcrypt costs tens of
+ * milliseconds, and Basic auth repeats the credentials on every request.
  */
-export class HtpasswdSource implements IdentitySource {
-  private readonly path: string
+class BcryptUsers implements IdentitySource {
+  protected users = new Map<string, string>()
   private readonly groups: ReadonlyMap<string, readonly string[]>
-  private readonly log: Logger
-  private users = new Map<string, string>()
-  private mtime = -1
-  private readonly verified = new LRUCache<string, Identity>({ max: 10_000, ttl: 60_000 })
+  protected readonly verified = new LRUCache<string, Identity>({ max: 10_000, ttl: 60_000 })
 
-  constructor (path: string, groups: Record<string, readonly string[]>, log: Logger) {
-    this.path = path
-    this.log = log
+  constructor (groups: Readonly<Record<string, readonly string[]>>) {
     const byUser = new Map<string, string[]>()
     for (const [group, members] of Object.entries(groups)) for (const m of members) byUser.set(m, [...(byUser.get(m) ?? []), group])
     this.groups = byUser
-    this.reload()
   }
 
-  private reload (): void {
+  protected refresh (): void {}
+
+  async verify (user: string, password: string): Promise<Identity | undefined> {
+    this.refresh()
+    const key = createHash('sha256').update(`${user}\u0000${password}`).digest('hex')
+    const known = this.verified.get(key)
+    if (known !== undefined) return known
+    const hash = this.users.get(user)
+    if (hash === undefined || !await bcrypt.compare(password, hash)) return undefined
+    const identity: Identity = { kind: 'user', name: user, groups: this.groups.get(user) ?? [] }
+    this.verified.set(key, identity)
+    return identity
+  }
+}
+
+const BCRYPT = /^\$2[aby]\$\d\d\$/
+
+/** Users written in the region file (`auth.users`: name -> bcrypt hash). */
+export class StaticUsers extends BcryptUsers {
+  constructor (users: Readonly<Record<string, string>>, groups: Readonly<Record<string, readonly string[]>>) {
+    super(groups)
+    for (const [name, hash] of Object.entries(users)) if (BCRYPT.test(hash)) this.users.set(name, hash)
+  }
+}
+
+/** An htpasswd file of bcrypt entries, read again when it changes. */
+export class HtpasswdSource extends BcryptUsers {
+  private readonly path: string
+  private readonly log: Logger
+  private mtime = -1
+
+  constructor (path: string, groups: Readonly<Record<string, readonly string[]>>, log: Logger) {
+    super(groups)
+    this.path = path
+    this.log = log
+    this.refresh()
+  }
+
+  protected override refresh (): void {
     let m: number
     try { m = statSync(this.path).mtimeMs } catch { return }
     if (m === this.mtime) return
@@ -54,22 +85,10 @@ export class HtpasswdSource implements IdentitySource {
       if (i <= 0) continue
       const name = line.slice(0, i).trim()
       const hash = line.slice(i + 1).trim()
-      if (!/^\$2[aby]\$\d\d\$/.test(hash)) { this.log.warn({ user: name }, 'htpasswd entry is not bcrypt; ignored'); continue }
+      if (!BCRYPT.test(hash)) { this.log.warn({ user: name }, 'htpasswd entry is not bcrypt; ignored'); continue }
       users.set(name, hash)
     }
     this.users = users
     this.verified.clear()
-  }
-
-  async verify (user: string, password: string): Promise<Identity | undefined> {
-    this.reload()
-    const key = createHash('sha256').update(`${user}\u0000${password}`).digest('hex')
-    const known = this.verified.get(key)
-    if (known !== undefined) return known
-    const hash = this.users.get(user)
-    if (hash === undefined || !await bcrypt.compare(password, hash)) return undefined
-    const identity: Identity = { kind: 'user', name: user, groups: this.groups.get(user) ?? [] }
-    this.verified.set(key, identity)
-    return identity
   }
 }

@@ -74,7 +74,9 @@ export interface ReplicationConfig {
 /** Client authentication and access; absent: every client may pull (the embedded default). */
 export interface AuthConfig {
   /** An htpasswd file of bcrypt entries. */
-  readonly htpasswd: string
+  readonly htpasswd: string | undefined
+  /** Users in the region file itself: name -> bcrypt hash. */
+  readonly users: Readonly<Record<string, string>>
   readonly groups: Readonly<Record<string, readonly string[]>>
   /** The Docker token flow; absent: Basic credentials on every request. */
   readonly token: { readonly keyFile: string, readonly service: string, readonly ttlSeconds: number, readonly realm: string | undefined } | undefined
@@ -444,9 +446,15 @@ const ROLES = ['reader', 'writer', 'admin'] as const
 const WHO = /^(anonymous|(user|group|robot):[A-Za-z0-9._@-]+)$/
 
 function parseAuth (f: Fields, v: unknown): AuthConfig | undefined {
-  const r = f.record(v, 'auth', ['htpasswd', 'groups', 'token', 'access'])
+  const r = f.record(v, 'auth', ['htpasswd', 'users', 'groups', 'token', 'access'])
   if (r === undefined) return undefined
-  const htpasswd = f.string(r.htpasswd, 'auth.htpasswd', { what: 'the path of an htpasswd file (bcrypt entries)' })
+  const htpasswd = r.htpasswd === undefined ? undefined : f.string(r.htpasswd, 'auth.htpasswd', { what: 'the path of an htpasswd file (bcrypt entries)' })
+  const users: Record<string, string> = {}
+  for (const [name, hash] of Object.entries(r.users === undefined ? {} : f.record(r.users, 'auth.users', undefined) ?? {})) {
+    if (typeof hash !== 'string' || !/^\$2[aby]\$\d\d\$.{53}$/.test(hash)) f.problem(`auth.users.${name}`, 'a bcrypt hash ($2b$...), never a password', '(not shown)')
+    else users[name] = hash
+  }
+  if (r.htpasswd === undefined && r.users === undefined) f.problem('auth', 'an htpasswd file or users (or both)', undefined)
   const groups: Record<string, string[]> = {}
   if (r.groups !== undefined) {
     const g = f.record(r.groups, 'auth.groups', undefined)
@@ -475,6 +483,5 @@ function parseAuth (f: Fields, v: unknown): AuthConfig | undefined {
     }
     access.push({ repositories, allow })
   }
-  if (htpasswd === undefined) return undefined
-  return { htpasswd: resolve(htpasswd), groups, token, access }
+  return { htpasswd: htpasswd === undefined ? undefined : resolve(htpasswd), users, groups, token, access }
 }

@@ -14,11 +14,12 @@ import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { image, pushImage, OCI_MANIFEST, type Image } from '../helpers/images.ts'
 import { CLI } from '../helpers/ferry.ts'
+import { startContainerd } from '../helpers/containerd.ts'
 import { readFileSync } from 'node:fs'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 
 const run = promisify(execFile)
-const PASSWORDS = { alice: 'alice-Secret-1', bob: 'bob-Secret-2', carol: 'carol-Secret-3' }
+const PASSWORDS = { alice: 'alice-Secret-1', bob: 'bob-Secret-2', carol: 'carol-Secret-3', dave: 'dave-Secret-4' }
 const dir = mkdtempSync(join(tmpdir(), 'ferry-auth-'))
 let upstream: Registry
 let basic: Ferry
@@ -33,12 +34,14 @@ t.before(async () => {
   teamApp = await image()
   await pushImage(upstream.url, 'team-a/app', 'v1', teamApp)
   await pushImage(upstream.url, 'public/tool', 'v1', await image())
-  writeFileSync(join(dir, 'htpasswd'), Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 8)}`).join('\n') + '\n')
+  writeFileSync(join(dir, 'htpasswd'), Object.entries(PASSWORDS).filter(([u]) => u !== 'dave').map(([u, p]) => `${u}:${bcrypt.hashSync(p, 8)}`).join('\n') + '\n')
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   writeFileSync(join(dir, 'token.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }))
   const auth = {
     htpasswd: join(dir, 'htpasswd'),
-    groups: { team: ['bob'] },
+    // a user in the region file itself, beside the htpasswd file
+    users: { dave: bcrypt.hashSync(PASSWORDS.dave, 8) },
+    groups: { team: ['bob', 'dave'] },
     access: [
       { repositories: ['team-a/**'], allow: { 'user:alice': 'writer', 'group:team': 'reader' } },
       { repositories: ['public/**'], allow: { anonymous: 'reader' } },
@@ -85,6 +88,8 @@ t.test('basic: the answers themselves: 401 with the challenge, 403 DENIED for th
   const carol = await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth('carol', PASSWORDS.carol) })
   t.equal(carol.status, 403)
   t.equal(ociError(carol)?.code, 'DENIED')
+  const dave = await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth('dave', PASSWORDS.dave) })
+  t.equal(dave.status, 200, 'a user from the region file, reader by group')
   const push = await get(`${basic.url}/v2/team-a/app/blobs/uploads/`, basicAuth('bob', PASSWORDS.bob), 'POST')
   t.equal(push.status, 403, 'a reader pushing is denied')
   t.equal(ociError(push)?.code, 'DENIED')
@@ -171,6 +176,20 @@ t.test('robot accounts: scoped, refused at once when revoked or expired', async 
   issued.push(shortLived.secret)
   await new Promise(resolve => setTimeout(resolve, 1200))
   t.equal((await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth(shortLived.user, shortLived.secret) })).status, 401, 'expired: refused')
+})
+
+t.test('containerd logs in through the token flow (ctr --user)', async t => {
+  const { sock, hosts, stop } = await startContainerd({ [upstream.host]: [tokens.url] })
+  t.teardown(stop)
+  const ref = `${upstream.host}/team-a/app:v1`
+  const pull = (user: string): Promise<{ ok: boolean, out: string }> => run('ctr', ['--address', sock, 'images', 'pull', '--hosts-dir', hosts, '--snapshotter', 'native', '--user', user, ref], { maxBuffer: 16 * 1024 * 1024 })
+    .then(r => ({ ok: true, out: r.stdout }), (err: unknown) => ({ ok: false, out: String((err as { stderr?: string }).stderr) }))
+  const wrong = await pull('alice:not-her-password')
+  t.notOk(wrong.ok, 'a wrong password: no pull')
+  const right = await pull(`alice:${PASSWORDS.alice}`)
+  t.ok(right.ok, 'the right one pulls')
+  const ls = (await run('ctr', ['--address', sock, 'images', 'ls'])).stdout
+  t.match(ls, teamApp.manifest.digest)
 })
 
 t.test('failed logins are limited per client address and per user: 429 with Retry-After', async t => {

@@ -63,6 +63,8 @@ t.test('ferry check explains a bad region setup: store, state, l1, workers, secr
     ['state: {type: redis, url: "redis://redis:6379", lease: 100ms}\n', ['state.lease: expected at least 1s']],
     ['state: {type: redis, url: "redis://redis:6379"}\nworkers: 4\n', ['workers: expected 1 with state type redis (run more proxies instead), got 4']],
     ['peer: {advertise: "https://x:5000/path"}\n', ['peer.advertise: expected an http://HOST:PORT URL']],
+    ['auth: {users: {eve: hunter2}}\n', ['auth.users.eve: expected a bcrypt hash ($2b$...), never a password, got "(not shown)"']],
+    ['auth: {htpasswd: /x, access: [{repositories: ["a/*"], allow: {"user:x": owner}}]}\n', ['auth.access[0].allow.user:x: expected one of reader, writer, admin']],
   ]
   for (const [doc, expected] of cases) {
     writeFileSync(file, doc + up)
