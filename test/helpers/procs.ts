@@ -1,7 +1,10 @@
 // Child processes started by tests: every one is killed when the test
 // process exits, whatever happened, and each test also stops its own.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { createServer } from 'node:net'
+import { basename } from 'node:path'
+import { outputFile } from './secrets.ts'
 
 const children = new Set<ChildProcess>()
 process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
@@ -20,6 +23,10 @@ export function startProc (cmd: string, args: string[], opts: SpawnOptions = {})
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
   children.add(child)
   const lines: string[] = []
+  // kept for the run-wide secret check (helpers/secrets.ts)
+  const keep = outputFile(basename(cmd))
+  const kept = keep === undefined ? undefined : createWriteStream(keep)
+  child.on('exit', () => kept?.end())
   const waiters: { re: RegExp, resolve: (m: RegExpExecArray) => void }[] = []
   const exited = new Promise<number | null>(resolve => child.on('exit', code => { children.delete(child); resolve(code) }))
   for (const stream of [child.stdout, child.stderr]) {
@@ -30,6 +37,7 @@ export function startProc (cmd: string, args: string[], opts: SpawnOptions = {})
       rest = parts.pop()!
       for (const line of parts) {
         lines.push(line)
+        kept?.write(line + '\n')
         for (const w of [...waiters]) {
           const m = w.re.exec(line)
           if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m) }

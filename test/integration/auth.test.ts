@@ -15,6 +15,7 @@ import { get, ociError } from '../helpers/http.ts'
 import { image, pushImage, OCI_MANIFEST, type Image } from '../helpers/images.ts'
 import { CLI } from '../helpers/ferry.ts'
 import { startContainerd } from '../helpers/containerd.ts'
+import { registerFile, registerSecret } from '../helpers/secrets.ts'
 import { readFileSync } from 'node:fs'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 
@@ -30,6 +31,8 @@ let teamApp: Image
 const basicAuth = (user: string, password: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` })
 
 t.before(async () => {
+  registerSecret(...Object.values(PASSWORDS))
+  registerFile(join(dir, 'audit.jsonl'))
   upstream = await startRegistry()
   teamApp = await image()
   await pushImage(upstream.url, 'team-a/app', 'v1', teamApp)
@@ -109,7 +112,7 @@ t.test('token: the flow: challenge, token, scoped access', async t => {
   const tokenFor = async (headers: Record<string, string>, scope: string): Promise<{ status: number, token?: string }> => {
     const r = await get(`${tokens.url}/token?service=ferry-test&scope=${encodeURIComponent(scope)}`, headers)
     const token = r.status === 200 ? (JSON.parse(r.body.toString()) as { token: string }).token : undefined
-    if (token !== undefined) issued.push(token)
+    if (token !== undefined) { issued.push(token); registerSecret(token) }
     return { status: r.status, ...(token !== undefined ? { token } : {}) }
   }
   t.equal((await tokenFor(basicAuth('alice', 'nope'), 'repository:team-a/app:pull')).status, 401, 'no token for a wrong password')
@@ -144,7 +147,7 @@ t.test('robot accounts: scoped, refused at once when revoked or expired', async 
   const created = JSON.parse((await robot(basic, 'create', 'ci', '--scope', 'team-a/**=reader', '--expires', '30d')).out) as { user: string, secret: string }
   t.equal(created.user, 'robot$ci')
   t.ok(created.secret.length >= 32, 'a long random secret, shown once')
-  issued.push(created.secret)
+  issued.push(created.secret); registerSecret(created.secret)
   const listed = (await robot(basic, 'list')).out
   t.match(listed, '"user":"robot$ci"')
   t.notMatch(listed, created.secret, 'the list never shows the secret')
@@ -164,16 +167,16 @@ t.test('robot accounts: scoped, refused at once when revoked or expired', async 
 
   // a token issued before the revocation is refused too
   const tokenRobot = JSON.parse((await robot(tokens, 'create', 'deployer', '--scope', 'team-a/**=reader')).out) as { user: string, secret: string }
-  issued.push(tokenRobot.secret)
+  issued.push(tokenRobot.secret); registerSecret(tokenRobot.secret)
   const tr = await get(`${tokens.url}/token?service=ferry-test&scope=${encodeURIComponent('repository:team-a/app:pull')}`, basicAuth(tokenRobot.user, tokenRobot.secret))
   const token = (JSON.parse(tr.body.toString()) as { token: string }).token
-  issued.push(token)
+  issued.push(token); registerSecret(token)
   t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${token}` })).status, 200)
   await robot(tokens, 'revoke', 'deployer')
   t.equal((await get(`${tokens.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, authorization: `Bearer ${token}` })).status, 401, 'its unexpired token is refused at once')
 
   const shortLived = JSON.parse((await robot(basic, 'create', 'brief', '--scope', 'team-a/**=reader', '--expires', '1s')).out) as { user: string, secret: string }
-  issued.push(shortLived.secret)
+  issued.push(shortLived.secret); registerSecret(shortLived.secret)
   await new Promise(resolve => setTimeout(resolve, 1200))
   t.equal((await get(`${basic.url}/v2/team-a/app/manifests/v1`, { accept: OCI_MANIFEST, ...basicAuth(shortLived.user, shortLived.secret) })).status, 401, 'expired: refused')
 })

@@ -15,6 +15,7 @@ import { get, ociError } from '../helpers/http.ts'
 import { blob, digestOf, image, index, pushBlob, pushImage, pushManifest, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, type Blob, type Image } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
 import { startContainerd } from '../helpers/containerd.ts'
+import { registerSecret } from '../helpers/secrets.ts'
 import { freePort, startProc, type Proc } from '../helpers/procs.ts'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 
@@ -39,6 +40,7 @@ function bConfig (): Record<string, unknown> {
 }
 
 t.before(async () => {
+  registerSecret(SECRET)
   upstream = await startRegistry()
   c = await startRegistry()
   bPort = await freePort()

@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
+import { registerSecret } from '../helpers/secrets.ts'
 import t, { type Test } from 'tap'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
@@ -62,6 +63,7 @@ function secretsIn (lines: readonly string[], secrets: readonly string[]): strin
 t.test('an upstream with htpasswd Basic auth: the secret comes from the environment and is never logged', async t => {
   const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'ferry-htpasswd-'))
   const password = 'S3cret-basic-' + Math.random().toString(36).slice(2)
+  registerSecret(password)
   writeFileSync(join(dir, 'htpasswd'), `robot:${bcrypt.hashSync(password, 6)}\n`)
   const upstream = await startRegistry({ auth: { htpasswd: { realm: 'test', path: join(dir, 'htpasswd') } } })
   t.teardown(() => upstream.stop())
