@@ -9,7 +9,7 @@ export type Role = 'reader' | 'writer' | 'admin'
 
 export interface AccessRule {
   readonly repositories: readonly string[]
-  /** "user:<name>", "group:<name>", "robot:<name>" or "anonymous" -> role. */
+  /** "user:<name>", "group:<name>", "robot:<name>", "anonymous" or "replicator" (the replication credential) -> role. */
   readonly allow: Readonly<Record<string, Role>>
 }
 
@@ -20,17 +20,23 @@ export class AccessPolicy {
 
   constructor (rules: readonly AccessRule[]) {
     this.rules = rules.map(r => ({ patterns: r.repositories.map(globToRegExp), allow: r.allow }))
+    this.replicatorBound = rules.some(r => r.allow.replicator !== undefined)
   }
+
+  /** Some rule names the replication credential: then it may do what the rules say, no more. */
+  private readonly replicatorBound: boolean
 
   /** The actions `who` (undefined: anonymous) may take on `repository`. */
   actions (who: Identity | undefined, repository: string): Action[] {
+    // the replication credential pulls and pushes everywhere unless a rule binds "replicator"
+    if (who?.kind === 'replicator' && !this.replicatorBound) return ['pull', 'push']
     if (who?.scopes !== undefined) {
       const scope = who.scopes.find(sc => sc.repositories.some(p => globToRegExp(p).test(repository)))
       return scope === undefined ? [] : [...GRANTS[scope.role]]
     }
     const rule = this.rules.find(r => r.patterns.some(p => p.test(repository)))
     if (rule === undefined) return []
-    const keys = who === undefined ? ['anonymous'] : [`${who.kind}:${who.name}`, ...who.groups.map(g => `group:${g}`), 'anonymous']
+    const keys = who === undefined ? ['anonymous'] : who.kind === 'replicator' ? ['replicator'] : [`${who.kind}:${who.name}`, ...who.groups.map(g => `group:${g}`), 'anonymous']
     const out = new Set<Action>()
     for (const k of keys) {
       const role = rule.allow[k]

@@ -110,7 +110,6 @@ export class Gate {
       throw new Unauthorized('unsupported authorization scheme', this.challenge(host, repository, action))
     }
     const principal: Principal = who === undefined ? ANONYMOUS : { name: who.name, kind: who.kind }
-    if (who?.kind === 'replicator') return principal
 
     if (repository === undefined) {
       // the base check tells clients how to authenticate: a client that sent nothing gets the challenge
@@ -146,7 +145,7 @@ export class Gate {
     }
     const access: Access[] = []
     for (const s of parseScopes(form.getAll('scope'))) {
-      const allowed = who?.kind === 'replicator' ? ['pull', 'push'] as Action[] : this.policy.actions(who, s.name)
+      const allowed = this.policy.actions(who, s.name)
       const actions = s.actions.filter(a => allowed.includes(a))
       if (actions.length > 0) access.push({ type: 'repository', name: s.name, actions })
     }

@@ -443,7 +443,7 @@ function parseReplication (f: Fields, v: unknown): ReplicationConfig | undefined
 }
 
 const ROLES = ['reader', 'writer', 'admin'] as const
-const WHO = /^(anonymous|(user|group|robot):[A-Za-z0-9._@-]+)$/
+const WHO = /^(anonymous|replicator|(user|group|robot):[A-Za-z0-9._@-]+)$/
 
 function parseAuth (f: Fields, v: unknown): AuthConfig | undefined {
   const r = f.record(v, 'auth', ['htpasswd', 'users', 'groups', 'token', 'access'])
@@ -477,7 +477,7 @@ function parseAuth (f: Fields, v: unknown): AuthConfig | undefined {
     const repositories = f.strings(a.repositories, `${field}.repositories`) ?? []
     const allow: Record<string, 'reader' | 'writer' | 'admin'> = {}
     for (const [who, role] of Object.entries(f.record(a.allow, `${field}.allow`, undefined) ?? {})) {
-      if (!WHO.test(who)) f.problem(`${field}.allow`, '"anonymous", "user:NAME", "group:NAME" or "robot:NAME"', who)
+      if (!WHO.test(who)) f.problem(`${field}.allow`, '"anonymous", "replicator", "user:NAME", "group:NAME" or "robot:NAME"', who)
       else if (!(ROLES as readonly unknown[]).includes(role)) f.problem(`${field}.allow.${who}`, `one of ${ROLES.join(', ')}`, role)
       else allow[who] = role as 'reader' | 'writer' | 'admin'
     }
