@@ -1,8 +1,8 @@
 // A containerd daemon of the test's own (Debian's package), with a
 // hosts.toml folder, for pulls as a Kubernetes node makes them.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startProc } from './procs.ts'
+import { scratchDir, startProc } from './procs.ts'
 import { requireBinary } from './registry.ts'
 
 export interface Containerd {
@@ -20,7 +20,7 @@ export async function startContainerd (mirrors: Record<string, readonly string[]
   requireBinary('containerd', 'containerd')
   requireBinary('ctr', 'containerd')
   // short: the socket path must fit in 108 bytes
-  const dir = mkdtempSync(join('/tmp', 'fc-'))
+  const dir = scratchDir('fc-', '/tmp')
   const sock = join(dir, 'c.sock')
   const hosts = join(dir, 'hosts')
   for (const [host, urls] of Object.entries(mirrors)) {

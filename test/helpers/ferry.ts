@@ -1,10 +1,9 @@
 // ferry itself, as a user runs it: the built CLI in a child process.
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
-import { startProc, type Proc } from './procs.ts'
+import { scratchDir, startProc, type Proc } from './procs.ts'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLI = join(ROOT, 'dist', 'cli.js')
@@ -36,12 +35,12 @@ export interface FerryOptions {
 }
 
 export async function startFerry (opts: FerryOptions = {}): Promise<Ferry> {
-  const data = opts.data ?? mkdtempSync(join(tmpdir(), 'ferry-data-'))
+  const data = opts.data ?? scratchDir('ferry-data-')
   const args = ['serve']
   let configPath = ''
   if (opts.config !== undefined) {
     const doc = { listen: '127.0.0.1:0', data, log: { level: 'debug' }, ...opts.config }
-    configPath = join(mkdtempSync(join(tmpdir(), 'ferry-conf-')), 'region.yaml')
+    configPath = join(scratchDir('ferry-conf-'), 'region.yaml')
     writeFileSync(configPath, stringify(doc))
     args.push('--config', configPath)
   }

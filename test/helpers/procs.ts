@@ -1,9 +1,10 @@
 // Child processes started by tests: every one is killed when the test
 // process exits, whatever happened, and each test also stops its own.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
-import { basename } from 'node:path'
+import { basename, join } from 'node:path'
 import { outputFile } from './secrets.ts'
 
 const children = new Set<ChildProcess>()
@@ -64,6 +65,16 @@ export function startProc (cmd: string, args: string[], opts: SpawnOptions = {})
       clearTimeout(t)
     },
   }
+}
+
+const scratch: string[] = []
+process.on('exit', () => { for (const d of scratch) try { rmSync(d, { recursive: true, force: true }) } catch { /* best effort */ } })
+
+/** A temporary folder removed when the test process exits (registries and caches fill gigabytes over a run). */
+export function scratchDir (prefix: string, parent = tmpdir()): string {
+  const d = mkdtempSync(join(parent, prefix))
+  scratch.push(d)
+  return d
 }
 
 export async function freePort (): Promise<number> {

@@ -2,12 +2,11 @@
 // per test, on 127.0.0.1 with its own folder. Its access log tells what it
 // was asked.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { freePort, startProc, type Proc } from './procs.ts'
+import { freePort, scratchDir, startProc, type Proc } from './procs.ts'
 
 export interface Registry {
   readonly url: string
@@ -39,7 +38,7 @@ export interface RegistryOptions {
 
 export async function startRegistry (opts: RegistryOptions = {}): Promise<Registry> {
   requireBinary('docker-registry', 'docker-registry')
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'ferry-upstream-'))
+  const dir = opts.dir ?? scratchDir('ferry-upstream-')
   mkdirSync(dir, { recursive: true })
   const port = opts.port ?? await freePort()
   const config: Record<string, unknown> = {
