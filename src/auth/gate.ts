@@ -3,12 +3,12 @@
 // every request; with one, they trade them (or nothing, for anonymous
 // access) at /token for a short-lived JWT. Not authenticated: 401 with the
 // challenge a client needs; authenticated but not allowed: 403 DENIED.
-import { timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { LRUCache } from 'lru-cache'
 import { Denied, OciError, TooManyRequests, Unauthorized } from '../oci/errors.ts'
 import type { AccessPolicy, Action } from './access.ts'
 import type { Identity, IdentitySource } from './identity.ts'
+import { decodeBasic, sameSecret } from './credentials.ts'
 import { ROBOT_PREFIX } from './robots.ts'
 import { parseScopes, type Access, type TokenService } from './tokens.ts'
 
@@ -49,12 +49,9 @@ export class Gate {
 
   /** Basic credentials: the replication secret, or an identity source's user; throws on wrong ones. */
   private async basic (header: string, host: string | undefined, client: string): Promise<Identity> {
-    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
-    const colon = decoded.indexOf(':')
-    const user = colon >= 0 ? decoded.slice(0, colon) : decoded
-    const password = colon >= 0 ? decoded.slice(colon + 1) : ''
+    const { user, password } = decodeBasic(header)
     const secret = this.replicationSecret()
-    if (secret !== undefined && same(password, secret)) return REPLICATOR
+    if (secret !== undefined && sameSecret(password, secret)) return REPLICATOR
     return await this.login(user, password, host, client)
   }
 
@@ -94,7 +91,7 @@ export class Gate {
     } else if (auth !== undefined && /^bearer /i.test(auth)) {
       const token = auth.slice(7).trim()
       const secret = this.replicationSecret()
-      if (secret !== undefined && same(token, secret)) {
+      if (secret !== undefined && sameSecret(token, secret)) {
         who = REPLICATOR
       } else {
         const claims = this.tokens === undefined ? undefined : await this.tokens.verify(token)
@@ -168,10 +165,5 @@ function denied (principal: Principal, action: Action, repository: string): Deni
 }
 
 function emptyBasic (header: string): boolean {
-  return Buffer.from(header.slice(6).trim(), 'base64').toString('utf8') === ':'
-}
-
-function same (a: string, b: string): boolean {
-  const x = Buffer.from(a); const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
+  return decodeBasic(header).raw === ':'
 }

@@ -5,11 +5,13 @@
 // Whatever a peer sends is verified against the digest like any fill.
 import { readFileSync } from 'node:fs'
 import { Agent, request, type Dispatcher } from 'undici'
+import { credentialsHeader } from '../auth/credentials.ts'
 import type { PeerConfig } from '../config/schema.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { FillSource } from './fill.ts'
 
-const PEER_ONLY = { 'x-ferry-peer-only': '1' }
+/** Marks a request from another region: answer from what you hold, never from your upstream or a further peer. */
+export const PEER_ONLY_HEADER = 'x-ferry-peer-only'
 
 export class PeerRegions {
   private readonly peers: { config: PeerConfig, agent: Agent }[]
@@ -28,9 +30,7 @@ export class PeerRegions {
   }
 
   private headers (p: PeerConfig, extra: Record<string, string>): Record<string, string> {
-    const h: Record<string, string> = { ...PEER_ONLY, 'user-agent': 'ferry', ...extra }
-    if (p.credentials !== undefined) h.authorization = `Basic ${Buffer.from(`${p.credentials.username}:${process.env[p.credentials.passwordEnv] ?? ''}`).toString('base64')}`
-    return h
+    return { [PEER_ONLY_HEADER]: '1', 'user-agent': 'ferry', ...credentialsHeader(p.credentials), ...extra }
   }
 
   private async ask (path: string, extra: Record<string, string>, ok: (res: Dispatcher.ResponseData) => boolean): Promise<{ peer: string, res: Dispatcher.ResponseData } | undefined> {

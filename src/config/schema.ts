@@ -378,8 +378,8 @@ function parseState (f: Fields, v: unknown, region: string): StateConfig | undef
 }
 
 function defaultAdvertise (listen: { host: string, port: number }): string {
-  const any = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === ''
-  const host = any ? hostname() : listen.host
+  const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === ''
+  const host = wildcard ? hostname() : listen.host
   return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`
 }
 

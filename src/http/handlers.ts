@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache } from '../cache/blobs.ts'
 import type { UploadSessions } from '../cache/uploads.ts'
+import { PEER_ONLY_HEADER } from '../cache/peer-regions.ts'
 import type { Gate, Principal } from '../auth/gate.ts'
 import type { AuditLog } from '../observe/audit.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
@@ -49,7 +50,6 @@ export interface Call {
  * Another region asking: answer only from what this region holds, never
  * from the upstream or a further peer (no loops, no fetching on its behalf).
  */
-export const PEER_ONLY_HEADER = 'x-ferry-peer-only'
 function peerOnly (c: Call): boolean { return c.req.headers[PEER_ONLY_HEADER] !== undefined }
 
 function readOnly (method: string | undefined): void {

@@ -2,7 +2,7 @@
 // holding the replication secret. Blob uploads (monolithic, chunked with
 // resume, cross-repository mount) and manifest PUTs; the checks live in
 // cache/uploads.ts and ManifestCache.put, not here.
-import { timingSafeEqual } from 'node:crypto'
+import { decodeBasic, sameSecret } from '../auth/credentials.ts'
 import { BlobUploadInvalid, DigestInvalid, ManifestInvalid, Unauthorized, Unsupported } from '../oci/errors.ts'
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
@@ -28,16 +28,10 @@ function presented (header: string | undefined): string | undefined {
   if (value === undefined) return undefined
   if (scheme?.toLowerCase() === 'bearer') return value
   if (scheme?.toLowerCase() === 'basic') {
-    const decoded = Buffer.from(value, 'base64').toString('utf8')
-    const colon = decoded.indexOf(':')
-    return colon >= 0 ? decoded.slice(colon + 1) : undefined
+    const { raw, password } = decodeBasic(header)
+    return raw.includes(':') ? password : undefined
   }
   return undefined
-}
-
-function sameSecret (a: string, b: string): boolean {
-  const x = Buffer.from(a); const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 function reply (c: Call, status: number, headers: Record<string, string | number>): void {

@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { Agent, request, type Dispatcher } from 'undici'
+import { credentialsHeader } from '../auth/credentials.ts'
+import { PEER_ONLY_HEADER } from '../cache/peer-regions.ts'
 import type { PeerConfig } from '../config/schema.ts'
 
 /** A failure worth retrying later (peer down, 5xx, 429), or one the peer refuses (4xx). */
@@ -35,18 +37,11 @@ export class PushClient {
     })
   }
 
-  private authorization (): Record<string, string> {
-    const c = this.peer.credentials
-    if (c === undefined) return {}
-    const password = process.env[c.passwordEnv] ?? ''
-    return { authorization: `Basic ${Buffer.from(`${c.username}:${password}`).toString('base64')}` }
-  }
-
   private async send (method: Dispatcher.HttpMethod, path: string, headers: Record<string, string> = {}, body?: Readable | Buffer): Promise<Dispatcher.ResponseData> {
     const url = path.startsWith('http://') || path.startsWith('https://') ? path : `${this.origin}${path}`
     try {
       // a ferry peer then answers HEADs from what it holds, never from its upstream; other registries ignore it
-      return await request(url, { method, dispatcher: this.agent, headers: { 'user-agent': 'ferry-replicator', 'x-ferry-peer-only': '1', ...this.authorization(), ...headers }, ...(body !== undefined ? { body } : {}) })
+      return await request(url, { method, dispatcher: this.agent, headers: { 'user-agent': 'ferry-replicator', [PEER_ONLY_HEADER]: '1', ...credentialsHeader(this.peer.credentials), ...headers }, ...(body !== undefined ? { body } : {}) })
     } catch (err) {
       throw new PushError(`${this.peer.name} unreachable: ${(err as Error).message}`, true)
     }

@@ -5,6 +5,7 @@
 import type { Dispatcher } from 'undici'
 import { LRUCache } from 'lru-cache'
 import type { Challenge } from './challenge.ts'
+import { basicHeader } from '../auth/credentials.ts'
 import { Denied, UpstreamUnavailable } from '../oci/errors.ts'
 import { readLimited } from './read-body.ts'
 
@@ -63,7 +64,7 @@ export class TokenAuth {
   private basicHeader (): string | undefined {
     const password = this.opts.password()
     if (this.opts.username === undefined || password === undefined) return undefined
-    return 'Basic ' + Buffer.from(`${this.opts.username}:${password}`).toString('base64')
+    return basicHeader(this.opts.username, password)
   }
 
   private fetchToken (scope: string): Promise<string> {
