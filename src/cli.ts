@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16
+#!/usr/bin/env -S node --max-semi-space-size=4
 // ferry <command>: the operator's entry point.
 import { parseArgs } from 'node:util'
 import { loadRegion, EMBEDDED_DEFAULT } from './config/load.ts'
@@ -104,6 +104,8 @@ async function main (argv: string[]): Promise<number> {
         close = running.close
       }
       await untilSignal(log, close)
+      // a worker's channel to the primary would keep it alive for ever
+      if (cluster.isWorker) process.disconnect()
       return 0
     }
     case 'replicate': {

@@ -37,7 +37,12 @@ export async function runPrimary (config: RegionConfig, log: Logger): Promise<()
   const aggregator = new AggregatorRegistry()
   let stopping = false
 
-  const send = (workerId: number, m: ToWorker): void => { cluster.workers?.[workerId]?.send(m) }
+  const send = (workerId: number, m: ToWorker): void => {
+    const worker = cluster.workers?.[workerId]
+    // a worker shutting down has closed its channel; with a callback, a failed send is not an 'error' event
+    if (worker === undefined || !worker.isConnected()) return
+    worker.send(m, (err: Error | null) => { if (err) log.debug({ worker: workerId, err: err.message }, 'message to a worker not delivered') })
+  }
   const broadcast = (digest: string, e: Entry, update: FillUpdate): void => {
     for (const w of e.followers) send(w, { ferry: 'update', digest, update })
   }

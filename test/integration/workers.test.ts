@@ -76,3 +76,22 @@ t.test('a worker killed mid-fill: its followers are cut, the worker is replaced,
   for (const r of again) t.equal(r.digest, b.digest)
   t.ok(faulty.count('GET', path) - before <= 1, 'at most one new fill')
 })
+
+t.test('SIGTERM after serving: the primary and both workers exit, cleanly and promptly', async t => {
+  const { upstream, ferry } = await twoWorkers(t)
+  const b = blob('application/octet-stream', randomBytes(64 * 1024))
+  await pushBlob(upstream.url, 'workers/stop', b)
+  // enough pulls that both workers have served and told the primary of fills and hits
+  const pulls = await Promise.all(Array.from({ length: 8 }, () => pullBlob(`${ferry.url}/v2/workers/stop/blobs/${b.digest}`, { headers: { connection: 'close' } })))
+  for (const p of pulls) t.equal(p.digest, b.digest)
+  const workerPids = [...new Set(ferry.logs().filter(l => l.msg === 'listening' && l.worker !== undefined).map(l => Number(l.pid)))]
+  t.equal(workerPids.length, 2)
+  const started = Date.now()
+  ferry.proc.child.kill('SIGTERM')
+  // before the fix, each worker's channel to the primary kept it alive for ever, and the primary with it
+  const code = await Promise.race([ferry.proc.exited, new Promise<string>(resolve => setTimeout(() => resolve('still running after 8 s'), 8000))])
+  t.equal(code, 0, 'the primary exited with 0')
+  t.ok(Date.now() - started < 8000)
+  for (const pid of workerPids) t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `worker ${pid} is gone`)
+  t.notMatch(ferry.proc.lines.join('\n'), /ERR_IPC_CHANNEL_CLOSED|Unhandled 'error'/, 'no error on the way out')
+})
