@@ -107,6 +107,13 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
     c.res.end()
     return
   }
+  if (answer.body.bytes !== undefined) {
+    // in memory (configs, small layers): headers and body leave in one write
+    c.res.end(answer.body.bytes)
+    c.served = { digest: digest.value, bytes: answer.body.bytes.length }
+    s.metrics.bytesServed.inc({ source: 'cache' }, answer.body.bytes.length)
+    return
+  }
   const source = answer.source === 'fill' ? 'fill' : 'cache'
   try {
     const sent = await answer.body.writeTo(c.res)

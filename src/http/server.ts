@@ -52,19 +52,23 @@ async function readForm (c: Call): Promise<string> {
   return text
 }
 
+/** Most requests have no query; they share this one (never written to). */
+const NO_QUERY: URLSearchParams = new URLSearchParams()
+
 async function handle (s: Services, log: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now()
   const url = req.url ?? '/'
   const q = url.indexOf('?')
   const path = q === -1 ? url : url.slice(0, q)
   const endpoint = matchEndpoint(path)
-  const call: Call = { req, res, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), head: req.method === 'HEAD', log }
+  const call: Call = { req, res, query: q === -1 ? NO_QUERY : new URLSearchParams(url.slice(q + 1)), head: req.method === 'HEAD', log }
   res.on('close', () => {
     const ms = performance.now() - started
     const status = res.headersSent ? res.statusCode : 499
     if (s.audit !== undefined) audit(s.audit, call, endpoint, status)
     s.metrics.requests.observe({ route: endpoint.kind, method: req.method ?? '', status: String(status) }, ms / 1000)
-    log.info({ method: req.method, path, ns: call.query.get('ns') ?? undefined, status, ...(call.principal !== undefined ? { who: call.principal.name } : {}), ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
+    // the hot path: build the line only when it will be written
+    if (log.isLevelEnabled('info')) log.info({ method: req.method, path, ns: call.query.get('ns') ?? undefined, status, ...(call.principal !== undefined ? { who: call.principal.name } : {}), ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
   })
   try {
     await dispatch(s, call, endpoint)

@@ -11,6 +11,8 @@ export interface Body {
   writeTo (out: Writable): Promise<number>
   /** Let go of the source without sending (HEAD, or an error before sending). */
   discard (): void
+  /** Set when the whole body is already in memory: it can go out with the headers in one write. */
+  readonly bytes?: Buffer
 }
 
 /** How far a file may be read now, and how to wait for more (a file still being filled). */
@@ -101,6 +103,7 @@ export function onceDone (body: Body, after: () => void): Body {
 /** Bytes already in memory. */
 export function bufferBody (bytes: Buffer): Body {
   return {
+    bytes,
     async writeTo (out) {
       if (bytes.length > 0) await writeChunk(out, bytes)
       return bytes.length

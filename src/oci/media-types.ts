@@ -20,9 +20,21 @@ export const INDEX_TYPES: ReadonlySet<string> = new Set([OCI_INDEX, DOCKER_MANIF
  * types (parameters and q-values dropped). Docker varies the order from
  * request to request, so only the set carries meaning.
  */
-export function parseAccept (headers: string | string[] | undefined): string[] {
+export function parseAccept (headers: string | string[] | undefined): readonly string[] {
   if (headers === undefined) return []
   const raw = Array.isArray(headers) ? headers.join(',') : headers
+  // a fleet sends a handful of distinct Accept headers, over and over
+  const known = acceptSets.get(raw)
+  if (known !== undefined) return known
+  const parsed = Object.freeze(parseAcceptText(raw))
+  if (acceptSets.size >= 256) acceptSets.clear()
+  acceptSets.set(raw, parsed)
+  return parsed
+}
+
+const acceptSets = new Map<string, readonly string[]>()
+
+function parseAcceptText (raw: string): string[] {
   const types = new Set<string>()
   for (const part of raw.split(',')) {
     const type = part.split(';', 1)[0]!.trim().toLowerCase()
