@@ -18,4 +18,4 @@ export class BufferPool {
   }
 }
 
-export const pool = new BufferPool(32)
+export const pool = new BufferPool(16)
