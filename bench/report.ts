@@ -58,7 +58,9 @@ export function writeReport (r: Results, outDir: string): string {
     '',
     `## 4. ${r.sizes.small} small images (manifest by tag, config, 4 KiB layer), 32 clients`,
     '',
-    table(['target', 'cold pulls/s', 'cold p50 ms', 'cold p99 ms', 'warm pulls/s', 'warm p50 ms', 'warm p99 ms', 'failed', 'upstream requests while warm'],
+    `Cold: one pass by a Node client pulling each image in turn (percentiles per pull). Warm: wrk for ${r.sizes.warmSeconds} s over 32 connections (percentiles per request), then an untimed pass that checks every digest.`,
+    '',
+    table(['target', 'cold pulls/s', 'cold p50 ms', 'cold p99 ms', 'warm pulls/s', 'warm p50 ms (request)', 'warm p99 ms (request)', 'failed', 'upstream requests while warm'],
       TARGETS.filter(t => s['4 small images cold']?.[t]).map(t => {
         const c = s['4 small images cold']![t]!; const w = s['4 small images warm']![t]!
         return [t === 'upstream' ? 'direct (upstream)' : t, num(c.rate), num(c.p50Ms), num(c.p99Ms), num(w.rate), num(w.p50Ms), num(w.p99Ms), num(c.failed) + num(w.failed), t === 'upstream' ? '-' : num(w.upstreamRequests)]
@@ -77,7 +79,7 @@ export function writeReport (r: Results, outDir: string): string {
   ]
   const sc = s['7 scale'] as unknown as { few: Row, many: Row, startup: Row } | undefined
   if (sc !== undefined) {
-    parts.push(table(['cached blobs', 'pulls/s', 'p50 ms', 'p99 ms'], [
+    parts.push('wrk, 32 connections; percentiles per request.', '', table(['cached blobs', 'pulls/s', 'p50 ms', 'p99 ms'], [
       [num(sc.few.cachedBlobs), num(sc.few.rate), num(sc.few.p50Ms), num(sc.few.p99Ms)],
       [num(sc.many.cachedBlobs), num(sc.many.rate), num(sc.many.p50Ms), num(sc.many.p99Ms)],
     ]), '', `Restart with ${num(sc.many.cachedBlobs)} blobs: listening after ${(num(sc.startup.listeningMs) / 1000).toFixed(2)} s, all blobs indexed after ${(num(sc.startup.indexedMs) / 1000).toFixed(2)} s.`)

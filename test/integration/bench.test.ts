@@ -15,6 +15,7 @@ const run = promisify(execFile)
 t.test('npm run bench -- --quick runs every scenario and reports every figure', async t => {
   requireBinary('nginx', 'nginx')
   requireBinary('curl', 'curl')
+  requireBinary('wrk', 'wrk')
   requireBinary('redis-server', 'redis-server')
   const out = mkdtempSync(join(tmpdir(), 'ferry-bench-test-'))
   const { stdout } = await run(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--quick', '--out', out], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 180_000 })
