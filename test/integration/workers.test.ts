@@ -84,7 +84,7 @@ t.test('SIGTERM after serving: the primary and both workers exit, cleanly and pr
   // enough pulls that both workers have served and told the primary of fills and hits
   const pulls = await Promise.all(Array.from({ length: 8 }, () => pullBlob(`${ferry.url}/v2/workers/stop/blobs/${b.digest}`, { headers: { connection: 'close' } })))
   for (const p of pulls) t.equal(p.digest, b.digest)
-  const workerPids = [...new Set(ferry.logs().filter(l => l.msg === 'listening' && l.worker !== undefined).map(l => Number(l.pid)))]
+  const workerPids = [...new Set((await ferry.waitForLogs(l => l.msg === 'listening' && l.worker !== undefined, 2)).map(l => Number(l.pid)))]
   t.equal(workerPids.length, 2)
   const started = Date.now()
   ferry.proc.child.kill('SIGTERM')
