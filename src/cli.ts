@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=16
 // ferry <command>: the operator's entry point.
 import { parseArgs } from 'node:util'
 import { loadRegion, EMBEDDED_DEFAULT } from './config/load.ts'

@@ -8,7 +8,7 @@ import { scratchDir, startProc, type Proc } from './procs.ts'
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLI = join(ROOT, 'dist', 'cli.js')
 /** The V8 flags ferry's launchers use (the CLI's shebang, npm start, the deploy image). */
-export const NODE_FLAGS = ['--max-semi-space-size=4']
+export const NODE_FLAGS = ['--max-semi-space-size=16']
 
 export interface Ferry {
   readonly url: string
