@@ -2,7 +2,7 @@
 // <data>/state, each replaced atomically (write + rename), with an in-memory
 // LRU in front so hot tags cost no disk read.
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import type { DeadLetter, ListAnswer, RegionEvent, RegionState, RobotRecord, StoredEvent, TagEntry, TagKey } from './region-state.ts'
@@ -74,9 +74,46 @@ export class EmbeddedState implements RegionState {
   // Only whole lines count: a line being appended is read next time.
   private get eventsPath (): string { return join(this.root, 'events.jsonl') }
 
+  // One handle, opened for appending once, and one write for all the events
+  // that arrived while the last write was in flight: a cold pull records
+  // four events, and a mkdir, an open, a write and a close for each showed
+  // in its profile. With O_APPEND every write lands whole at the end, also
+  // when other processes (workers) append to the same file.
+  private eventsFile: FileHandle | undefined
+  private readonly queuedEvents: { line: string, done: (err?: unknown) => void }[] = []
+  private writingEvents = false
+
   async appendEvent (event: RegionEvent): Promise<void> {
-    await mkdir(this.root, { recursive: true })
-    await appendFile(this.eventsPath, JSON.stringify(event) + '\n')
+    const line = JSON.stringify(event) + '\n'
+    await new Promise<void>((resolve, reject) => {
+      this.queuedEvents.push({ line, done: err => err === undefined ? resolve() : reject(err) })
+      if (!this.writingEvents) void this.writeEvents()
+    })
+  }
+
+  private async writeEvents (): Promise<void> {
+    this.writingEvents = true
+    while (this.queuedEvents.length > 0) {
+      const batch = this.queuedEvents.splice(0)
+      try {
+        if (this.eventsFile === undefined) {
+          await mkdir(this.root, { recursive: true })
+          this.eventsFile = await open(this.eventsPath, 'a')
+        }
+        let bytes = Buffer.from(batch.map(e => e.line).join(''))
+        while (bytes.length > 0) {
+          const { bytesWritten } = await this.eventsFile.write(bytes)
+          bytes = bytes.subarray(bytesWritten)
+        }
+        for (const e of batch) e.done()
+      } catch (err) {
+        for (const e of batch) e.done(err)
+        // opened again for the next batch: the folder may have been restored meanwhile
+        await this.eventsFile?.close().catch(() => {})
+        this.eventsFile = undefined
+      }
+    }
+    this.writingEvents = false
   }
 
   async readEvents (after: string, count: number): Promise<StoredEvent[]> {
@@ -161,7 +198,11 @@ export class EmbeddedState implements RegionState {
     await this.writeAtomic(join(this.root, 'robots.json'), JSON.stringify(robots))
   }
 
-  async close (): Promise<void> {}
+  async close (): Promise<void> {
+    while (this.writingEvents) await new Promise(resolve => setImmediate(resolve))
+    await this.eventsFile?.close()
+    this.eventsFile = undefined
+  }
 
   private async readJson<T> (path: string): Promise<T | undefined> {
     let text: string
