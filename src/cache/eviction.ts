@@ -55,14 +55,31 @@ export class Eviction {
     this.timer.unref()
   }
 
-  /** A hit: the blob becomes the most recently used. */
+  /**
+   * A hit: the blob becomes the most recently used. Once a second per blob
+   * is enough for eviction's order: a delete and a set cost 2.4 µs in a Map
+   * of 100,000 blobs against 0.14 µs in one of 100 (the table is rebuilt as
+   * deleted entries pile up), on every hit.
+   */
   touch (digest: string): void {
+    const second = Math.floor(performance.now() / 1000)
+    if (second !== this.recentSecond) { this.recent.clear(); this.recentSecond = second }
+    const movedAt = this.recent.get(digest)
+    // still in the newer half of the order: its place is good enough (a small cache turns over within a second)
+    if (movedAt !== undefined && this.moves - movedAt < this.lru.size / 2) return
     const size = this.lru.get(digest)
     if (size === undefined) return
     this.lru.delete(digest)
     this.lru.set(digest, size)
+    this.recent.set(digest, ++this.moves)
     this.dirty = true
   }
+
+  /** Blobs moved to the newest end this second, and when (in moves). */
+  private readonly recent = new Map<string, number>()
+  private recentSecond = 0
+  /** Counts every blob put at the newest end: by a hit or by a commit. */
+  private moves = 0
 
   /** A blob was committed to the store. */
   added (digest: string, size: number): void {
@@ -87,6 +104,7 @@ export class Eviction {
     const old = this.lru.get(digest)
     if (old !== undefined) { this.bytes -= old; this.lru.delete(digest) }
     this.lru.set(digest, size)
+    this.moves++
     this.bytes += size
     this.gauges()
   }
