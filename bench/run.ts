@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startRegistry } from '../test/helpers/registry.ts'
 import { pullBlobConcurrently, pullImages, verifyBlob, type SmallImage } from './load.ts'
-import { pullImagesWrk } from './wrk.ts'
+import { pullImagesWrk, type WrkRun } from './wrk.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
 import { regionScenario, type RegionRun } from './region.ts'
@@ -168,7 +168,8 @@ async function scale (dir: string, upstream: string, images: readonly SmallImage
   const base = join(dir, 'scale')
   const first = await startFerryTarget(base, upstream, '1h')
   await pullImages(first.url, images, 32, 1)
-  const few = await pullImagesWrk(first.url, images, 32, SIZES.warmSeconds)
+  await pullImages(first.url, images, 32, 1)
+  const few = await medianRun(first.url, images)
   const fewBlobs = await cacheBlobs(first.url)
   await first.stop()
   // fill the store with many more blobs, as a long-running cache would have
@@ -185,11 +186,20 @@ async function scale (dir: string, upstream: string, images: readonly SmallImage
   while (await cacheBlobs(second.url) < fewBlobs + SIZES.scaleBlobs) await sleep(100)
   const indexedMs = performance.now() - t0
   resetPeak(second.pids())
-  const many = await pullImagesWrk(second.url, images, 32, SIZES.warmSeconds)
+  // as before the first measurement: one untimed pass, so both measure warm hits, not the first reads after a restart
+  await pullImages(second.url, images, 32, 1)
+  const many = await medianRun(second.url, images)
   ;(results.peakRss['7 scale'] ??= {}).ferry = peakRss(second.pids())
   const manyBlobs = await cacheBlobs(second.url)
   await second.stop()
   return { few: { ...few, cachedBlobs: fewBlobs }, many: { ...many, cachedBlobs: manyBlobs }, startup: { listeningMs, indexedMs } }
+}
+
+/** The median of three wrk runs: single runs of the same warm load vary by 20 % on this VM, more than the 10 % the scale check allows. */
+async function medianRun (url: string, images: readonly SmallImage[]): Promise<WrkRun> {
+  const runs: WrkRun[] = []
+  for (let i = 0; i < 3; i++) runs.push(await pullImagesWrk(url, images, 32, SIZES.warmSeconds))
+  return runs.sort((a, b) => a.rate - b.rate)[1]!
 }
 
 async function cacheBlobs (url: string): Promise<number> {
