@@ -4,7 +4,7 @@
 // and then and at shutdown, so a restart keeps roughly the same order. At
 // start the snapshot is loaded at once and reconciled with the store in the
 // background, so start-up does not wait for a scan.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Digest } from '../oci/reference.ts'
 import { parseDigest } from '../oci/reference.ts'
@@ -179,11 +179,42 @@ export class Eviction {
   }
 
   async persist (): Promise<void> {
+    this.persisting ??= this.writeSnapshot().finally(() => { this.persisting = undefined })
+    await this.persisting
+  }
+
+  private persisting: Promise<void> | undefined
+
+  /**
+   * The order, oldest first, as JSON written in slices with the event loop
+   * free between them: one JSON.stringify of 100,000 entries held every
+   * request for 70-110 ms, every 30 s. A blob moved by a hit during the
+   * walk is written again further on; loading keeps its last place.
+   */
+  private async writeSnapshot (): Promise<void> {
     if (!this.dirty) return
     this.dirty = false
     const tmp = `${this.opts.snapshotPath}.${process.pid}.tmp`
     await mkdir(dirname(this.opts.snapshotPath), { recursive: true })
-    await writeFile(tmp, JSON.stringify([...this.lru]))
+    const fh = await open(tmp, 'w')
+    try {
+      let slice: [string, number][] = []
+      let written = 0
+      const flush = async (): Promise<void> => {
+        const json = JSON.stringify(slice)
+        await fh.write((written === 0 ? '[' : ',') + json.slice(1, -1))
+        written += slice.length
+        slice = []
+      }
+      for (const entry of this.lru) {
+        slice.push(entry)
+        if (slice.length === SNAPSHOT_SLICE) await flush()
+      }
+      if (slice.length > 0) await flush()
+      await fh.write(written === 0 ? '[]' : ']')
+    } finally {
+      await fh.close()
+    }
     await rename(tmp, this.opts.snapshotPath)
   }
 
@@ -191,5 +222,9 @@ export class Eviction {
     if (this.timer !== undefined) clearInterval(this.timer)
     await this.evicting
     await this.persist()
+    await this.persist() // the one running when close came may have missed the last changes
   }
 }
+
+/** Entries per write of the recency snapshot. */
+const SNAPSHOT_SLICE = 5_000
