@@ -233,7 +233,7 @@ export class BlobCache {
    * store is remote (an L1 fill), so look there first and put the blob there.
    */
   private startFill (route: Route, digest: Digest, viaStore: boolean): Fill {
-    const fill = new Fill(digest, join(this.staging, `${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`))
+    const fill = new Fill(digest, join(this.staging, `${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`), SMALL_BLOB_BYTES)
     this.fills.set(digest.value, fill)
     this.metrics.fillsInFlight.inc()
     fill.ready = (async () => {
@@ -293,6 +293,8 @@ export class BlobCache {
         this.metrics.fillFailures.inc({ reason })
         this.log.warn({ digest: digest.value, upstream, from: st.from, reason, err: fill.error?.message, detail: fill.error?.detail }, 'blob fill failed; nothing cached')
       } else {
+        // small: the next hit costs no disk read
+        if (fill.bytes !== undefined) this.small.set(digest.value, fill.bytes)
         this.log.info({ digest: digest.value, upstream, from: st.from, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
       }
     }).finally(() => st.lease?.release(fill.outcome === 'verified' && st.upstreamUsed))

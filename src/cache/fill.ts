@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { OciError, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
-import { copyRange, type Body, type Growth } from '../io/body.ts'
+import { bufferBody, copyRange, type Body, type Growth } from '../io/body.ts'
 import { CHUNK } from '../io/buffer-pool.ts'
 import type { FillUpdate } from './fill-coordinator.ts'
 
@@ -66,9 +66,17 @@ export class Fill {
   readonly done: Promise<void>
   private settle!: () => void
 
-  constructor (digest: Digest, tempPath: string) {
+  /** Blobs up to this size (declared by the upstream) are also held in memory while they fill. */
+  private readonly holdUpTo: number
+  /** The bytes so far of a blob small enough to hold. */
+  private held: Buffer[] | undefined
+  /** The whole verified blob, when it was small enough to hold: served and cached from memory. */
+  bytes: Buffer | undefined
+
+  constructor (digest: Digest, tempPath: string, holdUpTo = 0) {
     this.digest = digest
     this.tempPath = tempPath
+    this.holdUpTo = holdUpTo
     this.newTick()
     this.done = new Promise(resolve => { this.settle = resolve })
   }
@@ -163,6 +171,8 @@ export class Fill {
    */
   async run (first: FillSource, opts: FillOptions): Promise<void> {
     this.size = first.size
+    // set before the first await: readers that come once the fill is ready see it
+    if (first.size !== undefined && first.size <= this.holdUpTo) this.held = []
     try {
       this.fh = await open(this.tempPath, 'w+')
       this.notify() // followers in other workers may open the file now
@@ -195,6 +205,8 @@ export class Fill {
         throw new FillError('digest_mismatch', 'upstream sent a blob whose digest does not match', { expected: this.digest.value, actual: `${this.digest.algorithm}:${actual}` })
       }
       this.size = this.written
+      if (this.held !== undefined) this.bytes = Buffer.concat(this.held, this.written)
+      this.held = undefined
       // clients get their last byte now; making it durable in the store is not their wait
       this.state = 'verified'
       this.notify()
@@ -242,6 +254,7 @@ export class Fill {
         throw new FillError('size_mismatch', 'upstream sent more bytes than it declared', { declared: this.size })
       }
       for (const c of chunks) hash.update(c)
+      if (this.held !== undefined) for (const c of chunks) this.held.push(Buffer.from(c)) // the source may reuse its buffers
       // positional writes: readers share this handle and read at their own offsets
       await this.fh!.writev(chunks, this.written)
       this.written += n
@@ -275,6 +288,7 @@ export class Fill {
    */
   reader (range?: ByteRange): Body {
     if (this.state === 'failed') throw this.error!
+    if (this.held !== undefined || this.bytes !== undefined) return this.memoryReader(range)
     this.users++
     let released = false
     const release = (): void => { if (!released) { released = true; this.release() } }
@@ -300,6 +314,22 @@ export class Fill {
         }
       },
       discard: release,
+    }
+  }
+
+  /**
+   * A small blob, whole from memory once verified: the wait is the upstream's
+   * few milliseconds, and the staging file is not read back at all.
+   */
+  private memoryReader (range?: ByteRange): Body {
+    return {
+      writeTo: async out => {
+        while (this.state === 'running') await this.tick
+        if (this.bytes === undefined) throw this.error ?? new FillError('upstream', 'upstream transfer failed')
+        const part = range === undefined ? this.bytes : this.bytes.subarray(range.start, range.end + 1)
+        return await bufferBody(part).writeTo(out)
+      },
+      discard: () => {},
     }
   }
 

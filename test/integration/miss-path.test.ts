@@ -81,6 +81,39 @@ t.test('wrong bytes: every client gets a cut transfer, never the whole wrong blo
   t.ok(await eventually(() => cached(b)), 'committed to the cache (after the clients had their bytes)')
 })
 
+t.test('small blobs, held in memory while they fill: wrong bytes are cut and not kept, a drop resumes, a Range gets its slice', async t => {
+  const bad = await newBlob(64 * 1024)
+  faulty.fault = req => req.url === blobPath(bad) ? { corruptAt: 40_000 } : undefined
+  const cut = await Promise.all([1, 2, 3].map(() => pullBlob(url(bad))))
+  for (const p of cut) {
+    t.notOk(p.complete, 'the transfer is cut')
+    t.not(p.digest, bad.digest)
+  }
+  await settle(bad)
+  t.notOk(cached(bad), 'not in the cache')
+  faulty.fault = undefined
+  const before = faulty.count('GET', blobPath(bad))
+  t.equal((await pullBlob(url(bad))).digest, bad.digest, 'an honest upstream later: the right bytes')
+  t.equal(faulty.count('GET', blobPath(bad)), before + 1, 'fetched again: the wrong bytes were not kept, in memory or on disk')
+
+  const dropped = await newBlob(64 * 1024)
+  let drops = 0
+  faulty.fault = req => req.url === blobPath(dropped) && req.headers.range === undefined && drops++ === 0 ? { dropAfter: 20_000 } : undefined
+  const resumed = await Promise.all([1, 2].map(() => pullBlob(url(dropped))))
+  for (const p of resumed) t.equal(p.digest, dropped.digest, 'the whole blob after a resume')
+  t.same(faulty.seen.filter(r => r.path === blobPath(dropped)).map(r => r.range !== undefined), [false, true], 'one GET, then one Range')
+
+  const ranged = await newBlob(64 * 1024)
+  faulty.fault = req => req.url === blobPath(ranged) ? { bytesPerSecond: 128 * 1024 } : undefined
+  const [whole, part] = await Promise.all([pullBlob(url(ranged)), get(url(ranged), { range: 'bytes=1000-1999' })])
+  t.equal(whole!.digest, ranged.digest)
+  t.equal(part!.status, 206)
+  t.same(part!.body, ranged.bytes.subarray(1000, 2000), 'the slice asked for, from the fill in flight')
+  t.equal(faulty.count('GET', blobPath(ranged)), 1, 'one upstream GET for both')
+  faulty.fault = undefined
+  t.ok(await eventually(() => cached(ranged)), 'committed')
+})
+
 t.test('a connection dropped mid-blob is resumed with a Range; clients see a pause, not an error', async t => {
   const b = await newBlob(6 * MiB)
   let drops = 0
