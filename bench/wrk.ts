@@ -14,20 +14,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { requireBinary } from '../test/helpers/registry.ts'
-import type { SmallImage } from './load.ts'
+import type { PullRun, SmallImage } from './load.ts'
 
 const run = promisify(execFile)
 
-export interface WrkRun {
+/** As a Node client's run, except that `rate` is requests per second / requests per image and the percentiles are per request. */
+export interface WrkRun extends PullRun {
   readonly requests: number
-  readonly pulls: number
-  readonly failed: number
-  readonly seconds: number
-  /** Pulls per second (requests per second / requests per image). */
-  readonly rate: number
-  /** Per request, ms. */
-  readonly p50Ms: number
-  readonly p99Ms: number
 }
 
 function luaString (s: string): string { return JSON.stringify(s) } // the characters in paths and media types need no more than JSON's escapes

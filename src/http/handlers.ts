@@ -107,19 +107,20 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
     c.res.end()
     return
   }
-  if (answer.body.bytes !== undefined) {
-    // in memory (configs, small layers): headers and body leave in one write
-    c.res.end(answer.body.bytes)
-    c.served = { digest: digest.value, bytes: answer.body.bytes.length }
-    s.metrics.bytesServed.inc({ source: 'cache' }, answer.body.bytes.length)
-    return
-  }
   const source = answer.source === 'fill' ? 'fill' : 'cache'
+  const inMemory = answer.body.bytes
   try {
-    const sent = await answer.body.writeTo(c.res)
+    let sent: number
+    if (inMemory !== undefined) {
+      // configs, small layers: headers and body leave in one write
+      sent = inMemory.length
+      c.res.end(inMemory)
+    } else {
+      sent = await answer.body.writeTo(c.res)
+      c.res.end()
+    }
     c.served = { digest: digest.value, bytes: sent }
     s.metrics.bytesServed.inc({ source }, sent)
-    c.res.end()
   } catch (err) {
     // a failed fill or a client gone away: cut the response, so the client sees the transfer fail
     c.log.debug({ err: (err as Error).message, digest: digest.value }, 'blob transfer cut')
