@@ -1,9 +1,12 @@
 // Pulling through ferry, by plain HTTP, from a real docker-registry upstream:
 // bytes, digests, headers and what the upstream was asked.
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import { startFerry, oneUpstream, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, digestOf } from '../helpers/images.ts'
+import { eventually } from '../helpers/procs.ts'
 import type { Registry } from '../helpers/registry.ts'
 import { SBOM_TYPE, SIG_TYPE, startSeededFerry, type Seeded } from '../helpers/seed.ts'
 
@@ -197,6 +200,11 @@ t.test('unknown tags, manifests and blobs get their OCI codes', async t => {
 })
 
 t.test('metrics are exposed in Prometheus format', async t => {
+  // a blob hit that cannot race the commit of the blob's fill (a request during the commit joins the fill instead)
+  const layer = seeded.oci.layers[0]!
+  const hex = layer.digest.slice('sha256:'.length)
+  t.ok(await eventually(() => existsSync(join(ferry.data, 'blobs', 'sha256', hex.slice(0, 2), hex))), 'the layer is in the store')
+  t.equal(digestOf((await get(`${ferry.url}/v2/test/oci/blobs/${layer.digest}`)).body), layer.digest)
   const a = await get(`${ferry.url}/metrics`)
   t.equal(a.status, 200)
   t.match(a.body.toString(), /ferry_cache_lookups_total\{kind="blob",result="hit"\} \d+/)
