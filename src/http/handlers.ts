@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache } from '../cache/blobs.ts'
 import type { UploadSessions } from '../cache/uploads.ts'
 import { PEER_ONLY_HEADER } from '../cache/peer-regions.ts'
+import type { Action } from '../auth/access.ts'
 import type { Gate, Principal } from '../auth/gate.ts'
 import type { AuditLog } from '../observe/audit.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
@@ -32,7 +33,12 @@ export interface Services {
   readonly push?: { readonly uploads: UploadSessions, readonly secret: () => string | undefined }
 }
 
+/** What a request does to which repository; undefined repository: the base check or the catalog. */
+export interface Access { readonly repository: string | undefined, readonly action: Action }
+
 export interface Call {
+  /** What the request was judged on (auth or audit on), the repository as routed. */
+  access?: Access
   /** Who the access check found (auth on). */
   principal?: Principal
   /** The access check refused an authenticated client. */
@@ -52,6 +58,14 @@ export interface Call {
  */
 function peerOnly (c: Call): boolean { return c.req.headers[PEER_ONLY_HEADER] !== undefined }
 
+/**
+ * containerd's `?ns=<host>`, where it routes: reads only. A push names its
+ * repository by its path alone, so no query can move it to another one.
+ */
+export function routingNs (c: Call): string | undefined {
+  return c.req.method === 'GET' || c.req.method === 'HEAD' ? c.query.get('ns') ?? undefined : undefined
+}
+
 function readOnly (method: string | undefined): void {
   if (method !== 'GET' && method !== 'HEAD') throw new Unsupported('ferry is a pull-through cache: only GET and HEAD are served')
 }
@@ -60,7 +74,7 @@ export async function handleManifest (s: Services, c: Call, rawName: string, raw
   readOnly(c.req.method)
   const name = parseName(rawName)
   const reference = parseReference(rawReference)
-  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const route = s.router.route(name, routingNs(c))
   const accept = parseAccept(c.req.headers.accept)
   const m: Manifest = peerOnly(c)
     ? await s.manifests.cachedOnly(route, reference.kind === 'digest' ? { digest: reference.digest } : { tag: reference.tag }, accept)
@@ -83,7 +97,7 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
   readOnly(c.req.method)
   const name = parseName(rawName)
   const digest = parseDigest(rawDigest)
-  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const route = s.router.route(name, routingNs(c))
   const range = c.req.headers.range
   const answer = peerOnly(c)
     ? await s.blobs.cachedOnly(digest, range, c.head)
@@ -161,7 +175,7 @@ export async function handlePeerFill (s: Services, c: Call, rawDigest: string): 
 export async function handleTags (s: Services, c: Call, rawName: string): Promise<void> {
   readOnly(c.req.method)
   const name = parseName(rawName)
-  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const route = s.router.route(name, routingNs(c))
   const nText = c.query.get('n')
   const last = c.query.get('last') ?? undefined
   let n: number | undefined
@@ -180,7 +194,7 @@ export async function handleReferrers (s: Services, c: Call, rawName: string, ra
   readOnly(c.req.method)
   const name = parseName(rawName)
   const digest = parseDigest(rawDigest)
-  const route = s.router.route(name, c.query.get('ns') ?? undefined)
+  const route = s.router.route(name, routingNs(c))
   const artifactType = c.query.get('artifactType') ?? undefined
   sendList(c, await s.lists.referrers(route, name, digest, artifactType))
 }

@@ -4,11 +4,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https'
 import { OciError, Unsupported, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
-import { handleBlob, handlePeerFill, handleManifest, handleReferrers, handleTags, type Call, type Services } from './handlers.ts'
+import { handleBlob, handlePeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
 import { handleManifestPut, handleUpload } from './push.ts'
 import { sendBody, sendError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
-import type { Action } from '../auth/access.ts'
+import { parseName } from '../oci/reference.ts'
+import { canonicalName } from '../upstream/router.ts'
 import { DeniedTo } from '../auth/gate.ts'
 import type { AuditLog } from '../observe/audit.ts'
 
@@ -25,7 +26,7 @@ export function createEdgeServer (services: Services, log: Logger, tls?: { cert:
 }
 
 function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {
-  const access = accessOf(e, c.req.method)
+  const access = c.access ?? accessOf(e, c.req.method)
   if (access === undefined) return
   const reference = e.kind === 'manifest' ? e.reference : e.kind === 'blob' ? e.digest : undefined
   log.record({
@@ -80,8 +81,8 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
   }
 }
 
-/** What a request does to which repository, for the access check; undefined: not checked. */
-function accessOf (e: Endpoint, method: string | undefined): { repository: string | undefined, action: Action } | undefined {
+/** What a request does to which repository (as named in its path), for the access check; undefined: not checked. */
+function accessOf (e: Endpoint, method: string | undefined): Access | undefined {
   const read = method === 'GET' || method === 'HEAD'
   switch (e.kind) {
     case 'base': return { repository: undefined, action: 'pull' }
@@ -92,9 +93,33 @@ function accessOf (e: Endpoint, method: string | undefined): { repository: strin
   }
 }
 
+/**
+ * The access with its repository as routed: the name it has in every path,
+ * `<upstream prefix>/<upstream repository>`, whether the request reached it
+ * by that prefix, by containerd's `?ns=` or as the default upstream. The
+ * handlers route with the same name and `ns`, so what is judged is what is
+ * served. A name that does not parse or route is judged as given (the
+ * handler then refuses it).
+ */
+function routedAccess (s: Services, c: Call, access: Access): Access {
+  if (access.repository === undefined) return access
+  let name: string
+  try { name = parseName(access.repository) } catch { return access }
+  try {
+    // uploads (push, also their status GET) route by path alone, as push.ts does
+    return { repository: canonicalName(s.router.route(name, access.action === 'pull' ? routingNs(c) : undefined)), action: access.action }
+  } catch {
+    return access
+  }
+}
+
 async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
+  if (s.gate !== undefined || s.audit !== undefined) {
+    const given = accessOf(e, c.req.method)
+    if (given !== undefined) c.access = routedAccess(s, c, given)
+  }
   if (s.gate !== undefined) {
-    const access = accessOf(e, c.req.method)
+    const access = c.access
     if (access !== undefined) {
       try {
         c.principal = await s.gate.check(c.req.headers, c.req.socket.remoteAddress ?? '', access.repository, access.action)
