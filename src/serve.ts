@@ -5,11 +5,20 @@ import { mkdir } from 'node:fs/promises'
 import type { Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { BlobCache, type LocalTier } from './cache/blobs.ts'
-import type { CacheIndex } from './cache/cache-index.ts'
-import { Eviction } from './cache/eviction.ts'
-import { LocalCoordinator, type FillCoordinator } from './cache/fill-coordinator.ts'
-import { cleanStaging } from './cache/staging.ts'
+import { BlobCache } from './blobs/cache.ts'
+import { committer } from './blobs/commit.ts'
+import { LocalFillTable, type FillTable } from './blobs/fill-table.ts'
+import { NoLeases, RedisLeases } from './blobs/region-lease.ts'
+import { cleanStaging } from './blobs/staging.ts'
+import { MemorySource } from './blobs/sources/memory.ts'
+import { PeerRegionSource } from './blobs/sources/peer-region.ts'
+import { RegionPeers } from './blobs/sources/region-peer.ts'
+import { StoreSource } from './blobs/sources/store.ts'
+import { UpstreamSource } from './blobs/sources/upstream.ts'
+import { ManifestStore } from './cache/manifest-store.ts'
+import type { CacheIndex } from './eviction/cache-index.ts'
+import { Eviction } from './eviction/eviction.ts'
+import { RegionIndex } from './eviction/region-index.ts'
 import { PrimaryLink } from './cluster/worker-side.ts'
 import { AggregatorRegistry } from 'prom-client'
 import { ListCache } from './cache/lists.ts'
@@ -29,10 +38,7 @@ import { Metrics } from './observe/metrics.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
 import { openBlobStore } from './store/open-store.ts'
 import { openState } from './store/open-state.ts'
-import { RegionIndex } from './cache/region-index.ts'
-import { NoLeases, RedisLeases } from './cache/fill-leases.ts'
-import { PeerClient } from './cache/peer.ts'
-import { PeerRegions } from './cache/peer-regions.ts'
+import { PeerRegions } from './upstream/peer-regions.ts'
 import { Router } from './upstream/router.ts'
 import { Upstream } from './upstream/upstream.ts'
 
@@ -55,12 +61,12 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const opened = await openState(config, log)
   const { state, redis } = opened
   const keyPrefix = config.state.type === 'redis' ? config.state.keyPrefix : ''
-  const upstreams = config.upstreams.map(u => new Upstream(u, log, metrics))
+  const upstreams = config.upstreams.map(u => new Upstream(u, metrics))
   const fallback = upstreams.find(u => u.config === config.defaultUpstream)
   const router = new Router(upstreams, fallback)
   const closers: (() => Promise<void>)[] = []
   let index: CacheIndex
-  let coordinator: FillCoordinator
+  let table: FillTable
   let metricsText: () => Promise<{ text: string, contentType: string }>
   await mkdir(staging, { recursive: true })
   if (mode === 'worker') {
@@ -69,12 +75,12 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     void new AggregatorRegistry()
     AggregatorRegistry.setRegistries([metrics.registry])
     index = link
-    coordinator = link
+    table = link
     metricsText = () => link.metrics()
     closers.push(async () => { link.close() })
   } else {
     await cleanStaging(staging, log)
-    coordinator = new LocalCoordinator()
+    table = new LocalFillTable()
     metricsText = async () => ({ text: await metrics.text(), contentType: metrics.registry.contentType })
     if (redis !== undefined) {
       const regionIndex = new RegionIndex({ redis, prefix: keyPrefix, store, maxBytes: config.cache.maxBytes, owner: `${config.peer.advertise}/${process.pid}`, log, metrics })
@@ -93,7 +99,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       closers.push(() => eviction.close())
     }
   }
-  let l1: LocalTier | undefined
+  const memory = new MemorySource(config.cache.smallBlobMemory)
+  let l1: StoreSource<FsBlobStore> | undefined
   if (config.l1 !== undefined) {
     await mkdir(config.l1.path, { recursive: true })
     const l1Store = new FsBlobStore(config.l1.path)
@@ -104,12 +111,12 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       snapshotEveryMs: 30_000,
     }, log.child({ tier: 'l1' }), metrics.l1)
     await l1Eviction.init()
-    l1 = { store: l1Store, index: l1Eviction }
+    l1 = new StoreSource('l1', l1Store, l1Eviction, memory)
     closers.push(() => l1Eviction.close())
   }
   // a proxy listening on port 0 advertises the port it got
   let advertise = config.peer.advertise
-  const peers = redis !== undefined ? new PeerClient() : undefined
+  const regionPeers = redis !== undefined ? new RegionPeers() : undefined
   const leases = redis !== undefined && config.state.type === 'redis'
     ? new RedisLeases({ redis, prefix: keyPrefix, leaseMs: config.state.leaseMs, peer: () => advertise, log, onFallback: () => metrics.leaseFallbacks.inc() })
     : new NoLeases()
@@ -122,11 +129,17 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const regions = config.replication.fallback && config.replication.peers.length > 0
     ? new PeerRegions(config.replication.peers, config.replication.fallbackTimeoutMs, log)
     : undefined
+  const region = new StoreSource('store', store, index, memory)
   const blobs = new BlobCache({
-    store, staging, index, coordinator, policy: config.cache, smallBlobMemory: config.cache.smallBlobMemory, log, metrics,
-    ...(l1 !== undefined ? { l1 } : {}), leases, ...(peers !== undefined ? { peers } : {}), onCommitted, takeoverMs, ...(regions !== undefined ? { regions } : {}),
+    memory, l1, store: region, table, staging, policy: config.cache, log, metrics,
+    committer: committer(region, l1, onCommitted),
+    feed: {
+      leases, regionPeers, takeoverMs, log, metrics,
+      peerRegions: regions !== undefined ? new PeerRegionSource(regions, log) : undefined,
+      upstream: new UpstreamSource(),
+    },
   })
-  const manifests = new ManifestCache({ store, state, staging, log, metrics, memoryBytes: config.manifestCacheBytes, ...(regions !== undefined ? { regions } : {}) })
+  const manifests = new ManifestCache({ manifests: new ManifestStore({ store, state, staging, memoryBytes: config.manifestCacheBytes }), state, log, metrics, regions })
   const lists = new ListCache(state, log, metrics)
   let push: Services['push']
   const secretEnv = config.replication.secretEnv
@@ -194,7 +207,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       })
       for (const close of closers) await close()
       await leases.close()
-      await peers?.close()
+      await regionPeers?.close()
       await regions?.close()
       await Promise.all(upstreams.map(u => u.close()))
       await opened.close()

@@ -1,7 +1,7 @@
 // Who may do what where: roles bound to users, groups and anonymous per
 // repository pattern. Deny by default; the first rule whose pattern matches
 // the repository decides.
-import { globToRegExp } from '../replicate/rules.ts'
+import { globToRegExp } from '../common/glob.ts'
 import type { Identity } from './identity.ts'
 
 export type Action = 'pull' | 'push'

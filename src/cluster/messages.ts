@@ -1,6 +1,6 @@
 // IPC between the primary and its worker processes. Every message carries
 // `ferry` so other cluster traffic (prom-client's) passes untouched.
-import type { Claim, FillUpdate } from '../cache/fill-coordinator.ts'
+import type { Claim, FillUpdate } from '../blobs/fill-table.ts'
 
 export type ToPrimary =
   | { readonly ferry: 'claim', readonly id: number, readonly digest: string, readonly path: string }

@@ -1,14 +1,14 @@
 // A worker's view of the primary: fill claims and progress, batched cache
 // index updates, and the cluster's metrics.
-import type { CacheIndex } from '../cache/cache-index.ts'
-import type { Claim, FillCoordinator, FillUpdate } from '../cache/fill-coordinator.ts'
+import type { CacheIndex } from '../eviction/cache-index.ts'
+import type { Claim, FillTable, FillUpdate } from '../blobs/fill-table.ts'
 import { isFerryMessage, type ToPrimary, type ToWorker } from './messages.ts'
 
 const PROGRESS_BYTES = 1024 * 1024
 const PROGRESS_DELAY_MS = 5
 const TOUCH_BATCH_MS = 1000
 
-export class PrimaryLink implements FillCoordinator, CacheIndex {
+export class PrimaryLink implements FillTable, CacheIndex {
   private nextId = 1
   private readonly pending = new Map<number, (m: ToWorker) => void>()
   private readonly listeners = new Map<string, Set<(u: FillUpdate) => void>>()

@@ -1,20 +1,22 @@
 // Thin handlers: parse and validate the request into typed values, ask the
 // cache, write the answer. No cache or upstream logic lives here.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { BlobCache } from '../cache/blobs.ts'
+import type { BlobCache, Reach } from '../blobs/cache.ts'
 import type { UploadSessions } from '../cache/uploads.ts'
-import { PEER_ONLY_HEADER } from '../cache/peer-regions.ts'
+import { BLOB_OFFSET_HEADER, BLOB_SIZE_HEADER, PEER_ONLY_HEADER } from '../common/ferry-protocol.ts'
 import type { Action } from '../auth/access.ts'
 import type { Gate, Principal } from '../auth/gate.ts'
 import type { AuditLog } from '../observe/audit.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
-import { BlobUnknown, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
+import { PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
+import { parseRangeHeader } from '../oci/range.ts'
 import { parseAccept } from '../oci/media-types.ts'
 import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { Router } from '../upstream/router.ts'
+import type { Body } from '../io/body.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
 
 export interface Services {
@@ -98,10 +100,9 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
   const name = parseName(rawName)
   const digest = parseDigest(rawDigest)
   const route = s.router.route(name, routingNs(c))
-  const range = c.req.headers.range
-  const answer = peerOnly(c)
-    ? await s.blobs.cachedOnly(digest, range, c.head)
-    : c.head ? await s.blobs.head(route, digest) : await s.blobs.get(route, digest, range)
+  const range = c.head ? undefined : parseRangeHeader(c.req.headers.range)
+  const reach: Reach = peerOnly(c) ? 'peer-region' : 'client'
+  const answer = await s.blobs.serve({ digest, range, head: c.head, reach, route })
   const headers: Record<string, string | number> = {
     ...API_VERSION_HEADER,
     'content-type': 'application/octet-stream',
@@ -121,55 +122,43 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
     c.res.end()
     return
   }
-  const source = answer.source === 'fill' ? 'fill' : 'cache'
-  const inMemory = answer.body.bytes
+  await sendBlobBody(s, c, answer.body, digest.value, answer.source === 'fill' ? 'fill' : 'cache')
+}
+
+/** The body after the headers; a body that fails cuts the response, so the client sees the transfer fail. */
+async function sendBlobBody (s: Services, c: Call, body: Body, digest: string, source: 'fill' | 'cache' | 'peer'): Promise<void> {
   try {
     let sent: number
-    if (inMemory !== undefined) {
+    if (body.bytes !== undefined) {
       // configs, small layers: headers and body leave in one write
-      sent = inMemory.length
-      c.res.end(inMemory)
+      sent = body.bytes.length
+      c.res.end(body.bytes)
     } else {
-      sent = await answer.body.writeTo(c.res)
+      sent = await body.writeTo(c.res)
       c.res.end()
     }
-    c.served = { digest: digest.value, bytes: sent }
+    if (source !== 'peer') c.served = { digest, bytes: sent }
     s.metrics.bytesServed.inc({ source }, sent)
   } catch (err) {
-    // a failed fill or a client gone away: cut the response, so the client sees the transfer fail
-    c.log.debug({ err: (err as Error).message, digest: digest.value }, 'blob transfer cut')
+    c.log.debug({ err: (err as Error).message, digest }, 'blob transfer cut')
     c.res.destroy()
   }
 }
 
 /** A fill in flight here (or the blob on this proxy's disk), for another proxy of the region. */
-export async function handlePeerFill (s: Services, c: Call, rawDigest: string): Promise<void> {
+export async function handleRegionPeerFill (s: Services, c: Call, rawDigest: string): Promise<void> {
   readOnly(c.req.method)
   const digest = parseDigest(rawDigest)
-  const range = c.req.headers.range
-  const m = range === undefined ? null : /^bytes=(\d+)-$/.exec(range)
-  if (range !== undefined && m === null) throw new RangeInvalid(range)
-  const offset = m === null ? 0 : Number(m[1])
-  const answer = await s.blobs.forPeer(digest, offset)
-  if (answer === undefined) throw new BlobUnknown(digest.value)
-  const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest.value }
-  if (answer.size !== undefined) headers['x-ferry-blob-size'] = answer.size
+  const range = parseRangeHeader(c.req.headers.range)
+  if (range !== undefined && (range.kind !== 'from' || range.end !== undefined)) throw new RangeInvalid(c.req.headers.range ?? '')
+  const answer = await s.blobs.serve({ digest, range, head: c.head, reach: 'region-peer', route: undefined })
+  const offset = answer.range?.start ?? 0
+  const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest.value, [BLOB_OFFSET_HEADER]: offset }
+  if (answer.size !== undefined) headers[BLOB_SIZE_HEADER] = answer.size
   if (answer.length !== undefined) headers['content-length'] = answer.length
-  let status = 200
-  if (offset > 0) {
-    status = 206
-    headers['content-range'] = `bytes ${offset}-${answer.size !== undefined ? answer.size - 1 : '*'}/${answer.size ?? '*'}`
-  }
-  if (c.head) { answer.body?.discard(); c.res.writeHead(status, headers); c.res.end(); return }
-  c.res.writeHead(status, headers)
-  try {
-    const sent = await answer.body!.writeTo(c.res)
-    s.metrics.bytesServed.inc({ source: 'peer' }, sent)
-    c.res.end()
-  } catch (err) {
-    c.log.debug({ err: (err as Error).message, digest: digest.value }, 'peer transfer cut')
-    c.res.destroy()
-  }
+  c.res.writeHead(offset > 0 ? 206 : 200, headers)
+  if (answer.body === undefined) { c.res.end(); return }
+  await sendBlobBody(s, c, answer.body, digest.value, 'peer')
 }
 
 export async function handleTags (s: Services, c: Call, rawName: string): Promise<void> {

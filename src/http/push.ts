@@ -3,7 +3,9 @@
 // resume, cross-repository mount) and manifest PUTs; the checks live in
 // cache/uploads.ts and ManifestCache.put, not here.
 import { decodeBasic, sameSecret } from '../auth/credentials.ts'
+import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
 import { BlobUploadInvalid, DigestInvalid, ManifestInvalid, Unauthorized, Unsupported } from '../oci/errors.ts'
+import { parseUploadRange, uploadRange } from '../oci/range.ts'
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
 import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
@@ -38,8 +40,6 @@ function reply (c: Call, status: number, headers: Record<string, string | number
   c.res.writeHead(status, { ...API_VERSION_HEADER, 'content-length': 0, ...headers })
   c.res.end()
 }
-
-const range = (offset: number): string => offset > 0 ? `0-${offset - 1}` : '0-0'
 
 export async function handleUpload (s: Services, c: Call, rawName: string, session: string): Promise<void> {
   const push = authorize(s, c)
@@ -78,12 +78,12 @@ export async function handleUpload (s: Services, c: Call, rawName: string, sessi
       const cr = c.req.headers['content-range']
       let start: number | undefined
       if (cr !== undefined) {
-        const m = /^(?:bytes )?(\d+)-(\d+)$/.exec(cr)
-        if (m === null) throw new BlobUploadInvalid(`bad Content-Range ${cr.slice(0, 60)}`, 416)
-        start = Number(m[1])
+        const chunk = parseUploadRange(cr)
+        if (chunk === undefined) throw new BlobUploadInvalid(`bad Content-Range ${cr.slice(0, 60)}`, 416)
+        start = chunk.start
       }
       const offset = await push.uploads.append(session, start, c.req)
-      reply(c, 202, { location: base + session, range: range(offset), 'docker-upload-uuid': session })
+      reply(c, 202, { location: base + session, range: uploadRange(offset), 'docker-upload-uuid': session })
       return
     }
     case 'PUT': {
@@ -100,7 +100,7 @@ export async function handleUpload (s: Services, c: Call, rawName: string, sessi
     case 'GET':
     case 'HEAD': {
       const offset = await push.uploads.offset(session)
-      reply(c, 204, { location: base + session, range: range(offset), 'docker-upload-uuid': session })
+      reply(c, 204, { location: base + session, range: uploadRange(offset), 'docker-upload-uuid': session })
       return
     }
     case 'DELETE':
@@ -117,15 +117,15 @@ export async function handleManifestPut (s: Services, c: Call, rawName: string, 
   const name = parseName(rawName)
   const reference = parseReference(rawReference)
   const route = s.router.route(name, undefined)
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of c.req) {
-    size += (chunk as Buffer).length
-    if (size > MAX_MANIFEST_BYTES) throw new ManifestInvalid(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`, 413)
-    chunks.push(chunk as Buffer)
+  let body: Buffer
+  try {
+    body = await readBounded(c.req, MAX_MANIFEST_BYTES)
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw new ManifestInvalid(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`, 413)
+    throw err
   }
   const type = c.req.headers['content-type']?.split(';', 1)[0]?.trim()
-  const m = await s.manifests.put(route, reference.kind === 'digest' ? { digest: reference.digest } : { tag: reference.tag }, type || undefined, Buffer.concat(chunks),
+  const m = await s.manifests.put(route, reference.kind === 'digest' ? { digest: reference.digest } : { tag: reference.tag }, type || undefined, body,
     async d => ALL_MANIFEST_TYPES.includes(d.mediaType) ? await s.manifests.has(d.digest) : await s.blobs.has(parseDigest(d.digest)))
   reply(c, 201, { location: `/v2/${name}/manifests/${m.digest}`, 'docker-content-digest': m.digest })
 }

@@ -3,6 +3,8 @@
 // "Endpoints"). The path is matched raw, never percent-decoded: an encoded
 // character can only make the name invalid.
 
+import { REGION_PEER_PATH } from '../common/ferry-protocol.ts'
+
 export type Endpoint =
   | { readonly kind: 'base' }
   | { readonly kind: 'manifest', readonly name: string, readonly reference: string }
@@ -16,8 +18,8 @@ export type Endpoint =
   | { readonly kind: 'health' }
   /** The Docker token flow's endpoint (auth.token). */
   | { readonly kind: 'token' }
-  /** Another proxy of the region reads a fill led here (cache/peer.ts). */
-  | { readonly kind: 'peer-fill', readonly digest: string }
+  /** Another proxy of the region reads a fill led here (blobs/sources/region-peer.ts). */
+  | { readonly kind: 'region-peer-fill', readonly digest: string }
   | { readonly kind: 'unknown' }
 
 const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads(?:\/([^/]*))?$/
@@ -43,7 +45,7 @@ export function matchEndpoint (path: string): Endpoint {
     if (path === '/v2/_catalog') return { kind: 'catalog' }
     return { kind: 'unknown' }
   }
-  if (path.startsWith('/_ferry/v1/fills/')) return { kind: 'peer-fill', digest: path.slice('/_ferry/v1/fills/'.length) }
+  if (path.startsWith(REGION_PEER_PATH)) return { kind: 'region-peer-fill', digest: path.slice(REGION_PEER_PATH.length) }
   if (path === '/token') return { kind: 'token' }
   if (path === '/metrics') return { kind: 'metrics' }
   if (path === '/healthz' || path === '/readyz') return { kind: 'health' }

@@ -2,11 +2,12 @@
 // into an OCI error body by respond.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { OciError, Unsupported, UpstreamUnavailable } from '../oci/errors.ts'
+import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
+import { OciError, Unsupported } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
-import { handleBlob, handlePeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
+import { handleBlob, handleRegionPeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
 import { handleManifestPut, handleUpload } from './push.ts'
-import { sendBody, sendError } from './respond.ts'
+import { sendBody, sendError, toOciError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
 import { parseName } from '../oci/reference.ts'
 import { canonicalName } from '../upstream/router.ts'
@@ -45,12 +46,11 @@ function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {
 }
 
 async function readForm (c: Call): Promise<string> {
-  let text = ''
-  for await (const chunk of c.req) {
-    text += (chunk as Buffer).toString('utf8')
-    if (text.length > 64 * 1024) throw new OciError('UNSUPPORTED', 413, 'token request too large')
+  try {
+    return (await readBounded(c.req, 64 * 1024)).toString('utf8')
+  } catch (err) {
+    throw err instanceof BodyTooLarge ? new OciError('UNSUPPORTED', 413, 'token request too large') : err
   }
-  return text
 }
 
 /** Most requests have no query; they share this one (never written to). */
@@ -74,10 +74,10 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
   try {
     await dispatch(s, call, endpoint)
   } catch (err) {
-    const oci = err instanceof OciError ? err : new UpstreamUnavailable(502, 'internal error')
-    if (!(err instanceof OciError)) log.error({ err, path }, 'unexpected error')
-    else if (oci.status >= 500) log.warn({ path, code: oci.code, status: oci.status, err: oci.message, detail: oci.detail }, 'request failed')
-    sendError(res, oci, call.head)
+    const { error, expected } = toOciError(err)
+    if (!expected) log.error({ err, path }, 'unexpected error')
+    else if (error.status >= 500) log.warn({ path, code: error.code, status: error.status, err: (err as Error).message, detail: error.detail }, 'request failed')
+    sendError(res, error, call.head)
   }
 }
 
@@ -142,7 +142,7 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
       return
     case 'manifest': return c.req.method === 'PUT' ? await handleManifestPut(s, c, e.name, e.reference) : await handleManifest(s, c, e.name, e.reference)
     case 'blob': return await handleBlob(s, c, e.name, e.digest)
-    case 'peer-fill': return await handlePeerFill(s, c, e.digest)
+    case 'region-peer-fill': return await handleRegionPeerFill(s, c, e.digest)
     case 'tags': return await handleTags(s, c, e.name)
     case 'referrers': return await handleReferrers(s, c, e.name, e.digest)
     case 'upload': return await handleUpload(s, c, e.name, e.session)

@@ -4,7 +4,9 @@
 // the socket has taken it, one read ahead of the write in flight.
 import type { FileHandle } from 'node:fs/promises'
 import { PassThrough, Writable, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { CHUNK, pool } from './buffer-pool.ts'
+import { BodyTooLarge } from './read-bounded.ts'
 
 export interface Body {
   /** Write every byte to `out`; resolves with the count sent, rejects if either side fails. */
@@ -112,20 +114,49 @@ export function bufferBody (bytes: Buffer): Body {
   }
 }
 
-/** The whole body in memory; for manifests, which are small by definition. */
+/** Nothing: a HEAD's answer. */
+export const EMPTY_BODY: Body = { bytes: Buffer.alloc(0), writeTo: async () => 0, discard: () => {} }
+
+/** The whole body in memory (a manifest, a small blob); past `limit` bytes, BodyTooLarge. */
 export async function collect (body: Body, limit: number): Promise<Buffer> {
+  if (body.bytes !== undefined) {
+    if (body.bytes.length > limit) throw new BodyTooLarge(limit)
+    return body.bytes
+  }
   const chunks: Buffer[] = []
   let size = 0
   const sink = new Writable({
     write (chunk: Buffer, _enc, cb) {
       size += chunk.length
-      if (size > limit) { cb(new Error(`body larger than ${limit} bytes`)); return }
+      if (size > limit) { cb(new BodyTooLarge(limit)); return }
       chunks.push(Buffer.from(chunk)) // the source may reuse its buffer
       cb()
     },
   })
   await body.writeTo(sink)
   return Buffer.concat(chunks)
+}
+
+/**
+ * A body arriving from another registry, as it arrives: piped with
+ * backpressure; `out` is not ended (its owner ends it). Discarding it
+ * destroys the stream, which gives its connection back.
+ */
+export function arrivingBody (source: Readable): Body {
+  return {
+    async writeTo (out) {
+      let n = 0
+      const count = (chunk: Buffer): void => { n += chunk.length }
+      source.on('data', count)
+      try {
+        await pipeline(source, out, { end: false })
+      } finally {
+        source.off('data', count)
+      }
+      return n
+    },
+    discard () { source.destroy() },
+  }
 }
 
 /**

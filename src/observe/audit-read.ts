@@ -2,7 +2,7 @@
 // repository pattern and identity; the rotated file first, oldest first.
 import { createReadStream, existsSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { globToRegExp } from '../replicate/rules.ts'
+import { globToRegExp } from '../common/glob.ts'
 
 export interface AuditFilter {
   readonly sinceMs: number | undefined

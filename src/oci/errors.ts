@@ -1,6 +1,8 @@
-// Every failure a client can see is one of these. Each carries the OCI error
-// code (distribution-spec "Error Codes") and the HTTP status; http/respond.ts
-// turns them into the JSON body in exactly one place.
+// The protocol's own errors: what the distribution spec says a registry
+// answers to a request that is wrong or asks for what is not there, with the
+// status the spec gives each code ("Error Codes"). Failures of storage, of
+// the network and of other registries are not here: each layer throws its
+// own, and http/respond.ts maps them (and turns these into the JSON body).
 
 export type OciErrorCode =
   | 'BLOB_UNKNOWN'
@@ -54,7 +56,7 @@ export class ManifestUnknown extends OciError {
   constructor (reference: string, detail?: unknown) { super('MANIFEST_UNKNOWN', 404, 'manifest unknown', detail ?? { reference }) }
 }
 export class ManifestInvalid extends OciError {
-  constructor (why: string, status = 502) { super('MANIFEST_INVALID', status, 'manifest invalid', { reason: why }) }
+  constructor (why: string, status = 400) { super('MANIFEST_INVALID', status, 'manifest invalid', { reason: why }) }
 }
 export class BlobUnknown extends OciError {
   constructor (digest: string, detail?: unknown) { super('BLOB_UNKNOWN', 404, 'blob unknown to registry', detail ?? { digest }) }
@@ -91,20 +93,5 @@ export class Unsupported extends OciError {
 export class TooManyRequests extends OciError {
   constructor (retryAfter: string | undefined, detail?: unknown) {
     super('TOOMANYREQUESTS', 429, 'too many requests', detail, retryAfter ? { 'retry-after': retryAfter } : {})
-  }
-}
-
-/** The upstream could not be reached or answered nonsense: 502, 503 or 504. */
-export class UpstreamUnavailable extends OciError {
-  constructor (status: 502 | 503 | 504, message: string, detail?: unknown) { super('UNAVAILABLE', status, message, detail) }
-}
-
-export function isOciError (err: unknown): err is OciError {
-  return err instanceof OciError
-}
-/** The region's blob store (S3, GCS, a disk) failed or did not answer: the bytes are not lost, only unreachable now. */
-export class StoreUnavailable extends OciError {
-  constructor (operation: string, cause: unknown) {
-    super('UNAVAILABLE', 503, 'the region\'s blob store is unavailable', { operation, cause: cause instanceof Error ? cause.message : String(cause) })
   }
 }

@@ -1,7 +1,7 @@
 // What `ferry replicate` reports on /metrics: per peer, how far behind it is
 // and what went through.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Lag } from './replicator.ts'
+import type { Lag } from './lag.ts'
 
 export class ReplicationMetrics {
   readonly registry = new Registry()

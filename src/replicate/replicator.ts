@@ -1,69 +1,48 @@
 // `ferry replicate`: follows the region's event stream and pushes what the
-// rules select to each peer, one loop per peer, a batch of events at a time
-// (in parallel, but the events of one tag in order). Each event is delivered
-// whole: its blobs, then child manifests, then the manifest, then the tag,
-// so a peer never has a tag before its content. The peer's cursor moves past
-// a batch once every event in it is delivered (or dead-lettered). Delivery
-// is at least once; every write is content-addressed or idempotent, so a
-// repeat costs a HEAD.
-//
-// A peer that is down or failing (network, 5xx, 429) is retried with backoff
-// for ever: lag grows, nothing is lost. An event the peer refuses (4xx) is
-// tried `attempts` times, then kept in the dead letters and skipped.
+// rules select to each peer region, one loop per peer (peer-loop.ts), and
+// keeps the lag metrics. Delivery is at least once; every write is
+// content-addressed or idempotent, so a repeat costs a HEAD.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PassThrough, type Readable } from 'node:stream'
-import { LRUCache } from 'lru-cache'
-import { Agent, request } from 'undici'
-import { bodyReadable, collect } from '../io/body.ts'
 import type { ReplicationConfig } from '../config/schema.ts'
-import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.ts'
-import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
-import { parseDigest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import type { RegionEvent, RegionState, StoredEvent } from '../store/region-state.ts'
-import { PushClient, PushError } from './push-client.ts'
+import type { RegionState } from '../store/region-state.ts'
+import { Edge } from './edge.ts'
+import { lagOf } from './lag.ts'
 import type { ReplicationMetrics } from './metrics.ts'
+import { PeerLoop, type ReplicationContext } from './peer-loop.ts'
+import { PushClient } from './push-client.ts'
 import { Rules } from './rules.ts'
 
-const BATCH = 100
-const IDLE_POLL_MS = 250
-const MAX_BACKOFF_MS = 30_000
-
-export interface Lag { events: number, bytes: number, oldestMs: number | undefined, deadLetters: number, cursor: string }
-
 export class Replicator {
-  private readonly state: RegionState
-  private readonly store: BlobStore
-  private readonly config: ReplicationConfig
-  private readonly rules: Rules
-  private readonly log: Logger
-  private readonly metrics: ReplicationMetrics
   private readonly clients: PushClient[]
   private stopping = false
   private readonly loops: Promise<void>[] = []
   private readonly wake = new AbortController()
-
-  private readonly edge: Edge
+  private readonly c: ReplicationContext
 
   constructor (opts: { state: RegionState, store: BlobStore, config: ReplicationConfig, edge: string, log: Logger, metrics: ReplicationMetrics }) {
-    this.edge = new Edge(opts.edge, opts.store)
-    this.state = opts.state
-    this.store = opts.store
-    this.config = opts.config
-    this.rules = new Rules(opts.config.rules)
-    this.log = opts.log
-    this.metrics = opts.metrics
+    this.c = {
+      state: opts.state,
+      store: opts.store,
+      config: opts.config,
+      rules: new Rules(opts.config.rules),
+      log: opts.log,
+      metrics: opts.metrics,
+      edge: new Edge(opts.edge, opts.store),
+      stopped: () => this.stopping,
+      signal: this.wake.signal,
+    }
     this.clients = opts.config.peers.map(p => new PushClient(p))
   }
 
   start (): void {
-    for (const client of this.clients) this.loops.push(new PeerLoop(this, client).run())
+    for (const client of this.clients) this.loops.push(new PeerLoop(this.c, client).run())
     const measure = async (): Promise<void> => {
       while (!this.stopping) {
         for (const c of this.clients) {
-          const lag = await lagOf(this.state, c.peer.name).catch(() => undefined)
-          if (lag !== undefined) this.metrics.set(c.peer.name, lag)
+          const lag = await lagOf(this.c.state, c.peer.name).catch(() => undefined)
+          if (lag !== undefined) this.c.metrics.set(c.peer.name, lag)
         }
         await sleep(1000, undefined, { signal: this.wake.signal }).catch(() => {})
       }
@@ -76,326 +55,25 @@ export class Replicator {
     this.wake.abort()
     await Promise.all(this.loops)
     await Promise.all(this.clients.map(c => c.close()))
-    await this.edge.close()
+    await this.c.edge.close()
   }
-
-  get stopped (): boolean { return this.stopping }
-  get signal (): AbortSignal { return this.wake.signal }
 
   /** Try every dead letter of every peer once more; those that go through leave the list. */
   async retryDeadLetters (): Promise<{ retried: number, delivered: number }> {
     let retried = 0; let delivered = 0
     for (const client of this.clients) {
-      const loop = new PeerLoop(this, client)
-      for (const letter of await this.state.deadLetters(client.peer.name)) {
+      const loop = new PeerLoop(this.c, client)
+      for (const letter of await this.c.state.deadLetters(client.peer.name)) {
         retried++
         try {
           await loop.deliver(letter.event)
-          await this.state.removeDeadLetter(client.peer.name, letter.id)
+          await this.c.state.removeDeadLetter(client.peer.name, letter.id)
           delivered++
         } catch (err) {
-          await this.state.addDeadLetter(client.peer.name, { ...letter, error: (err as Error).message, at: Date.now() })
+          await this.c.state.addDeadLetter(client.peer.name, { ...letter, error: (err as Error).message, at: Date.now() })
         }
       }
     }
     return { retried, delivered }
   }
-
-  /** @internal for PeerLoop */
-  ctx (): { state: RegionState, store: BlobStore, config: ReplicationConfig, rules: Rules, log: Logger, metrics: ReplicationMetrics, edge: Edge } {
-    return { state: this.state, store: this.store, config: this.config, rules: this.rules, log: this.log, metrics: this.metrics, edge: this.edge }
-  }
-}
-
-class PeerLoop {
-  private readonly r: Replicator
-  private readonly client: PushClient
-  private readonly peer: string
-  private readonly c: ReturnType<Replicator['ctx']>
-  /** Blob uploads in flight to this peer, whatever events they belong to. */
-  private readonly transfers: Semaphore
-  /** digest -> a repository the peer has it in: the next push of it can be a mount. */
-  private readonly seen = new LRUCache<string, string>({ max: 100_000 })
-
-  constructor (r: Replicator, client: PushClient) {
-    this.r = r
-    this.client = client
-    this.peer = client.peer.name
-    this.c = r.ctx()
-    this.transfers = new Semaphore(this.c.config.concurrency)
-  }
-
-  async run (): Promise<void> {
-    const log = this.c.log.child({ peer: this.peer })
-    let cursor = await this.retryForever(() => this.c.state.getCursor(this.peer), log)
-    while (!this.r.stopped) {
-      let batch: StoredEvent[]
-      try {
-        batch = await this.c.state.readEvents(cursor, BATCH)
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, 'cannot read the region stream; retrying')
-        await this.pause(1000)
-        continue
-      }
-      if (batch.length === 0) { await this.pause(IDLE_POLL_MS); continue }
-      // events go in parallel, except those of one tag, which keep their order (a tag that moved twice ends where it was last)
-      const chains = new Map<string, Promise<void>>()
-      await inParallel(batch, this.c.config.concurrency, async item => {
-        const e = item.event
-        const key = e.kind === 'tag' ? `tag ${e.name}:${e.tag}` : item.id
-        const mine = (chains.get(key) ?? Promise.resolve()).then(() => this.handle(item, log))
-        chains.set(key, mine)
-        await mine
-      })
-      // a stop in the middle of a batch leaves the cursor before it: what was delivered goes again (idempotent)
-      if (this.r.stopped) return
-      cursor = batch[batch.length - 1]!.id
-      await this.retryForever(() => this.c.state.setCursor(this.peer, cursor), log)
-    }
-  }
-
-  private async pause (ms: number): Promise<void> {
-    await sleep(ms, undefined, { signal: this.r.signal }).catch(() => {})
-  }
-
-  private async retryForever<T> (op: () => Promise<T>, log: Logger): Promise<T> {
-    for (let delay = 250; ; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
-      try { return await op() } catch (err) {
-        if (this.r.stopped) throw err
-        log.warn({ err: (err as Error).message }, 'region state unreachable; retrying')
-        await this.pause(delay)
-      }
-    }
-  }
-
-  /** Deliver one event, retrying; returns once it is delivered, skipped, or dead-lettered. */
-  private async handle (item: StoredEvent, log: Logger): Promise<void> {
-    const e = item.event
-    if (e.kind === 'blob') return // blobs travel with the manifests that name them
-    if (!this.c.rules.peersFor(e.name, e.kind === 'tag' ? e.tag : undefined).includes(this.peer)) return
-    let refused = 0
-    for (let delay = 250; !this.r.stopped; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
-      const started = Date.now()
-      try {
-        await this.deliver(e)
-        this.c.metrics.delivered(this.peer, e.kind)
-        log.info({ kind: e.kind, name: e.name, digest: e.digest, ...(e.kind === 'tag' ? { tag: e.tag } : {}), ms: Date.now() - started }, 'replicated')
-        return
-      } catch (err) {
-        const retryable = !(err instanceof PushError) || err.retryable
-        if (!retryable && ++refused >= this.c.config.attempts) {
-          await this.c.state.addDeadLetter(this.peer, { id: item.id, event: e, error: (err as Error).message, at: Date.now() })
-          this.c.metrics.deadLettered(this.peer)
-          log.error({ kind: e.kind, name: e.name, digest: e.digest, err: (err as Error).message }, 'peer refuses this event; kept in the dead letters')
-          return
-        }
-        this.c.metrics.failed(this.peer)
-        log.warn({ kind: e.kind, name: e.name, digest: e.digest, err: (err as Error).message, retryInMs: delay }, 'replication failed; retrying')
-        await this.pause(delay)
-      }
-    }
-  }
-
-  async deliver (e: RegionEvent): Promise<void> {
-    if (e.kind === 'blob') return
-    await this.pushManifest(e.name, e.digest)
-    if (e.kind === 'tag') {
-      const { mediaType, body } = await this.localManifest(e.name, e.digest)
-      await this.client.putManifest(e.name, e.tag, mediaType, body)
-    }
-  }
-
-  private async localManifest (name: string, digest: string): Promise<{ mediaType: string, body: Buffer }> {
-    const d = parseDigest(digest)
-    let mediaType = await this.c.state.getManifestType(digest)
-    let blob = mediaType === undefined ? undefined : await this.c.store.open(d)
-    if (mediaType === undefined || blob === undefined) {
-      // evicted since: the region's edge brings it back
-      await this.c.edge.fetch(name, 'manifests', digest)
-      mediaType = await this.c.state.getManifestType(digest)
-      blob = await this.c.store.open(d)
-      if (mediaType === undefined || blob === undefined) throw new PushError(`manifest ${digest} is not in this region's store`, true)
-    }
-    return { mediaType, body: await collect(blob.body(), MAX_MANIFEST_BYTES) }
-  }
-
-  /**
-   * The manifest and what it needs, children first, unless the peer has it
-   * already. An image's blobs all go (the edge fetches any this region does
-   * not hold yet: a client is usually pulling them as we speak). An index
-   * takes only the child manifests this region holds: a pull-through cache
-   * holds the platforms its clients pulled, and a ferry peer accepts such a
-   * partial index (it fetches other platforms from the upstream on demand).
-   */
-  private async pushManifest (name: string, digest: string): Promise<void> {
-    if (await this.client.hasManifest(name, digest) !== undefined) return
-    const { mediaType, body } = await this.localManifest(name, digest)
-    const m = parseManifest(body)
-    for (const child of m.manifests) {
-      if (!ALL_MANIFEST_TYPES.includes(child.mediaType)) continue
-      if (await this.c.state.getManifestType(child.digest) === undefined) continue
-      await this.pushManifest(name, child.digest)
-    }
-    const blobs = [...(m.config !== undefined ? [m.config] : []), ...m.layers]
-    await inParallel(blobs, this.c.config.concurrency, b => this.pushBlob(name, b.digest))
-    await this.client.putManifest(name, digest, mediaType, body)
-  }
-
-  /** One push per digest at a time: events in parallel often share blobs (a tag and its manifest). */
-  private readonly pushing = new Map<string, Promise<void>>()
-
-  private async pushBlob (name: string, digest: string): Promise<void> {
-    const running = this.pushing.get(digest)
-    if (running !== undefined) {
-      await running.catch(() => {})
-      // the other push went to its own repository; this one may need a mount or an upload of its own
-      if (await this.client.hasBlob(name, digest)) return
-    }
-    const mine = (async () => {
-      await this.transfers.acquire()
-      try {
-        await this.pushBlobNow(name, digest)
-      } finally {
-        this.transfers.release()
-      }
-    })()
-    this.pushing.set(digest, mine)
-    try {
-      await mine
-    } finally {
-      if (this.pushing.get(digest) === mine) this.pushing.delete(digest)
-    }
-  }
-
-  private async pushBlobNow (name: string, digest: string): Promise<void> {
-    if (await this.client.hasBlob(name, digest)) { this.seen.set(digest, name); return }
-    const from = this.seen.get(digest)
-    if (from !== undefined && from !== name && await this.client.mount(name, digest, from)) {
-      this.seen.set(digest, name)
-      return
-    }
-    const d = parseDigest(digest)
-    let info = await this.c.store.stat(d)
-    if (info === undefined) {
-      await this.c.edge.fetch(name, 'blobs', digest)
-      info = await this.c.edge.landed(d)
-    }
-    const size = info.size
-    // an upload this replicator started before it stopped (or was killed) goes on from where the peer is
-    const markKey = `${this.peer}/uploads/${d.hex}`
-    let location: string | undefined
-    let offset = 0
-    const mark = await this.c.state.getCursor(markKey)
-    if (mark !== '0') {
-      const held = await this.client.uploadOffset(mark).catch(() => undefined)
-      if (held !== undefined && held <= size) {
-        location = mark; offset = held
-        this.c.log.info({ peer: this.peer, digest, offset, size }, 'resuming an upload')
-      }
-    }
-    location ??= await this.client.startUpload(name)
-    await this.c.state.setCursor(markKey, location)
-    const read = (start: number, end: number): Readable => readableOf(this.c.store, d, start, end)
-    try {
-      await this.client.upload(location, digest, size, offset, read, async (loc, at) => {
-        this.c.metrics.bytes(this.peer, Math.min(at, size) - offset)
-        offset = at
-        await this.c.state.setCursor(markKey, loc)
-      })
-    } catch (err) {
-      // an upload the peer refuses is not resumed: the next attempt starts afresh
-      if (err instanceof PushError && !err.retryable) await this.c.state.setCursor(markKey, '0')
-      throw err
-    }
-    await this.c.state.setCursor(markKey, '0')
-    this.seen.set(digest, name)
-  }
-}
-
-/** This region's own edge, asked for what the region should hold but does not (yet). */
-class Edge {
-  private readonly url: string
-  private readonly store: BlobStore
-  private readonly agent = new Agent({ connectTimeout: 5000, headersTimeout: 120_000, bodyTimeout: 120_000 })
-
-  constructor (url: string, store: BlobStore) { this.url = url; this.store = store }
-
-  /** GET it through the edge (which fills the region's store), discarding the bytes. */
-  async fetch (name: string, kind: 'blobs' | 'manifests', digest: string): Promise<void> {
-    let res
-    try {
-      res = await request(`${this.url}/v2/${name}/${kind}/${digest}`, { dispatcher: this.agent, headers: { accept: ALL_MANIFEST_TYPES.join(', ') } })
-    } catch (err) {
-      throw new PushError(`this region's edge is unreachable: ${(err as Error).message}`, true)
-    }
-    await res.body.dump({ limit: Number.MAX_SAFE_INTEGER })
-    if (res.statusCode !== 200) throw new PushError(`this region's edge answered ${res.statusCode} for ${kind}/${digest}`, res.statusCode >= 500 || res.statusCode === 429)
-  }
-
-  /** Wait until a blob the edge just served is committed to the store (that follows the last byte). */
-  async landed (digest: ReturnType<typeof parseDigest>): Promise<{ size: number }> {
-    for (let i = 0; i < 600; i++) {
-      const info = await this.store.stat(digest)
-      if (info !== undefined) return info
-      await sleep(100)
-    }
-    throw new PushError(`blob ${digest.value} did not land in this region's store`, true)
-  }
-
-  async close (): Promise<void> { await this.agent.close() }
-}
-
-/** Bytes [start, end] of a stored blob as a stream (opened lazily, read with backpressure). */
-function readableOf (store: BlobStore, digest: ReturnType<typeof parseDigest>, start: number, end: number): Readable {
-  const out = new PassThrough()
-  store.open(digest).then(blob => {
-    if (blob === undefined) throw new Error(`blob ${digest.value} left the store`)
-    bodyReadable(blob.body({ start, end })).on('error', err => out.destroy(err)).pipe(out)
-  }).catch((err: unknown) => out.destroy(err as Error))
-  return out
-}
-
-class Semaphore {
-  private free: number
-  private readonly waiting: (() => void)[] = []
-  constructor (n: number) { this.free = n }
-  async acquire (): Promise<void> {
-    if (this.free > 0) { this.free--; return }
-    await new Promise<void>(resolve => this.waiting.push(resolve))
-  }
-
-  release (): void {
-    const next = this.waiting.shift()
-    if (next !== undefined) next(); else this.free++
-  }
-}
-
-async function inParallel<T> (items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  let failed: unknown
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++]!
-      try { await work(item) } catch (err) { failed ??= err }
-    }
-  }))
-  if (failed !== undefined) throw failed
-}
-
-/** How far `peer` is behind: events and blob bytes after its cursor, the oldest one's age, its dead letters. */
-export async function lagOf (state: RegionState, peer: string): Promise<Lag> {
-  const cursor = await state.getCursor(peer)
-  let events = 0; let bytes = 0; let oldest: number | undefined
-  for (let after = cursor; ;) {
-    const page = await state.readEvents(after, 1000)
-    for (const { event } of page) {
-      events++
-      if (event.kind === 'blob') bytes += event.size
-      oldest ??= event.at
-    }
-    if (page.length < 1000) break
-    after = page[page.length - 1]!.id
-  }
-  const deadLetters = (await state.deadLetters(peer)).length
-  return { events, bytes, oldestMs: oldest === undefined ? undefined : Date.now() - oldest, deadLetters, cursor }
 }

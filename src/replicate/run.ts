@@ -6,7 +6,8 @@ import type { Logger } from '../observe/logger.ts'
 import { openBlobStore } from '../store/open-store.ts'
 import { openState } from '../store/open-state.ts'
 import { ReplicationMetrics } from './metrics.ts'
-import { lagOf, Replicator } from './replicator.ts'
+import { lagOf } from './lag.ts'
+import { Replicator } from './replicator.ts'
 
 export type ReplicateMode = 'run' | 'status' | 'dead-letters' | 'retry-dead'
 

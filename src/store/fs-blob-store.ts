@@ -5,7 +5,18 @@ import { dirname, join } from 'node:path'
 import { fileBody } from '../io/body.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
+import { StoreError } from './errors.ts'
 
+/** Absent is an answer; any other failure of the disk is the store's (StoreError), as in every store. */
+async function orStoreError<T> (operation: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    throw err instanceof StoreError ? err : new StoreError(operation, err)
+  }
+}
+
+const absent = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT'
 
 export class FsBlobStore implements BlobStore {
   readonly root: string
@@ -22,8 +33,8 @@ export class FsBlobStore implements BlobStore {
       const s = await stat(this.path(digest))
       return { size: s.size }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
+      if (absent(err)) return undefined
+      throw new StoreError('stat', err)
     }
   }
 
@@ -32,15 +43,15 @@ export class FsBlobStore implements BlobStore {
     try {
       fh = await open(this.path(digest), 'r')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
+      if (absent(err)) return undefined
+      throw new StoreError('read', err)
     }
     let size: number
     try {
       size = (await fh.stat()).size
     } catch (err) {
       await fh.close()
-      throw err
+      throw new StoreError('read', err)
     }
     const handle = fh
     return {
@@ -52,6 +63,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async commitFile (digest: Digest, localPath: string): Promise<void> {
+    await orStoreError('write', () => this.moveIn(digest, localPath))
+  }
+
+  private async moveIn (digest: Digest, localPath: string): Promise<void> {
     const target = this.path(digest)
     const folder = dirname(target)
     if (!this.made.has(folder)) {
@@ -64,7 +79,7 @@ export class FsBlobStore implements BlobStore {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err
       // staging on another filesystem: copy beside the target, then rename
       try {
-        await this.putFile(digest, localPath)
+        await this.copyIn(digest, localPath)
       } finally {
         await unlink(localPath).catch(() => {})
       }
@@ -72,6 +87,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async putFile (digest: Digest, localPath: string): Promise<void> {
+    await orStoreError('write', () => this.copyIn(digest, localPath))
+  }
+
+  private async copyIn (digest: Digest, localPath: string): Promise<void> {
     const target = this.path(digest)
     if (!this.made.has(dirname(target))) await mkdir(dirname(target), { recursive: true })
     const beside = `${target}.${process.pid}.${Date.now()}.tmp`
@@ -84,12 +103,15 @@ export class FsBlobStore implements BlobStore {
   }
 
   async delete (digest: Digest): Promise<void> {
-    await rm(this.path(digest), { force: true })
+    await orStoreError('delete', () => rm(this.path(digest), { force: true }))
   }
 
   async * list (): AsyncIterable<Digest> {
     for (const algorithm of ['sha256', 'sha512'] as const) {
-      const prefixes = await readdir(join(this.root, algorithm)).catch(() => [] as string[])
+      const prefixes = await readdir(join(this.root, algorithm)).catch((err: unknown) => {
+        if (absent(err)) return [] as string[]
+        throw new StoreError('list', err)
+      })
       for (const prefix of prefixes) {
         const names = await readdir(join(this.root, algorithm, prefix)).catch(() => [] as string[])
         for (const hex of names) {

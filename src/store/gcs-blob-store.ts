@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { Storage, type Bucket } from '@google-cloud/storage'
-import { StoreUnavailable } from '../oci/errors.ts'
+import { StoreError } from './errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
 import { digestOfKey, remoteBlob, uploadThenRemove } from './remote-blob.ts'
@@ -44,7 +44,7 @@ export class GcsBlobStore implements BlobStore {
       return { size: Number(meta.size ?? 0) }
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined
-      throw new StoreUnavailable('stat', err)
+      throw new StoreError('stat', err)
     }
   }
 
@@ -75,7 +75,7 @@ export class GcsBlobStore implements BlobStore {
         metadata: { contentType: 'application/octet-stream', contentLength: size },
       })
     } catch (err) {
-      throw new StoreUnavailable('write', err)
+      throw new StoreError('write', err)
     }
   }
 
@@ -83,7 +83,7 @@ export class GcsBlobStore implements BlobStore {
     try {
       await this.bucket.file(this.key(digest)).delete({ ignoreNotFound: true })
     } catch (err) {
-      throw new StoreUnavailable('delete', err)
+      throw new StoreError('delete', err)
     }
   }
 
@@ -94,7 +94,7 @@ export class GcsBlobStore implements BlobStore {
       try {
         [files, next] = await this.bucket.getFiles({ prefix: `${this.prefix}blobs/`, autoPaginate: false, maxResults: 1000, ...(pageToken !== undefined ? { pageToken } : {}) })
       } catch (err) {
-        throw new StoreUnavailable('list', err)
+        throw new StoreError('list', err)
       }
       for (const f of files) {
         const d = digestOfKey(f.name, this.prefix)
@@ -111,7 +111,7 @@ async function mapErrors (stream: Readable): Promise<Readable> {
     try {
       for await (const chunk of stream) yield chunk as Buffer
     } catch (err) {
-      throw new StoreUnavailable('read', err)
+      throw new StoreError('read', err)
     }
   })(), { objectMode: false })
 }

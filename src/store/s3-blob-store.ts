@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
-import { StoreUnavailable } from '../oci/errors.ts'
+import { StoreError } from './errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { BlobInfo, BlobStore, OpenBlob } from './blob-store.ts'
 import { digestOfKey, remoteBlob, uploadThenRemove } from './remote-blob.ts'
@@ -59,7 +59,7 @@ export class S3BlobStore implements BlobStore {
       return { size: head.ContentLength ?? 0 }
     } catch (err) {
       if (notFound(err)) return undefined
-      throw new StoreUnavailable('stat', err)
+      throw new StoreError('stat', err)
     }
   }
 
@@ -72,7 +72,7 @@ export class S3BlobStore implements BlobStore {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }))
         return res.Body as Readable
       } catch (err) {
-        throw new StoreUnavailable('read', err)
+        throw new StoreError('read', err)
       }
     })
   }
@@ -104,7 +104,7 @@ export class S3BlobStore implements BlobStore {
       })
       await upload.done()
     } catch (err) {
-      throw new StoreUnavailable('write', err)
+      throw new StoreError('write', err)
     }
   }
 
@@ -112,7 +112,7 @@ export class S3BlobStore implements BlobStore {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(digest) }))
     } catch (err) {
-      if (!notFound(err)) throw new StoreUnavailable('delete', err)
+      if (!notFound(err)) throw new StoreError('delete', err)
     }
   }
 
@@ -123,7 +123,7 @@ export class S3BlobStore implements BlobStore {
       try {
         page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}blobs/`, ContinuationToken: token }))
       } catch (err) {
-        throw new StoreUnavailable('list', err)
+        throw new StoreError('list', err)
       }
       for (const o of page.Contents ?? []) {
         const d = digestOfKey(o.Key ?? '', this.prefix)

@@ -1,180 +1,203 @@
-// A client of one upstream registry: its own undici Agent (keep-alive pool per
-// origin, connect/headers/body-idle timeouts, its TLS trust), its auth state,
-// and the mapping of what it answers onto OCI errors.
-import { readFileSync } from 'node:fs'
-import type { IncomingHttpHeaders } from 'node:http'
-import { Agent, type Dispatcher } from 'undici'
+// One upstream registry as the cache needs it: typed questions (a blob's
+// size, its bytes from an offset, a manifest, a tags list, referrers) with
+// typed answers, and every failure a RegistryError. What statuses and
+// headers mean stays here; the cache never sees a raw response.
+import type { Readable } from 'node:stream'
 import type { UpstreamConfig } from '../config/schema.ts'
-import { BlobUnknown, Denied, ManifestUnknown, NameUnknown, OciError, TooManyRequests, UpstreamUnavailable, type OciErrorCode } from '../oci/errors.ts'
-import type { Logger } from '../observe/logger.ts'
+import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
+import { parseContentRange } from '../oci/range.ts'
+import type { Digest } from '../oci/reference.ts'
 import type { Metrics } from '../observe/metrics.ts'
-import { parseChallenges } from './challenge.ts'
-import { readLimited } from './read-body.ts'
-import { TokenAuth } from './token-auth.ts'
+import { RegistryClient, type RegistryResponse } from '../registry-client/client.ts'
+import { createDispatcher } from '../registry-client/dispatcher.ts'
+import { RegistryError, type RegistryResource } from '../registry-client/errors.ts'
+import { TokenAuth } from '../registry-client/token-auth.ts'
 
-export type UpstreamKind = 'manifest' | 'blob' | 'tags' | 'referrers'
-
-export interface UpstreamRequest {
-  readonly method: 'GET' | 'HEAD'
-  /** Repository name as the upstream knows it. */
-  readonly repo: string
-  /** Path after /v2/<repo>/, such as "manifests/latest". */
-  readonly path: string
-  readonly query?: string
-  readonly headers?: Record<string, string>
-  readonly kind: UpstreamKind
-  readonly signal?: AbortSignal
+export interface UpstreamBlob {
+  /** The whole blob's size, when the upstream said it. */
+  readonly size: number | undefined
+  /** Where the body starts: the offset asked for, or 0 when the upstream sent the whole blob instead. */
+  readonly start: number
+  readonly body: Readable
+  /** A strong validator, to resume with If-Range. */
+  readonly etag: string | undefined
 }
 
-export interface UpstreamResponse {
-  readonly status: number
-  readonly headers: IncomingHttpHeaders
-  readonly body: Dispatcher.ResponseData['body']
+export interface UpstreamManifest {
+  readonly body: Buffer
+  /** The Content-Type the upstream sent (bare), when it sent one. */
+  readonly mediaType: string | undefined
+  /** The Docker-Content-Digest it sent, unchecked. */
+  readonly digest: string | undefined
 }
 
-const MAX_REDIRECTS = 5
-const RETRYABLE_SOCKET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED'])
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
+export interface UpstreamList {
+  readonly body: Buffer
+  /** Its `Link: <...>; rel="next"` target, when it paged the list. */
+  readonly next: string | undefined
+}
+
+const MAX_LIST_BYTES = 16 * 1024 * 1024
 
 export class Upstream {
   readonly config: UpstreamConfig
   readonly name: string
-  private readonly agent: Agent
-  private readonly auth: TokenAuth
-  private readonly log: Logger
-  private readonly metrics: Metrics
+  private readonly client: RegistryClient
 
-  constructor (config: UpstreamConfig, log: Logger, metrics: Metrics) {
+  constructor (config: UpstreamConfig, metrics: Metrics) {
     this.config = config
     this.name = config.name
-    this.log = log.child({ upstream: config.name })
-    this.metrics = metrics
-    const ca = config.caFile === undefined ? undefined : readFileSync(config.caFile)
-    this.agent = new Agent({
+    const dispatcher = createDispatcher({
+      caFile: config.caFile,
+      insecure: config.insecure,
       connections: config.connections,
-      keepAliveTimeout: 30_000,
-      headersTimeout: config.timeouts.headersMs,
-      bodyTimeout: config.timeouts.bodyIdleMs,
-      connect: { timeout: config.timeouts.connectMs, ...(ca ? { ca } : {}), rejectUnauthorized: !config.insecure },
+      connectTimeoutMs: config.timeouts.connectMs,
+      headersTimeoutMs: config.timeouts.headersMs,
+      bodyTimeoutMs: config.timeouts.bodyIdleMs,
     })
     const passwordEnv = config.credentials?.passwordEnv
-    this.auth = new TokenAuth({
-      upstreamName: config.name,
-      dispatcher: this.agent,
-      username: config.credentials?.username,
-      password: () => passwordEnv === undefined ? undefined : process.env[passwordEnv],
-      timeoutMs: config.timeouts.headersMs,
+    this.client = new RegistryClient({
+      name: config.name,
+      origin: config.url.origin,
+      dispatcher,
+      auth: new TokenAuth({
+        registry: config.name,
+        dispatcher,
+        username: config.credentials?.username,
+        password: () => passwordEnv === undefined ? undefined : process.env[passwordEnv],
+        timeoutMs: config.timeouts.headersMs,
+      }),
+      observe: (resource, outcome, seconds) => metrics.upstreamRequests.observe({ upstream: config.name, kind: resource, outcome }, seconds),
     })
   }
 
-  async request (req: UpstreamRequest): Promise<UpstreamResponse> {
-    const scope = `repository:${req.repo}:pull`
-    const path = `/v2/${req.repo}/${req.path}${req.query ? `?${req.query}` : ''}`
-    const started = performance.now()
-    let outcome = 'error'
+  private get (repo: string, path: string, resource: RegistryResource, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<RegistryResponse> {
+    return this.client.request({ method, path: `/v2/${repo}/${path}`, headers, resource, scope: `repository:${repo}:pull` })
+  }
+
+  /** The size of a blob, from a HEAD (no bytes move). */
+  async blobSize (repo: string, digest: Digest): Promise<number | undefined> {
+    const res = await this.get(repo, `blobs/${digest.value}`, 'blob', {}, 'HEAD')
+    if (res.status !== 200) throw await this.client.failure(res, 'blob', digest.value)
+    res.body.resume()
+    return declaredSize(res.headers['content-length'])
+  }
+
+  /**
+   * A blob's bytes from `from` (0: all of it). A resume is guarded by
+   * If-Range with the validator of the first answer; an upstream that sends
+   * the whole blob instead says so with `start: 0`.
+   */
+  async blob (repo: string, digest: Digest, from: number, etag?: string): Promise<UpstreamBlob> {
+    const headers: Record<string, string> = {}
+    if (from > 0) {
+      headers.range = `bytes=${from}-`
+      if (etag !== undefined) headers['if-range'] = etag
+    }
+    const res = await this.get(repo, `blobs/${digest.value}`, 'blob', headers)
+    if (res.status === 200) {
+      return { size: declaredSize(res.headers['content-length']), start: 0, body: res.body, etag: strongEtag(res.headers.etag) }
+    }
+    if (res.status === 206 && from > 0) {
+      const range = parseContentRange(res.headers['content-range'])
+      if (range === undefined || range.start !== from) {
+        res.body.destroy()
+        throw new RegistryError('REGISTRY_BAD_ANSWER', 'the upstream answered a resume with the wrong range', { registry: this.name, resource: 'blob', reference: digest.value, status: 206 })
+      }
+      return { size: range.size, start: from, body: res.body, etag: etag ?? strongEtag(res.headers.etag) }
+    }
+    throw await this.client.failure(res, 'blob', digest.value)
+  }
+
+  /** What a manifest reference resolves to now, from a HEAD. */
+  async manifestHead (repo: string, reference: string, accept: readonly string[]): Promise<{ digest: string | undefined, mediaType: string | undefined }> {
+    const res = await this.get(repo, `manifests/${reference}`, 'manifest', acceptHeader(accept), 'HEAD')
+    if (res.status !== 200) throw await this.client.failure(res, 'manifest', reference)
+    res.body.resume()
+    const digest = res.headers['docker-content-digest']
+    return { digest: typeof digest === 'string' ? digest : undefined, mediaType: contentType(res.headers['content-type']) }
+  }
+
+  /** A manifest's bytes (at most 4 MiB) and what the upstream said of them. `accept` undefined: no Accept header. */
+  async manifest (repo: string, reference: string, accept: readonly string[] | undefined): Promise<UpstreamManifest> {
+    const res = await this.get(repo, `manifests/${reference}`, 'manifest', accept === undefined ? {} : acceptHeader(accept))
+    if (res.status !== 200) throw await this.client.failure(res, 'manifest', reference)
+    const tooLarge = (): RegistryError => new RegistryError('REGISTRY_BAD_ANSWER', `the upstream's manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { registry: this.name, resource: 'manifest', reference })
+    if (Number(res.headers['content-length']) > MAX_MANIFEST_BYTES) {
+      res.body.destroy()
+      throw tooLarge()
+    }
+    let body: Buffer
     try {
-      for (let attempt = 0; ; attempt++) {
-        const authorization = await this.auth.authorization(scope)
-        const headers: Record<string, string> = { 'user-agent': 'ferry', ...req.headers }
-        if (authorization !== undefined) headers.authorization = authorization
-        let res = await this.send(this.config.url.origin, path, req.method, headers, req.signal)
-        if (res.status === 401 && attempt === 0) {
-          const challenges = parseChallenges(res.headers['www-authenticate'])
-          res.body.resume()
-          this.auth.forget(scope)
-          if (this.auth.learn(challenges, scope)) continue
-        }
-        if (res.status >= 300 && res.status < 400 && typeof res.headers.location === 'string') {
-          res = await this.followRedirects(res, path, req, headers)
-        }
-        outcome = String(res.status)
-        return res
-      }
-    } finally {
-      this.metrics.upstreamRequests.observe({ upstream: this.name, kind: req.kind, outcome }, (performance.now() - started) / 1000)
+      body = await readBounded(res.body, MAX_MANIFEST_BYTES)
+    } catch (err) {
+      throw err instanceof BodyTooLarge ? tooLarge() : this.client.networkError(err, 'manifest', reference)
     }
+    const digest = res.headers['docker-content-digest']
+    return { body, mediaType: contentType(res.headers['content-type']), digest: typeof digest === 'string' ? digest : undefined }
   }
 
-  /** Registries send blob GETs to a CDN; credentials never follow a redirect to another origin. */
-  private async followRedirects (first: UpstreamResponse, path: string, req: UpstreamRequest, headers: Record<string, string>): Promise<UpstreamResponse> {
-    let res = first
-    let base = new URL(path, this.config.url)
-    for (let hop = 0; hop < MAX_REDIRECTS && res.status >= 300 && res.status < 400 && typeof res.headers.location === 'string'; hop++) {
-      res.body.resume()
-      let next: URL
-      try { next = new URL(res.headers.location as string, base) } catch { throw new UpstreamUnavailable(502, 'upstream sent an invalid redirect', { upstream: this.name }) }
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new UpstreamUnavailable(502, 'upstream redirected to a non-HTTP URL', { upstream: this.name })
-      const hopHeaders = { ...headers }
-      if (next.origin !== this.config.url.origin) delete hopHeaders.authorization
-      res = await this.send(next.origin, next.pathname + next.search, req.method, hopHeaders, req.signal)
-      base = next
-    }
-    return res
+  /** A repository's tags list as the upstream sends it (its query passed on). */
+  async tags (repo: string, query: string): Promise<UpstreamList> {
+    const res = await this.get(repo, `tags/list${query === '' ? '' : `?${query}`}`, 'tags')
+    if (res.status !== 200) throw await this.client.failure(res, 'tags', repo)
+    return await this.list(res, 'tags', repo)
   }
 
-  private async send (origin: string, path: string, method: 'GET' | 'HEAD', headers: Record<string, string>, signal: AbortSignal | undefined): Promise<UpstreamResponse> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const res = await this.agent.request({ origin, path, method, headers, signal: signal ?? null })
-        return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, body: res.body }
-      } catch (err) {
-        const code = (err as { code?: string }).code
-        // A keep-alive socket the upstream closed while idle: the request never ran, so one retry is safe.
-        if (attempt === 0 && code !== undefined && RETRYABLE_SOCKET_CODES.has(code) && !signal?.aborted) continue
-        throw this.networkError(err)
-      }
-    }
+  /** The referrers API's index for `subject`, or undefined when the upstream has no referrers API (404). */
+  async referrers (repo: string, subject: Digest): Promise<UpstreamList | undefined> {
+    const res = await this.get(repo, `referrers/${subject.value}`, 'referrers', { accept: 'application/vnd.oci.image.index.v1+json' })
+    if (res.status === 404) { res.body.resume(); return undefined }
+    if (res.status !== 200) throw await this.client.failure(res, 'referrers', subject.value)
+    return await this.list(res, 'referrers', subject.value)
   }
 
-  networkError (err: unknown): OciError {
-    if (err instanceof OciError) return err
-    const code = (err as { code?: string }).code ?? (err as Error).name
-    const message = (err as Error).message
-    if (code !== undefined && TIMEOUT_CODES.has(code)) return new UpstreamUnavailable(504, 'upstream timed out', { upstream: this.name, cause: code })
-    this.log.debug({ code, message }, 'upstream request failed')
-    return new UpstreamUnavailable(502, 'upstream unreachable', { upstream: this.name, cause: code ?? message })
+  private async list (res: RegistryResponse, resource: RegistryResource, reference: string): Promise<UpstreamList> {
+    let body: Buffer
+    try {
+      body = await readBounded(res.body, MAX_LIST_BYTES)
+    } catch (err) {
+      if (err instanceof BodyTooLarge) throw new RegistryError('REGISTRY_BAD_ANSWER', `the upstream's list is larger than ${MAX_LIST_BYTES} bytes`, { registry: this.name, resource, reference })
+      throw this.client.networkError(err, resource, reference)
+    }
+    return { body, next: nextLink(res.headers.link) }
   }
 
-  /** Turn a non-success upstream answer into the OCI error the client should see. Consumes the body. */
-  async errorFrom (res: UpstreamResponse, kind: UpstreamKind, reference: string): Promise<OciError> {
-    let upstreamCode: string | undefined
-    if (res.status >= 400) {
-      try {
-        const text = await readLimited(res.body, 64 * 1024)
-        const doc = JSON.parse(text) as { errors?: { code?: unknown }[] }
-        const c = doc.errors?.[0]?.code
-        if (typeof c === 'string') upstreamCode = c
-      } catch { /* not an OCI error body */ }
-    } else {
-      res.body.resume()
-    }
-    const detail = { upstream: this.name, status: res.status, ...(upstreamCode ? { code: upstreamCode } : {}) }
-    switch (res.status) {
-      case 404:
-        if (upstreamCode === 'NAME_UNKNOWN') return new NameUnknown(reference, detail)
-        if (kind === 'blob') return new BlobUnknown(reference, detail)
-        if (kind === 'manifest') return new ManifestUnknown(reference, detail)
-        return new NameUnknown(reference, detail)
-      case 401:
-      case 403:
-        return new Denied('upstream denied access', detail)
-      case 429: {
-        const retryAfter = res.headers['retry-after']
-        return new TooManyRequests(typeof retryAfter === 'string' ? retryAfter : undefined, detail)
-      }
-      case 400:
-        if (upstreamCode === 'NAME_INVALID' || upstreamCode === 'TAG_INVALID' || upstreamCode === 'DIGEST_INVALID' || upstreamCode === 'MANIFEST_INVALID') {
-          return new OciError(upstreamCode as OciErrorCode, 400, 'upstream rejected the request', detail)
-        }
-        return new UpstreamUnavailable(502, 'upstream rejected the request', detail)
-      case 503:
-        return new UpstreamUnavailable(503, 'upstream unavailable', detail)
-      case 504:
-        return new UpstreamUnavailable(504, 'upstream timed out', detail)
-      default:
-        return new UpstreamUnavailable(502, `upstream answered ${res.status}`, detail)
-    }
+  /** A failure of a body already being read from this upstream (a manifest cut short), as a RegistryError. */
+  broken (err: unknown, resource: RegistryResource, reference?: string): RegistryError {
+    return this.client.networkError(err, resource, reference)
   }
 
-  async close (): Promise<void> { await this.agent.close() }
+  async close (): Promise<void> { await this.client.close() }
+}
+
+function acceptHeader (accept: readonly string[]): Record<string, string> {
+  return { accept: accept.join(', ') }
+}
+
+/** The bare media type of a Content-Type header. */
+export function contentType (header: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(header) ? header[0] : header
+  if (v === undefined) return undefined
+  const t = v.split(';', 1)[0]!.trim()
+  return t.length > 0 ? t : undefined
+}
+
+export function declaredSize (header: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(header) ? header[0] : header
+  const n = Number(v)
+  return v !== undefined && v !== '' && Number.isSafeInteger(n) && n >= 0 ? n : undefined
+}
+
+function strongEtag (header: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(header) ? header[0] : header
+  return v !== undefined && !v.startsWith('W/') ? v : undefined
+}
+
+/** The target of `Link: <...>; rel="next"`. */
+function nextLink (header: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(header) ? header[0] : header
+  if (v === undefined) return undefined
+  return /<([^>]*)>\s*;\s*rel="?next"?/i.exec(v)?.[1]
 }

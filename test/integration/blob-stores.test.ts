@@ -3,12 +3,12 @@
 // Bytes, sizes, ranges, listing, deletion, and what an outage leaves behind.
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { collect } from '../../src/io/body.ts'
-import { OciError } from '../../src/oci/errors.ts'
+import { StoreError } from '../../src/store/errors.ts'
 import { parseDigest, type Digest } from '../../src/oci/reference.ts'
 import type { BlobStore } from '../../src/store/blob-store.ts'
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts'
@@ -28,7 +28,15 @@ const root = await mkdtemp(join(tmpdir(), 'ferry-stores-'))
 t.teardown(() => rm(root, { recursive: true, force: true }))
 
 const subjects: Record<string, () => Promise<Subject>> = {
-  fs: async () => ({ store: new FsBlobStore(join(root, 'fs')) }),
+  fs: async () => {
+    // down: the store's folder is replaced by a file, so every path under it fails (ENOTDIR); up: put back
+    const path = join(root, 'fs')
+    return {
+      store: new FsBlobStore(path),
+      down: async () => { await rename(path, `${path}.away`); await writeFile(path, 'not a folder') },
+      up: async () => { await rm(path); await rename(`${path}.away`, path) },
+    }
+  },
   s3: async () => {
     const dir = join(root, 's3')
     let server = await startS3Server(dir)
@@ -128,11 +136,12 @@ for (const [name, make] of Object.entries(subjects)) {
         await down()
         const started = Date.now()
         const err = await store.commitFile(lost.digest, lost.path).then(() => undefined, (e: unknown) => e)
-        t.ok(err instanceof OciError, 'an OciError')
-        t.equal((err as OciError).status, 503)
-        t.equal((err as OciError).code, 'UNAVAILABLE')
+        t.ok(err instanceof StoreError, 'a StoreError')
+        t.equal((err as StoreError).code, 'STORE_UNAVAILABLE')
         const statErr = await store.stat(bigBlob.digest).then(() => undefined, (e: unknown) => e)
-        t.equal((statErr as OciError)?.status, 503, 'reads fail with 503 too')
+        t.equal((statErr as StoreError)?.code, 'STORE_UNAVAILABLE', 'reads fail the same way')
+        const openErr = await store.open(bigBlob.digest).then(() => undefined, (e: unknown) => e)
+        t.equal((openErr as StoreError)?.code, 'STORE_UNAVAILABLE', 'and opens')
         t.ok(Date.now() - started < 20_000, 'promptly')
         await up()
         t.equal(await store.stat(lost.digest), undefined, 'the failed upload is not visible')

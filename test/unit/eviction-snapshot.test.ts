@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
-import { Eviction } from '../../src/cache/eviction.ts'
+import { Eviction } from '../../src/eviction/eviction.ts'
 import { Metrics } from '../../src/observe/metrics.ts'
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts'
 

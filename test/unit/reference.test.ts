@@ -3,7 +3,7 @@ import { OciError } from '../../src/oci/errors.ts'
 import { parseDigest, parseName, parseReference } from '../../src/oci/reference.ts'
 import { parseRange } from '../../src/oci/range.ts'
 import { accepts, parseAccept } from '../../src/oci/media-types.ts'
-import { parseChallenges } from '../../src/upstream/challenge.ts'
+import { parseChallenges } from '../../src/registry-client/challenge.ts'
 
 function code (fn: () => unknown): string | undefined {
   try { fn() } catch (err) { return err instanceof OciError ? err.code : 'NOT_OCI' }

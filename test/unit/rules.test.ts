@@ -1,6 +1,7 @@
 // Replication rules: which peers an event goes to.
 import t from 'tap'
-import { Rules, globToRegExp } from '../../src/replicate/rules.ts'
+import { globToRegExp } from '../../src/common/glob.ts'
+import { Rules } from '../../src/replicate/rules.ts'
 
 t.test('globs: * stays in a path segment, ** crosses them, the rest is literal', async t => {
   t.ok(globToRegExp('library/*').test('library/nginx'))

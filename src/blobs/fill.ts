@@ -1,41 +1,28 @@
-// One fill: a single upstream GET of a blob, streamed into a staging file
-// while it is hashed. Any number of readers tail the growing file, each at
-// its own pace, from any offset. The last byte is held back until the digest
-// verifies, so a client can get a truncated transfer but never a complete
-// wrong blob; only a verified file is committed to the store.
+// One fill: a verified copy of a blob being made on this proxy's disk,
+// streamed from a source into a staging file while it is hashed. Any number
+// of readers tail the growing file, each at its own pace, from any offset.
+// The last byte is held back until the digest verifies, so a client can get
+// a truncated transfer but never a complete wrong blob; only a verified file
+// is committed. A source that breaks off or stalls is opened again from the
+// offset held.
 import { createHash, type Hash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
 import { open, unlink } from 'node:fs/promises'
-import { Readable, Writable, pipeline } from 'node:stream'
+import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { OciError, UpstreamUnavailable } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
 import { bufferBody, copyRange, type Body, type Growth } from '../io/body.ts'
 import { CHUNK } from '../io/buffer-pool.ts'
-import type { FillUpdate } from './fill-coordinator.ts'
-
-export type FillFailure = 'digest_mismatch' | 'size_mismatch' | 'upstream' | 'store'
-
-export class FillError extends UpstreamUnavailable {
-  readonly reason: FillFailure
-  constructor (reason: FillFailure, message: string, detail?: unknown) {
-    super(502, message, detail)
-    this.reason = reason
-  }
-}
-
-export interface FillSource {
-  /** Total length of the blob, when the upstream said it. */
-  readonly size: number | undefined
-  readonly body: Readable
-  /** Leading bytes of `body` the fill already holds (an upstream that answered a resume with the whole blob). */
-  readonly skip: number
-}
+import { RegistryError } from '../registry-client/errors.ts'
+import { StoreError } from '../store/errors.ts'
+import { FillError } from './errors.ts'
+import type { FillUpdate } from './fill-table.ts'
+import type { OpenedBlob } from './source.ts'
 
 export interface FillOptions {
-  /** Opens the upstream again from `offset`, after a drop or a stall. */
-  readonly reopen: (offset: number) => Promise<FillSource>
+  /** Opens the source again from `offset`, after a break or a stall. */
+  readonly reopen: (offset: number) => Promise<OpenedBlob>
   /** How many times a broken transfer is resumed before the fill fails. */
   readonly attempts: number
   readonly backoffMs: number
@@ -43,6 +30,17 @@ export interface FillOptions {
   readonly commit: (path: string) => Promise<void>
   readonly onBytes: (n: number) => void
   readonly onResume: (offset: number, err: unknown) => void
+}
+
+/**
+ * Not worth another attempt: the bytes are wrong, or the source answered
+ * that the blob is not there or not ours to have. Anything else (a break, a
+ * stall, a 5xx, a 429, a store that failed) is resumed.
+ */
+function final (err: unknown): boolean {
+  if (err instanceof FillError) return err.code !== 'FILL_SOURCE_FAILED'
+  if (err instanceof RegistryError) return err.code === 'REGISTRY_NOT_FOUND' || err.code === 'REGISTRY_DENIED' || err.code === 'REGISTRY_REJECTED'
+  return false
 }
 
 type State = 'running' | 'verified' | 'failed'
@@ -54,7 +52,7 @@ export class Fill {
   /** Bytes written to the staging file so far. */
   written = 0
   state: State = 'running'
-  error: OciError | undefined
+  error: Error | undefined
   /** Resolves when the upstream answered 200 (size known); rejects with the client-facing error otherwise. */
   ready: Promise<void> = Promise.resolve()
   private fh: FileHandle | undefined
@@ -125,7 +123,7 @@ export class Fill {
       this.written = Math.max(this.written, u.written)
       if (u.outcome === 'failed' && this.state === 'running') {
         unsubscribe()
-        this.fail(new FillError('upstream', 'the fill of this blob failed in another worker'))
+        this.fail(new FillError('FILL_SOURCE_FAILED', 'the fill of this blob failed in another worker'))
         return
       }
       if (u.verified === true || u.outcome === 'verified') this.state = 'verified'
@@ -145,7 +143,7 @@ export class Fill {
       if ((this.state as State) === 'verified') return
       this.lateJoin = (err as NodeJS.ErrnoException).code === 'ENOENT'
       unsubscribe()
-      this.fail(new FillError('upstream', 'the fill of this blob ended in another worker before it could be joined', { cause: (err as Error).message }))
+      this.fail(new FillError('FILL_SOURCE_FAILED', 'the fill of this blob ended in another worker before it could be joined', { cause: (err as Error).message }))
       throw this.error!
     }
     if ((this.state as State) !== 'running' && this.users === 0) {
@@ -155,7 +153,7 @@ export class Fill {
     }
   }
 
-  private fail (err: OciError): void {
+  private fail (err: Error): void {
     if (this.state !== 'running') return
     this.state = 'failed'
     this.error = err
@@ -166,10 +164,10 @@ export class Fill {
 
   /**
    * Stream `first` into the staging file, resuming from the offset held when
-   * the upstream drops or stalls, verify, then commit. Never rejects: the
+   * the source breaks off or stalls, verify, then commit. Never rejects: the
    * outcome is in `state` and `error`.
    */
-  async run (first: FillSource, opts: FillOptions): Promise<void> {
+  async run (first: OpenedBlob, opts: FillOptions): Promise<void> {
     this.size = first.size
     // set before the first await: readers that come once the fill is ready see it
     if (first.size !== undefined && first.size <= this.holdUpTo) this.held = []
@@ -177,32 +175,32 @@ export class Fill {
       this.fh = await open(this.tempPath, 'w+')
       this.notify() // followers in other workers may open the file now
       const hash = createHash(this.digest.algorithm)
-      let source: FillSource | undefined = first
+      let source: OpenedBlob | undefined = first
       for (let failures = 0; ;) {
         try {
           if (source === undefined) source = await opts.reopen(this.written)
           if (source.size !== undefined && this.size !== undefined && source.size !== this.size) {
-            throw new FillError('size_mismatch', 'upstream changed the blob size between attempts', { before: this.size, now: source.size })
+            throw new FillError('FILL_SIZE_MISMATCH', 'the source changed the blob size between attempts', { before: this.size, now: source.size })
           }
+          if (source.start > this.written) throw new FillError('FILL_SOURCE_FAILED', 'the source sent bytes past the offset held', { held: this.written, start: source.start })
           this.size ??= source.size
           await this.pump(source, hash, opts.onBytes)
           if (this.size !== undefined && this.written < this.size) {
-            throw new FillError('upstream', 'upstream closed the transfer early', { declared: this.size, received: this.written })
+            throw new FillError('FILL_SOURCE_FAILED', 'the source closed the transfer early', { declared: this.size, received: this.written })
           }
           break
         } catch (err) {
-          source?.body.destroy()
+          source?.body.discard()
           source = undefined
           await this.writing // a write still in flight lands before the next attempt appends
-          const final = err instanceof FillError ? err.reason !== 'upstream' : (err instanceof OciError && err.status < 500 && err.status !== 429)
-          if (final || ++failures > opts.attempts) throw err
+          if (final(err) || ++failures > opts.attempts) throw err
           opts.onResume(this.written, err)
           await sleep(opts.backoffMs * 2 ** (failures - 1))
         }
       }
       const actual = hash.digest('hex')
       if (actual !== this.digest.hex) {
-        throw new FillError('digest_mismatch', 'upstream sent a blob whose digest does not match', { expected: this.digest.value, actual: `${this.digest.algorithm}:${actual}` })
+        throw new FillError('FILL_DIGEST_MISMATCH', 'the source sent a blob whose digest does not match', { expected: this.digest.value, actual: `${this.digest.algorithm}:${actual}` })
       }
       this.size = this.written
       if (this.held !== undefined) this.bytes = Buffer.concat(this.held, this.written)
@@ -219,7 +217,7 @@ export class Fill {
         this.commitError = err
       } else {
         this.state = 'failed'
-        this.error = err instanceof OciError ? err : new FillError('upstream', 'upstream transfer failed', { cause: (err as Error).message })
+        this.error = err instanceof FillError || err instanceof RegistryError || err instanceof StoreError ? err : new FillError('FILL_SOURCE_FAILED', 'the source transfer failed', { cause: (err as Error).message })
       }
       this.outcome = 'failed'
       await unlink(this.tempPath).catch(() => {})
@@ -230,28 +228,33 @@ export class Fill {
     }
   }
 
-  private async pump (source: FillSource, hash: Hash, onBytes: (n: number) => void): Promise<void> {
-    let skip = source.skip
-    const body = skip === 0
-      ? source.body
-      : Readable.from((async function * () {
-        for await (const chunk of source.body as AsyncIterable<Buffer>) {
-          if (skip >= chunk.length) { skip -= chunk.length; continue }
-          yield skip > 0 ? chunk.subarray(skip) : chunk
-          skip = 0
-        }
-      })(), { objectMode: false })
+  /** Everything `source` sends, past the bytes already held, into the staging file. */
+  private async pump (source: OpenedBlob, hash: Hash, onBytes: (n: number) => void): Promise<void> {
+    const sink = this.sink(hash, onBytes, this.written - source.start)
+    await source.body.writeTo(sink)
     await new Promise<void>((resolve, reject) => {
-      pipeline(body, this.sink(hash, onBytes), err => err ? reject(err) : resolve())
+      sink.once('error', reject)
+      sink.end(() => { sink.off('error', reject); resolve() })
     })
   }
 
-  private sink (hash: Hash, onBytes: (n: number) => void): Writable {
+  private sink (hash: Hash, onBytes: (n: number) => void, skip: number): Writable {
     const write = async (chunks: Buffer[]): Promise<void> => {
+      if (skip > 0) {
+        // a source that sent the whole blob again: same digest, same bytes, so drop what is held
+        const kept: Buffer[] = []
+        for (const c of chunks) {
+          if (skip >= c.length) { skip -= c.length; continue }
+          kept.push(skip > 0 ? c.subarray(skip) : c)
+          skip = 0
+        }
+        chunks = kept
+        if (chunks.length === 0) return
+      }
       let n = 0
       for (const c of chunks) n += c.length
       if (this.size !== undefined && this.written + n > this.size) {
-        throw new FillError('size_mismatch', 'upstream sent more bytes than it declared', { declared: this.size })
+        throw new FillError('FILL_SIZE_MISMATCH', 'the source sent more bytes than it declared', { declared: this.size })
       }
       for (const c of chunks) hash.update(c)
       if (this.held !== undefined) for (const c of chunks) this.held.push(Buffer.from(c)) // the source may reuse its buffers
@@ -325,7 +328,7 @@ export class Fill {
     return {
       writeTo: async out => {
         while (this.state === 'running') await this.tick
-        if (this.bytes === undefined) throw this.error ?? new FillError('upstream', 'upstream transfer failed')
+        if (this.bytes === undefined) throw this.error ?? new FillError('FILL_SOURCE_FAILED', 'the source transfer failed')
         const part = range === undefined ? this.bytes : this.bytes.subarray(range.start, range.end + 1)
         return await bufferBody(part).writeTo(out)
       },

@@ -1,8 +1,9 @@
-// Who fills a digest when several processes share one cache. In one process
-// the BlobCache's own map is enough (LocalCoordinator says "lead" to every
-// claim). With worker processes, the primary keeps the table: the first
-// claim leads, later ones follow the leader's staging file. Redis-backed
-// leases for several proxies of a region take the same shape.
+// Which process of this proxy fills a digest, when several worker processes
+// share one cache: the fill table. In one process the BlobCache's own map is
+// enough (LocalFillTable says "lead" to every claim). With workers, the
+// primary keeps the table (cluster/primary.ts): the first claim leads, later
+// ones follow the leader's staging file. Among the proxies of a region, the
+// region lease (region-lease.ts) decides the same question for the region.
 
 export type Claim =
   | { readonly role: 'leader' }
@@ -26,15 +27,15 @@ export interface FillUpdate {
   readonly outcome?: 'verified' | 'failed'
 }
 
-export interface FillCoordinator {
+export interface FillTable {
   claim (digest: string, stagingPath: string): Promise<Claim>
-  /** The leader reports progress; the coordinator may coalesce. */
+  /** The leader reports progress; the table may coalesce reports. */
   progress (digest: string, update: FillUpdate): void
   /** Follow a fill led elsewhere. */
   subscribe (digest: string, listener: (update: FillUpdate) => void): () => void
 }
 
-export class LocalCoordinator implements FillCoordinator {
+export class LocalFillTable implements FillTable {
   async claim (): Promise<Claim> { return { role: 'leader' } }
   progress (): void {}
   subscribe (): () => void { return () => {} }

@@ -1,6 +1,6 @@
-// Who fetches a cold blob from the upstream when several proxies share a
-// region. The first proxy to take a digest's lease leads: it fetches, and
-// serves its fill in flight to the other proxies (peer.ts). The lease has an
+// Who fetches a cold blob from outside the region when several proxies share
+// it. The first proxy to take a digest's lease leads: it fetches, and serves
+// its fill in flight to the other proxies (sources/region-peer.ts). The lease has an
 // expiry and is renewed while the fill runs, so a proxy killed mid-fill
 // loses it within one lease period and another takes the fill over. With no
 // shared state (one proxy, or Redis down) every claim leads: coalescing
@@ -27,7 +27,7 @@ export type LeaseClaim =
   /** The fill just ended with the blob in the region's store: read it there. */
   | { readonly role: 'stored' }
 
-export interface FillLeases {
+export interface RegionLeases {
   /** `force`: lead even over a "stored" mark (the store turned out not to have the blob). */
   acquire (digest: string, force?: boolean): Promise<LeaseClaim>
   close (): Promise<void>
@@ -36,7 +36,7 @@ export interface FillLeases {
 const SOLO: Lease = { held: false, release: async () => {} }
 
 /** One proxy alone: it leads every fill. */
-export class NoLeases implements FillLeases {
+export class NoLeases implements RegionLeases {
   async acquire (): Promise<LeaseClaim> { return { role: 'leader', lease: SOLO } }
   async close (): Promise<void> {}
 }
@@ -49,7 +49,7 @@ const STORED = '{"stored":true}'
 /** How long a finished fill tells claimants to read the store: covers the gap between a look in the store and a claim. */
 const STORED_MARK_MS = 30_000
 
-export class RedisLeases implements FillLeases {
+export class RedisLeases implements RegionLeases {
   private readonly redis: Redis
   private readonly prefix: string
   private readonly leaseMs: number

@@ -1,0 +1,331 @@
+// The blob read path: one entry (`serve`) for whoever asks, composing the
+// sources in order. A client's GET: memory, then this proxy's disk (L1 when
+// the region's store is remote, else the store itself), then a fill already
+// running here, then the region's store (into L1, through a fill), then one
+// new fill for the whole region (fill-feed.ts picks its source). Blobs are
+// immutable, so a hit never asks the upstream. Another region asking gets
+// only what this region holds; another proxy of the region gets only a fill
+// running here or this proxy's disk. Single flight, verification and commit
+// live here and in fill.ts, once.
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import type { Body } from '../io/body.ts'
+import { BlobUnknown } from '../oci/errors.ts'
+import { fromOffset, resolveRange, type ByteRange, type RangeSpec } from '../oci/range.ts'
+import type { Digest } from '../oci/reference.ts'
+import type { Logger } from '../observe/logger.ts'
+import type { Metrics } from '../observe/metrics.ts'
+import type { Route } from '../upstream/router.ts'
+import type { Committer } from './commit.ts'
+import { FillError } from './errors.ts'
+import { Fill } from './fill.ts'
+import { FillFeed, type FeedSources } from './fill-feed.ts'
+import type { FillTable } from './fill-table.ts'
+import type { BlobSource, OpenedBlob } from './source.ts'
+import { SMALL_BLOB_BYTES, type MemorySource } from './sources/memory.ts'
+import type { StoreSource } from './sources/store.ts'
+
+/**
+ * Who asks, and so how far the answer may reach: a client (anywhere: this
+ * region, other regions, the upstream), another region (what this region
+ * holds, a fill running included, never a new one: regions asking each
+ * other cannot loop), another proxy of this region (a fill running here, or
+ * this proxy's disk).
+ */
+export type Reach = 'client' | 'peer-region' | 'region-peer'
+
+export interface BlobAsk {
+  readonly digest: Digest
+  readonly range: RangeSpec | undefined
+  readonly head: boolean
+  readonly reach: Reach
+  /** Where a client asked for it; needed to fetch it. */
+  readonly route: Route | undefined
+}
+
+export interface BlobAnswer {
+  /** The whole blob's size, when known. */
+  readonly size: number | undefined
+  /** Set when a part was served (206). */
+  readonly range: ByteRange | undefined
+  /** Bytes in the body. */
+  readonly length: number | undefined
+  /** Absent for HEAD. */
+  readonly body: Body | undefined
+  readonly source: 'cache' | 'fill' | 'upstream'
+}
+
+export interface FillPolicy {
+  readonly resumeAttempts: number
+  readonly resumeBackoffMs: number
+}
+
+export interface BlobCacheOptions {
+  readonly memory: MemorySource
+  /** This proxy's own disk in front of a remote region store; absent: the store is this proxy's disk. */
+  readonly l1: StoreSource | undefined
+  /** The region's store. */
+  readonly store: StoreSource
+  /** Where fills get their bytes beyond this proxy. */
+  readonly feed: Omit<FeedSources, 'store'>
+  readonly table: FillTable
+  readonly committer: Committer
+  readonly staging: string
+  readonly policy: FillPolicy
+  readonly log: Logger
+  readonly metrics: Metrics
+}
+
+/** A fill of this process, and whether it could be started or joined. */
+interface Running {
+  readonly fill: Fill
+  /** 'again': it ended before it could be joined; look again (the store may have the blob now). */
+  readonly started: Promise<'ok' | 'again'>
+}
+
+const JOIN_ATTEMPTS = 3
+
+export class BlobCache {
+  private readonly o: BlobCacheOptions
+  private readonly fills = new Map<string, Running>()
+  /** This proxy's own disk: L1, or the store itself. */
+  private readonly local: StoreSource
+
+  constructor (opts: BlobCacheOptions) {
+    this.o = opts
+    this.local = opts.l1 ?? opts.store
+  }
+
+  async serve (ask: BlobAsk): Promise<BlobAnswer> {
+    if (ask.reach === 'region-peer') return await this.forRegionPeer(ask)
+    if (ask.head) return await this.head(ask)
+    return ask.reach === 'client' ? await this.get(ask) : await this.getHeld(ask)
+  }
+
+  /** The blob is here: in memory, this proxy's L1, or the region's store (a running fill does not count). */
+  async has (digest: Digest): Promise<boolean> {
+    if (this.o.memory.has(digest.value)) return true
+    if (this.o.l1 !== undefined && await this.o.l1.store.stat(digest) !== undefined) return true
+    return await this.o.store.store.stat(digest) !== undefined
+  }
+
+  /**
+   * A verified local file (a pushed upload) becomes the blob: into L1 and
+   * the region's store, or the store alone. The file is consumed. Not
+   * recorded in the region stream: what replication brings is not sent on.
+   */
+  async adopt (digest: Digest, path: string, size: number): Promise<void> {
+    await this.o.committer.commit(digest, path, size, { newToRegion: true, record: false })
+  }
+
+  private hit (opened: OpenedBlob, range: RangeSpec | undefined): BlobAnswer {
+    return { size: opened.size, range: partOf(opened, range), length: opened.length, body: opened.body, source: 'cache' }
+  }
+
+  private async head (ask: BlobAsk): Promise<BlobAnswer> {
+    const want = { digest: ask.digest, sizeOnly: true }
+    const running = this.fills.get(ask.digest.value)
+    const known = await this.o.memory.open(want) ?? await this.local.open(want) ??
+      (running?.fill.size !== undefined ? { size: running.fill.size } : undefined) ??
+      (this.o.l1 !== undefined ? await this.o.store.open(want) : undefined)
+    if (known !== undefined) {
+      if (ask.reach === 'client') this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+      if (this.o.l1 !== undefined) this.o.store.index.touch(ask.digest.value)
+      return { size: known.size, range: undefined, length: known.size, body: undefined, source: 'cache' }
+    }
+    if (ask.reach === 'peer-region') {
+      // a fill running here whose size is not known yet
+      if (running !== undefined && await running.started === 'ok') return { size: running.fill.size, range: undefined, length: running.fill.size, body: undefined, source: 'fill' }
+      throw new BlobUnknown(ask.digest.value)
+    }
+    // A HEAD does not start a fill: clients HEAD many blobs they never GET.
+    const answer = await this.o.feed.upstream.open({ ...want, route: ask.route })
+    return { size: answer?.size, range: undefined, length: answer?.size, body: undefined, source: 'upstream' }
+  }
+
+  /** Memory, then this proxy's disk. */
+  private async fromLocal (digest: Digest, range: RangeSpec | undefined): Promise<OpenedBlob | undefined> {
+    const want = { digest, range }
+    const memory = await this.o.memory.open(want)
+    if (memory !== undefined) {
+      this.o.store.index.touch(digest.value)
+      this.o.l1?.index.touch(digest.value)
+      return memory
+    }
+    const hit = await this.local.open(want)
+    // the region's recency follows its proxies' hits
+    if (hit !== undefined && this.o.l1 !== undefined) this.o.store.index.touch(digest.value)
+    return hit
+  }
+
+  /** A client's GET: anything this region has, or one fill for the region. */
+  private async get (ask: BlobAsk): Promise<BlobAnswer> {
+    const { digest, range } = ask
+    for (let attempt = 0; ; attempt++) {
+      const cached = await this.fromLocal(digest, range)
+      if (cached !== undefined) {
+        this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+        return this.hit(cached, range)
+      }
+      let running = this.fills.get(digest.value)
+      if (running === undefined && this.o.l1 !== undefined) {
+        if (range !== undefined) {
+          // a range is read from the region's store as it is, not worth filling L1 for
+          const ranged = await this.o.store.open({ digest, range })
+          if (ranged !== undefined) {
+            this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+            return this.hit(ranged, range)
+          }
+        } else {
+          const inRegion = await this.o.store.store.stat(digest)
+          running = this.fills.get(digest.value) // started while we looked
+          if (running === undefined && inRegion !== undefined) {
+            this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+            running = this.startFill(ask.route!, digest, true)
+          }
+        }
+        running ??= this.fills.get(digest.value)
+      }
+      if (running !== undefined) {
+        this.o.metrics.fillWaiters.inc()
+      } else {
+        this.o.metrics.cache.inc({ kind: 'blob', result: 'miss' })
+        running = this.startFill(ask.route!, digest, this.o.l1 !== undefined)
+      }
+      const answer = await this.fromFill(running, range)
+      if (answer !== 'again') return answer
+      // the fill ended elsewhere while we asked to join it: look again
+      if (attempt + 1 >= JOIN_ATTEMPTS) throw new FillError('FILL_SOURCE_FAILED', 'the fill of this blob kept ending before it could be joined')
+    }
+  }
+
+  /** Another region's GET: what this region holds, a fill running here included; never a new fill. */
+  private async getHeld (ask: BlobAsk): Promise<BlobAnswer> {
+    const held = await this.fromLocal(ask.digest, ask.range) ?? (this.o.l1 !== undefined ? await this.o.store.open({ digest: ask.digest, range: ask.range }) : undefined)
+    if (held !== undefined) return this.hit(held, ask.range)
+    const running = this.fills.get(ask.digest.value)
+    if (running !== undefined) {
+      const answer = await this.fromFill(running, ask.range)
+      if (answer !== 'again') return answer
+    }
+    throw new BlobUnknown(ask.digest.value)
+  }
+
+  /** Another proxy of the region: the fill of this digest running here, from an offset, or the blob from this proxy's L1. */
+  private async forRegionPeer (ask: BlobAsk): Promise<BlobAnswer> {
+    const offset = ask.range?.kind === 'from' ? ask.range.start : 0
+    const running = this.fills.get(ask.digest.value)
+    if (running !== undefined) {
+      const fill = running.fill
+      const ok = await running.started.then(r => r === 'ok', () => false)
+      if (ok && fill.state !== 'failed' && fill.open && (fill.size === undefined || offset < fill.size || fill.size === 0)) {
+        const range = { start: offset, end: fill.size !== undefined ? fill.size - 1 : Infinity }
+        return { size: fill.size, range, length: fill.size !== undefined ? fill.size - offset : undefined, body: ask.head ? undefined : fill.reader(range), source: 'fill' }
+      }
+    }
+    if (this.o.l1 === undefined) throw new BlobUnknown(ask.digest.value)
+    const info = await this.o.l1.open({ digest: ask.digest, sizeOnly: true })
+    if (info === undefined || (offset >= info.size! && info.size! > 0)) throw new BlobUnknown(ask.digest.value)
+    const opened = ask.head ? info : await this.o.l1.open({ digest: ask.digest, range: offset > 0 ? fromOffset(offset) : undefined })
+    if (opened === undefined) throw new BlobUnknown(ask.digest.value)
+    return { size: opened.size, range: { start: offset, end: opened.size! - 1 }, length: opened.size! - offset, body: ask.head ? undefined : opened.body, source: 'cache' }
+  }
+
+  private async fromFill (running: Running, range: RangeSpec | undefined): Promise<BlobAnswer | 'again'> {
+    if (await running.started === 'again') return 'again'
+    const fill = running.fill
+    if (fill.state === 'verified') {
+      // joined just as the fill committed: the store has it now
+      const cached = await this.fromLocal(fill.digest, range)
+      if (cached !== undefined) return this.hit(cached, range)
+      // verified but not yet in the store: its staging file serves; if that is gone too, look again
+      if (!fill.open) return 'again'
+    }
+    const part = range === undefined ? undefined : resolveRange(range, fill.size)
+    const body = fill.reader(part)
+    const length = part !== undefined ? part.end - part.start + 1 : fill.size
+    return { size: fill.size, range: part, length, body, source: 'fill' }
+  }
+
+  /**
+   * Start the one fill of this process for `digest`. `viaStore`: the region
+   * store is remote (an L1 fill), so look there first and put the blob there.
+   */
+  private startFill (route: Route, digest: Digest, viaStore: boolean): Running {
+    const fill = new Fill(digest, join(this.o.staging, `${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`), SMALL_BLOB_BYTES)
+    const started = (async (): Promise<'ok' | 'again'> => {
+      const claim = await this.o.table.claim(digest.value, fill.tempPath)
+      if (claim.role === 'retry') return 'again'
+      if (claim.role === 'follower') {
+        this.o.metrics.fillWaiters.inc()
+        try {
+          await fill.follow(claim, listener => this.o.table.subscribe(digest.value, listener))
+        } catch (err) {
+          if (fill.lateJoin) return 'again'
+          throw err
+        }
+        return 'ok'
+      }
+      fill.onChange = update => this.o.table.progress(digest.value, update)
+      await this.lead(route, fill, viaStore)
+      return 'ok'
+    })()
+    const running: Running = { fill, started }
+    this.fills.set(digest.value, running)
+    this.o.metrics.fillsInFlight.inc()
+    // the map entry lives until the fill has ended: committed (the store has it) or failed (the next request retries)
+    void started.then(() => fill.done, () => undefined).then(() => {
+      if (this.fills.get(digest.value) === running) this.fills.delete(digest.value)
+      this.o.metrics.fillsInFlight.dec()
+    })
+    return running
+  }
+
+  /** This process fills the blob: FillFeed picks the source, Fill.run resumes and verifies. */
+  private async lead (route: Route, fill: Fill, viaStore: boolean): Promise<void> {
+    const digest = fill.digest
+    const started = Date.now()
+    const upstream = route.upstream.name
+    const feed = new FillFeed({ ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined }, digest, route, !viaStore)
+    let first: OpenedBlob
+    try {
+      first = await feed.open(0)
+    } catch (err) {
+      // no fill ran: followers in other workers must not wait for one
+      this.o.table.progress(digest.value, { size: undefined, written: 0, outcome: 'failed' })
+      await feed.lease?.release()
+      throw err
+    }
+    const { log, metrics, policy } = this.o
+    log.info({ digest: digest.value, upstream, size: first.size, from: feed.label }, 'blob fill started')
+    void fill.run(first, {
+      reopen: offset => feed.open(offset),
+      attempts: policy.resumeAttempts,
+      backoffMs: policy.resumeBackoffMs,
+      commit: path => this.o.committer.commit(digest, path, fill.written, { newToRegion: feed.newToRegion, record: true }),
+      onBytes: n => { if (feed.from === 'upstream') metrics.upstreamBytes.inc({ upstream }, n) },
+      onResume: (offset, err) => {
+        metrics.fillResumes.inc()
+        log.warn({ digest: digest.value, upstream, from: feed.label, offset, err: (err as Error).message }, `${feed.label} transfer broke; resuming`)
+      },
+    }).then(() => {
+      if (fill.state === 'verified' && fill.outcome === 'failed') {
+        log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
+      } else if (fill.state === 'failed') {
+        const reason = fill.error instanceof FillError ? fill.error.reason : 'upstream'
+        metrics.fillFailures.inc({ reason })
+        log.warn({ digest: digest.value, upstream, from: feed.label, reason, err: fill.error?.message, detail: (fill.error as FillError | undefined)?.detail }, 'blob fill failed; nothing cached')
+      } else {
+        // small: the next hit costs no disk read
+        if (fill.bytes !== undefined) this.o.memory.keep(digest.value, fill.bytes)
+        log.info({ digest: digest.value, upstream, from: feed.label, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
+      }
+    }).finally(() => feed.lease?.release(fill.outcome === 'verified' && feed.newToRegion))
+  }
+}
+
+/** The part served, when a part was asked for. */
+function partOf (opened: OpenedBlob, range: RangeSpec | undefined): ByteRange | undefined {
+  if (range === undefined || opened.length === undefined) return undefined
+  return { start: opened.start, end: opened.start + opened.length - 1 }
+}

@@ -1,0 +1,45 @@
+// A small body read whole (a manifest, an error document, a token, a list, a
+// form): at most `limit` bytes are taken; past them the source is destroyed
+// and BodyTooLarge is thrown, so a peer cannot make ferry hold more.
+
+export class BodyTooLarge extends Error {
+  readonly code = 'BODY_TOO_LARGE'
+  readonly limit: number
+  constructor (limit: number) {
+    super(`body larger than ${limit} bytes`)
+    this.limit = limit
+  }
+}
+
+export async function readBounded (body: AsyncIterable<Buffer | string> & { destroy?: (err?: Error) => void }, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    size += b.length
+    if (size > limit) {
+      const err = new BodyTooLarge(limit)
+      body.destroy?.(err)
+      throw err
+    }
+    chunks.push(b)
+  }
+  return Buffer.concat(chunks, size)
+}
+
+/** The same, as text: an error document or a token answer, where a cut text is better than none. */
+export async function readText (body: AsyncIterable<Buffer | string> & { destroy?: (err?: Error) => void }, limit: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    if (size + b.length > limit) {
+      chunks.push(b.subarray(0, limit - size))
+      body.destroy?.()
+      break
+    }
+    size += b.length
+    chunks.push(b)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
