@@ -23,7 +23,7 @@ import { PrimaryLink } from './cluster/worker-side.ts'
 import { AggregatorRegistry } from 'prom-client'
 import { ListCache } from './cache/lists.ts'
 import { ManifestCache } from './cache/manifests.ts'
-import type { RegionConfig } from './config/schema.ts'
+import type { RegionConfig } from './config/region-config.ts'
 import { createEdgeServer } from './http/server.ts'
 import type { Services } from './http/handlers.ts'
 import { UploadSessions } from './cache/uploads.ts'
@@ -58,6 +58,10 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const metrics = new Metrics()
   const staging = join(config.data, 'tmp')
   const store = await openBlobStore(config.store)
+  // a bucket that does not exist or credentials that do not work are named now, not at the first miss
+  store.probe().catch((err: unknown) => {
+    log.error({ store: config.store.type, err: (err as Error).message }, 'the region\'s blob store is not usable: pulls that need it fail until it is')
+  })
   const opened = await openState(config, log)
   const { state, redis } = opened
   const keyPrefix = config.state.type === 'redis' ? config.state.keyPrefix : ''

@@ -2,7 +2,7 @@
 // one place for what the access check, the push API and the clients of
 // upstreams and peers each need.
 import { timingSafeEqual } from 'node:crypto'
-import type { Credentials } from '../config/schema.ts'
+import type { Credentials } from '../config/region-config.ts'
 
 export function basicHeader (user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`

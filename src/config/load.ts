@@ -1,8 +1,9 @@
+// A region file from disk: YAML, then parse.ts.
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseDocument } from 'yaml'
-import { ConfigError } from './fields.ts'
-import { parseRegion, type Overrides, type RegionConfig } from './schema.ts'
+import { ConfigError, parseRegion, type Overrides } from './parse.ts'
+import type { RegionConfig } from './region-config.ts'
 
 /** regions/local.yaml, shipped with ferry: the embedded default. */
 export const EMBEDDED_DEFAULT = fileURLToPath(new URL('../../regions/local.yaml', import.meta.url))

@@ -1,487 +1,222 @@
-// The region file: one schema, its defaults, and the checks. A region file is
-// YAML (regions/*.yaml); see README "Configuration" for every field.
-import { hostname } from 'node:os'
-import { isAbsolute, resolve } from 'node:path'
-import { Fields } from './fields.ts'
+// The region file, declared once: every field, the rule it must follow (which
+// is also the "expected ..." of its error), its default and its meaning. From
+// this one declaration come the validation (parse.ts), the JSON Schema that
+// `ferry schema` prints and editors use, and the README's configuration
+// table (reference.ts). parse.ts turns a valid document into a RegionConfig.
+import * as z from 'zod'
+import { DURATION_GRAMMAR, parseDuration, parseSize, SIZE_GRAMMAR } from '../common/units.ts'
 
-export interface Credentials {
-  readonly username: string
-  /** Name of the environment variable holding the password or token; never the secret itself. */
-  readonly passwordEnv: string
+/** A field's documentation beyond its description: a default that is computed, not a constant. */
+export interface FieldDoc {
+  readonly description: string
+  /** How the README shows the default when it is not a constant: "from `listen`", "(required)". */
+  readonly defaultText?: string
 }
 
-export interface UpstreamConfig {
-  readonly name: string
-  readonly url: URL
-  /** First path component(s) that route to this upstream: /v2/<prefix>/<repo>/... */
-  readonly prefix: string | undefined
-  /** Hosts matched against containerd's ?ns= (the URL's host is always included). */
-  readonly aliases: readonly string[]
-  readonly dockerHub: boolean
-  readonly tagTTLMs: number
-  readonly staleIfErrorMs: number
-  readonly credentials: Credentials | undefined
-  readonly caFile: string | undefined
-  readonly insecure: boolean
-  readonly connections: number
-  readonly timeouts: { readonly connectMs: number, readonly headersMs: number, readonly bodyIdleMs: number }
+function doc<T extends z.ZodType> (schema: T, description: string, defaultText?: string): T {
+  return schema.meta({ description, ...(defaultText !== undefined ? { defaultText } : {}) })
 }
 
-export type StoreConfig =
-  | { readonly type: 'fs', readonly path: string }
-  | { readonly type: 's3', readonly bucket: string, readonly region: string | undefined, readonly endpoint: string | undefined, readonly prefix: string, readonly forcePathStyle: boolean }
-  | { readonly type: 'gcs', readonly bucket: string, readonly prefix: string, readonly apiEndpoint: string | undefined, readonly projectId: string | undefined }
+const text = (what: string, pattern?: RegExp): z.ZodString => {
+  const s = z.string({ error: what }).min(1, { error: what })
+  return pattern === undefined ? s : s.regex(pattern, { error: what })
+}
+const integer = (min: number, max: number): z.ZodNumber => {
+  const what = `an integer from ${min} to ${max}`
+  return z.int({ error: what }).min(min, { error: what }).max(max, { error: what })
+}
+const bool = (): z.ZodBoolean => z.boolean({ error: 'true or false' })
+const DURATION_RE = /^\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)\s*$/
+const SIZE_RE = /^\s*\d+(?:\.\d+)?\s*(?:[kKmMgGtT][iI]?[bB]?|[bB])?\s*$/
+const duration = (): z.ZodType<string | number> => z.union([
+  z.string({ error: DURATION_GRAMMAR }).regex(DURATION_RE, { error: DURATION_GRAMMAR }),
+  z.number({ error: DURATION_GRAMMAR }).nonnegative({ error: DURATION_GRAMMAR }),
+], { error: DURATION_GRAMMAR }).refine(v => parseDuration(v) !== undefined, { error: DURATION_GRAMMAR })
+const size = (): z.ZodType<string | number> => z.union([
+  z.string({ error: SIZE_GRAMMAR }).regex(SIZE_RE, { error: SIZE_GRAMMAR }),
+  z.int({ error: SIZE_GRAMMAR }).nonnegative({ error: SIZE_GRAMMAR }),
+], { error: SIZE_GRAMMAR }).refine(v => parseSize(v) !== undefined, { error: SIZE_GRAMMAR })
 
-export type StateConfig =
-  | { readonly type: 'embedded' }
-  | { readonly type: 'redis', readonly url: string, readonly passwordEnv: string | undefined, readonly keyPrefix: string, readonly leaseMs: number }
-
-/** Another region (a ferry, or any OCI registry) that replication pushes to and a miss may ask. */
-export interface PeerConfig {
-  readonly name: string
-  readonly url: URL
-  /** Basic credentials for pushing: for a ferry peer, any username and its replication secret. */
-  readonly credentials: Credentials | undefined
-  readonly caFile: string | undefined
-  readonly insecure: boolean
+/** A mapping with these fields only; an unknown field is named with the ones that exist. */
+function fields<S extends z.ZodRawShape> (shape: S, what = 'a mapping'): z.ZodObject<S, z.core.$strict> {
+  const known = Object.keys(shape).join(', ')
+  return z.strictObject(shape, { error: iss => iss.code === 'unrecognized_keys' ? `one of the known fields (${known})` : what })
 }
 
-export interface ReplicationRule {
-  /** Glob patterns of repository names (`*` within a path segment, `**` across). */
-  readonly repositories: readonly string[]
-  readonly tags: readonly string[]
-  readonly peers: readonly string[]
-}
-
-export interface ReplicationConfig {
-  /** NAME of the environment variable holding the secret this region accepts pushes with; none: no pushes. */
-  readonly secretEnv: string | undefined
-  readonly peers: readonly PeerConfig[]
-  readonly rules: readonly ReplicationRule[]
-  /** Blob transfers in flight per peer. */
-  readonly concurrency: number
-  /** Where `ferry replicate` serves /metrics. */
-  readonly metricsListen: { readonly host: string, readonly port: number } | undefined
-  /** Edges ask the peers for a missing blob or manifest before the upstream. */
-  readonly fallback: boolean
-  readonly fallbackTimeoutMs: number
-  /** Attempts at an event a peer refuses (4xx) before it goes to the dead letters. */
-  readonly attempts: number
-  /** This region's edge, which the replicator asks for content the region should hold but does not yet. */
-  readonly edge: string | undefined
-}
-
-/** Client authentication and access; absent: every client may pull (the embedded default). */
-export interface AuthConfig {
-  /** An htpasswd file of bcrypt entries. */
-  readonly htpasswd: string | undefined
-  /** Users in the region file itself: name -> bcrypt hash. */
-  readonly users: Readonly<Record<string, string>>
-  readonly groups: Readonly<Record<string, readonly string[]>>
-  /** The Docker token flow; absent: Basic credentials on every request. */
-  readonly token: { readonly keyFile: string, readonly service: string, readonly ttlSeconds: number, readonly realm: string | undefined } | undefined
-  readonly access: readonly { readonly repositories: readonly string[], readonly allow: Readonly<Record<string, 'reader' | 'writer' | 'admin'>> }[]
-}
-
-export interface RegionConfig {
-  readonly file: string
-  readonly region: string
-  readonly listen: { readonly host: string, readonly port: number }
-  readonly data: string
-  readonly store: StoreConfig
-  /** Where tags, the manifest index, cache bookkeeping and fill leases live. */
-  readonly state: StateConfig
-  /** This proxy's own disk tier in front of a shared store; absent: none. */
-  readonly l1: { readonly path: string, readonly maxBytes: number } | undefined
-  /** How the other proxies of the region reach this one (fills in flight are served to them). */
-  readonly peer: { readonly advertise: string }
-  readonly replication: ReplicationConfig
-  readonly auth: AuthConfig | undefined
-  /** Serve HTTPS from these files (re-read when they change); absent: plain HTTP. */
-  readonly tls: { readonly certFile: string, readonly keyFile: string } | undefined
-  /** Where access decisions are recorded; absent: nowhere. `file` undefined: stdout. */
-  readonly audit: { readonly file: string | undefined, readonly maxBytes: number } | undefined
-  /** Processes serving the port; 1 serves from the primary itself. */
-  readonly workers: number
-  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
-  readonly manifestCacheBytes: number
-  readonly cache: {
-    /** Upper bound on the bytes of blobs kept; least recently used are evicted past it. */
-    readonly maxBytes: number
-    readonly resumeAttempts: number
-    readonly resumeBackoffMs: number
-    /** Memory for blobs of 256 KiB or less (configs, small layers), besides the disk. */
-    readonly smallBlobMemory: number
-  }
-  readonly upstreams: readonly UpstreamConfig[]
-  readonly defaultUpstream: UpstreamConfig | undefined
-}
-
-export const DEFAULTS = {
-  listen: '127.0.0.1:5000',
-  data: './ferry-data',
-  logLevel: 'info',
-  manifestCacheBytes: 64 * 1024 * 1024,
-  maxBytes: '20GiB',
-  resumeAttempts: 5,
-  resumeBackoff: '250ms',
-  smallBlobMemory: '64MiB',
-  tagTTL: '5m',
-  staleIfError: '24h',
-  connections: 32,
-  connect: '5s',
-  headers: '30s',
-  bodyIdle: '30s',
-} as const
-
-const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io', 'registry.hub.docker.com'])
-const UPSTREAM_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
-const PREFIX = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
-
-export function parseListen (f: Fields, v: unknown, field: string): { host: string, port: number } | undefined {
-  const s = f.string(v, field, { what: 'HOST:PORT, such as "127.0.0.1:5000" or "[::]:5000"' })
-  if (s === undefined) return undefined
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s)
-  const port = m ? Number(m[3]) : NaN
-  if (!m || port > 65535) return f.problem(field, 'HOST:PORT, such as "127.0.0.1:5000" or "[::]:5000"', v)
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port }
-}
-
-/** A registry's base URL: http(s), no path, no credentials (those come from the environment). */
-function parseRegistryUrl (f: Fields, v: unknown, field: string): URL | undefined {
-  const text = f.string(v, field, { what: 'an http:// or https:// URL' })
-  if (text === undefined) return undefined
-  let url: URL | undefined
-  try { url = new URL(text) } catch { /* reported below */ }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || (url.pathname !== '/' && url.pathname !== '')) {
-    return f.problem(field, 'an http:// or https:// URL with no path and no credentials', text)
-  }
-  return url
-}
-
-function parseUpstream (f: Fields, v: unknown, field: string): (UpstreamConfig & { isDefault: boolean }) | undefined {
-  const r = f.record(v, field, ['name', 'url', 'prefix', 'aliases', 'default', 'dockerHub', 'tagTTL', 'staleIfError', 'credentials', 'caFile', 'insecure', 'connections', 'timeouts'])
-  if (r === undefined) return undefined
-  const name = f.string(r.name, `${field}.name`, { pattern: UPSTREAM_NAME, what: 'a short lowercase name ([a-z0-9._-])' })
-  const url = parseRegistryUrl(f, r.url, `${field}.url`)
-  const prefix = r.prefix === undefined ? undefined : f.string(r.prefix, `${field}.prefix`, { pattern: PREFIX, what: 'a lowercase host or path prefix such as "docker.io" or "ghcr.io"' })
-  const aliases = r.aliases === undefined ? [] : (f.strings(r.aliases, `${field}.aliases`) ?? [])
-  let credentials: Credentials | undefined
-  if (r.credentials !== undefined) {
-    const c = f.record(r.credentials, `${field}.credentials`, ['username', 'passwordEnv'])
-    if (c !== undefined) {
-      const username = f.string(c.username, `${field}.credentials.username`)
-      const passwordEnv = f.string(c.passwordEnv, `${field}.credentials.passwordEnv`, { pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, what: 'the NAME of an environment variable holding the secret' })
-      if (username !== undefined && passwordEnv !== undefined) credentials = { username, passwordEnv }
-    }
-  }
-  const t = r.timeouts === undefined ? {} : (f.record(r.timeouts, `${field}.timeouts`, ['connect', 'headers', 'bodyIdle']) ?? {})
-  const timeouts = {
-    connectMs: f.duration(t.connect ?? DEFAULTS.connect, `${field}.timeouts.connect`) ?? 0,
-    headersMs: f.duration(t.headers ?? DEFAULTS.headers, `${field}.timeouts.headers`) ?? 0,
-    bodyIdleMs: f.duration(t.bodyIdle ?? DEFAULTS.bodyIdle, `${field}.timeouts.bodyIdle`) ?? 0,
-  }
-  const tagTTLMs = f.duration(r.tagTTL ?? DEFAULTS.tagTTL, `${field}.tagTTL`)
-  const staleIfErrorMs = f.duration(r.staleIfError ?? DEFAULTS.staleIfError, `${field}.staleIfError`)
-  const caFile = r.caFile === undefined ? undefined : f.string(r.caFile, `${field}.caFile`)
-  const insecure = r.insecure === undefined ? false : f.boolean(r.insecure, `${field}.insecure`)
-  const connections = f.integer(r.connections ?? DEFAULTS.connections, `${field}.connections`, 1, 1024)
-  const isDefault = r.default === undefined ? false : f.boolean(r.default, `${field}.default`)
-  const dockerHub = r.dockerHub === undefined ? (url !== undefined && DOCKER_HUB_HOSTS.has(url.hostname)) : f.boolean(r.dockerHub, `${field}.dockerHub`)
-  if (name === undefined || url === undefined || tagTTLMs === undefined || staleIfErrorMs === undefined || insecure === undefined ||
-      connections === undefined || isDefault === undefined || dockerHub === undefined) return undefined
-  return {
-    name, url, prefix, aliases: [...new Set([url.host, ...aliases].map(a => a.toLowerCase()))], dockerHub, tagTTLMs, staleIfErrorMs,
-    credentials, caFile, insecure, connections, timeouts, isDefault,
-  }
-}
-
-/** Overrides from the command line (`--listen`, `--data`, `--upstream`). */
-export interface Overrides { listen?: string, data?: string, upstream?: string, workers?: number }
-
-export function parseRegion (doc: unknown, file: string, overrides: Overrides = {}): { config?: RegionConfig, problems: Fields['problems'] } {
-  const f = new Fields()
-  const r = f.record(doc ?? {}, '', ['region', 'listen', 'data', 'workers', 'store', 'state', 'l1', 'peer', 'replication', 'auth', 'audit', 'tls', 'log', 'cache', 'upstreams']) ?? {}
-  const region = f.string(r.region ?? 'local', 'region', { pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, what: 'a lowercase region name ([a-z0-9-])' })
-  const listen = parseListen(f, overrides.listen ?? r.listen ?? DEFAULTS.listen, overrides.listen ? '--listen' : 'listen')
-  const dataText = f.string(overrides.data ?? r.data ?? DEFAULTS.data, overrides.data ? '--data' : 'data', { what: 'a folder path' })
-  const data = dataText === undefined ? undefined : (isAbsolute(dataText) ? dataText : resolve(dataText))
-
-  const store = data === undefined ? undefined : parseStore(f, r.store, data)
-  const state = parseState(f, r.state, region ?? 'local')
-  let l1: RegionConfig['l1']
-  if (r.l1 !== undefined) {
-    const l = f.record(r.l1, 'l1', ['path', 'maxBytes'])
-    const path = l === undefined ? undefined : f.string(l.path, 'l1.path', { what: 'a folder path on this proxy\'s own disk' })
-    const maxBytes = l === undefined ? undefined : f.size(l.maxBytes, 'l1.maxBytes')
-    if (maxBytes === 0) f.problem('l1.maxBytes', 'a size above zero', l?.maxBytes)
-    if (path !== undefined && maxBytes !== undefined) l1 = { path: resolve(path), maxBytes }
-  }
-  let advertise: string | undefined
-  const peerDoc = r.peer === undefined ? {} : (f.record(r.peer, 'peer', ['advertise']) ?? {})
-  const advertiseText = process.env.FERRY_PEER_ADVERTISE ?? peerDoc.advertise
-  if (advertiseText !== undefined) {
-    const a = f.string(advertiseText, process.env.FERRY_PEER_ADVERTISE !== undefined ? 'FERRY_PEER_ADVERTISE' : 'peer.advertise', { what: 'an http:// URL other proxies reach this one at' })
-    if (a !== undefined) {
-      let u: URL | undefined
-      try { u = new URL(a) } catch { /* reported below */ }
-      if (u === undefined || u.protocol !== 'http:' || (u.pathname !== '/' && u.pathname !== '')) f.problem('peer.advertise', 'an http://HOST:PORT URL', a)
-      else advertise = u.origin
-    }
-  }
-  let logLevel: RegionConfig['logLevel'] = DEFAULTS.logLevel
-  if (r.log !== undefined) {
-    const l = f.record(r.log, 'log', ['level'])
-    if (l?.level !== undefined) {
-      if ((LOG_LEVELS as readonly unknown[]).includes(l.level)) logLevel = l.level as RegionConfig['logLevel']
-      else f.problem('log.level', `one of ${LOG_LEVELS.join(', ')}`, l.level)
-    }
-  }
-  const c = r.cache === undefined ? {} : (f.record(r.cache, 'cache', ['maxBytes', 'manifestMemory', 'smallBlobMemory', 'resumeAttempts', 'resumeBackoff']) ?? {})
-  const manifestCacheBytes = f.size(c.manifestMemory ?? DEFAULTS.manifestCacheBytes, 'cache.manifestMemory') ?? DEFAULTS.manifestCacheBytes
-  const cache = {
-    maxBytes: f.size(c.maxBytes ?? DEFAULTS.maxBytes, 'cache.maxBytes') ?? 0,
-    resumeAttempts: f.integer(c.resumeAttempts ?? DEFAULTS.resumeAttempts, 'cache.resumeAttempts', 0, 100) ?? 0,
-    resumeBackoffMs: f.duration(c.resumeBackoff ?? DEFAULTS.resumeBackoff, 'cache.resumeBackoff') ?? 0,
-    smallBlobMemory: f.size(c.smallBlobMemory ?? DEFAULTS.smallBlobMemory, 'cache.smallBlobMemory') ?? 0,
-  }
-  if (cache.maxBytes === 0) f.problem('cache.maxBytes', 'a size above zero', c.maxBytes)
-
-  const replication = parseReplication(f, r.replication)
-  const auth = r.auth === undefined ? undefined : parseAuth(f, r.auth)
-  let tls: RegionConfig['tls']
-  if (r.tls !== undefined) {
-    const x = f.record(r.tls, 'tls', ['certFile', 'keyFile'])
-    const certFile = x === undefined ? undefined : f.string(x.certFile, 'tls.certFile', { what: 'the path of a PEM certificate (chain)' })
-    const keyFile = x === undefined ? undefined : f.string(x.keyFile, 'tls.keyFile', { what: 'the path of its PEM private key' })
-    if (certFile !== undefined && keyFile !== undefined) tls = { certFile: resolve(certFile), keyFile: resolve(keyFile) }
-  }
-  let audit: RegionConfig['audit']
-  if (r.audit !== undefined) {
-    const a = f.record(r.audit, 'audit', ['file', 'maxBytes'])
-    const file = a === undefined ? undefined : f.string(a.file, 'audit.file', { what: 'a file path, or "-" for stdout' })
-    const maxBytes = a === undefined ? undefined : f.size(a.maxBytes ?? '100MiB', 'audit.maxBytes')
-    if (file !== undefined && maxBytes !== undefined) audit = { file: file === '-' ? undefined : resolve(file), maxBytes }
-  }
-  const workers = f.integer(overrides.workers ?? r.workers ?? 1, overrides.workers !== undefined ? '--workers' : 'workers', 1, 64) ?? 1
-  if (workers > 1 && state?.type === 'redis') {
-    // the proxies of a region coordinate through Redis, each as one process; scale out with more proxies
-    f.problem(overrides.workers !== undefined ? '--workers' : 'workers', '1 with state type redis (run more proxies instead)', workers)
-  }
-  if (workers > 1 && (store?.type !== 'fs' || l1 !== undefined)) {
-    f.problem(overrides.workers !== undefined ? '--workers' : 'workers', '1 with an s3 or gcs store or an l1 tier (run more proxies instead)', workers)
-  }
-  if (store !== undefined && store.type !== 'fs' && l1 === undefined) {
-    f.problem('l1', `a local disk tier ({path, maxBytes}) in front of the ${store.type} store`, undefined)
-  }
-
-  const upstreams: (UpstreamConfig & { isDefault: boolean })[] = []
-  if (overrides.upstream !== undefined) {
-    const u = parseUpstream(f, { name: 'default', url: overrides.upstream, default: true }, '--upstream')
-    if (u) upstreams.push(u)
-  }
-  const list = r.upstreams === undefined ? [] : (f.list(r.upstreams, 'upstreams') ?? [])
-  list.forEach((u, i) => {
-    const parsed = parseUpstream(f, u, `upstreams[${i}]`)
-    if (parsed === undefined) return
-    if (overrides.upstream !== undefined) parsed.isDefault = false
-    upstreams.push(parsed)
-  })
-  const names = new Set<string>(); const prefixes = new Set<string>()
-  upstreams.forEach((u, i) => {
-    if (names.has(u.name)) f.problem(`upstreams[${i}].name`, 'a name no other upstream has', u.name)
-    names.add(u.name)
-    if (u.prefix !== undefined) {
-      if (prefixes.has(u.prefix)) f.problem(`upstreams[${i}].prefix`, 'a prefix no other upstream has', u.prefix)
-      prefixes.add(u.prefix)
-    }
-  })
-  const defaults = upstreams.filter(u => u.isDefault)
-  if (defaults.length > 1) f.problem('upstreams', 'at most one upstream with default: true', `${defaults.length} defaults`)
-  if (upstreams.length === 0) f.problem('upstreams', 'at least one upstream (or --upstream URL)', r.upstreams)
-
-  if (f.problems.length > 0 || region === undefined || listen === undefined || data === undefined || store === undefined || state === undefined || replication === undefined) {
-    return { problems: f.problems }
-  }
-  return {
-    problems: [],
-    config: {
-      file, region, listen, data, workers, store, state, l1, logLevel, manifestCacheBytes, cache, upstreams,
-      peer: { advertise: advertise ?? defaultAdvertise(listen) },
-      replication: replication!,
-      auth,
-      audit,
-      tls,
-      defaultUpstream: defaults[0] ?? (upstreams.length === 1 ? upstreams[0] : undefined),
-    },
-  }
-}
-
-function parseStore (f: Fields, v: unknown, data: string): StoreConfig | undefined {
-  if (v === undefined) return { type: 'fs', path: resolve(data, 'blobs') }
-  const s = f.record(v, 'store', ['type', 'path', 'bucket', 'region', 'endpoint', 'prefix', 'forcePathStyle', 'apiEndpoint', 'projectId'])
-  if (s === undefined) return undefined
-  const allowed: Record<string, string[]> = { fs: ['type', 'path'], s3: ['type', 'bucket', 'region', 'endpoint', 'prefix', 'forcePathStyle'], gcs: ['type', 'bucket', 'prefix', 'apiEndpoint', 'projectId'] }
-  const type = s.type ?? 'fs'
-  if (typeof type !== 'string' || !(type in allowed)) return f.problem('store.type', 'one of fs, s3, gcs', s.type)
-  for (const k of Object.keys(s)) if (!allowed[type]!.includes(k)) f.problem(`store.${k}`, `no such field for store type ${type} (fields: ${allowed[type]!.join(', ')})`, s[k])
-  if (type === 'fs') {
-    const p = s.path === undefined ? resolve(data, 'blobs') : f.string(s.path, 'store.path')
-    return p === undefined ? undefined : { type: 'fs', path: resolve(p) }
-  }
-  const bucket = f.string(s.bucket, 'store.bucket', { pattern: /^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, what: 'a bucket name' })
-  let prefix = s.prefix === undefined ? '' : f.string(s.prefix, 'store.prefix', { pattern: /^[A-Za-z0-9._/-]*$/, what: 'a key prefix such as "ferry/"' })
-  if (prefix !== undefined && prefix !== '' && !prefix.endsWith('/')) prefix += '/'
-  const endpointOf = (value: unknown, field: string): string | undefined => {
-    if (value === undefined) return undefined
-    const e = f.string(value, field, { what: 'an http:// or https:// URL' })
-    if (e === undefined) return undefined
-    try { const u = new URL(e); if (u.protocol === 'http:' || u.protocol === 'https:') return u.origin } catch { /* reported below */ }
-    return f.problem(field, 'an http:// or https:// URL', e)
-  }
-  if (bucket === undefined || prefix === undefined) return undefined
-  if (type === 's3') {
-    const region = s.region === undefined ? undefined : f.string(s.region, 'store.region')
-    const endpoint = endpointOf(s.endpoint, 'store.endpoint')
-    const forcePathStyle = s.forcePathStyle === undefined ? endpoint !== undefined : f.boolean(s.forcePathStyle, 'store.forcePathStyle')
-    if (forcePathStyle === undefined) return undefined
-    return { type: 's3', bucket, region, endpoint, prefix, forcePathStyle }
-  }
-  const apiEndpoint = endpointOf(s.apiEndpoint, 'store.apiEndpoint')
-  const projectId = s.projectId === undefined ? undefined : f.string(s.projectId, 'store.projectId')
-  return { type: 'gcs', bucket, prefix, apiEndpoint, projectId }
-}
-
-function parseState (f: Fields, v: unknown, region: string): StateConfig | undefined {
-  if (v === undefined) return { type: 'embedded' }
-  const s = f.record(v, 'state', ['type', 'url', 'passwordEnv', 'keyPrefix', 'lease'])
-  if (s === undefined) return undefined
-  if (s.type === 'embedded') {
-    for (const k of Object.keys(s)) if (k !== 'type') f.problem(`state.${k}`, 'no such field for state type embedded', s[k])
-    return { type: 'embedded' }
-  }
-  if (s.type !== 'redis') return f.problem('state.type', 'one of embedded, redis', s.type)
-  const url = f.string(s.url, 'state.url', { what: 'a redis:// or rediss:// URL' })
-  if (url !== undefined) {
-    let u: URL | undefined
-    try { u = new URL(url) } catch { /* reported below */ }
-    if (u === undefined || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) f.problem('state.url', 'a redis:// or rediss:// URL', url)
-    else if (u.password !== '') f.problem('state.url', 'a URL without a password (name the variable holding it in state.passwordEnv)', `${u.protocol}//${u.username}:***@${u.host}${u.pathname}`)
-  }
-  const passwordEnv = s.passwordEnv === undefined ? undefined : f.string(s.passwordEnv, 'state.passwordEnv', { pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, what: 'the NAME of an environment variable holding the password' })
-  const keyPrefix = f.string(s.keyPrefix ?? `ferry:${region}:`, 'state.keyPrefix', { pattern: /^[A-Za-z0-9:._-]{1,64}$/, what: 'a key prefix such as "ferry:eu-west:"' })
-  const leaseMs = f.duration(s.lease ?? '10s', 'state.lease')
-  if (leaseMs !== undefined && leaseMs < 1000) f.problem('state.lease', 'at least 1s', s.lease)
-  if (url === undefined || keyPrefix === undefined || leaseMs === undefined || f.problems.length > 0) return undefined
-  return { type: 'redis', url, passwordEnv, keyPrefix, leaseMs }
-}
-
-function defaultAdvertise (listen: { host: string, port: number }): string {
-  const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === ''
-  const host = wildcard ? hostname() : listen.host
-  return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`
-}
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const envName = (of: string): z.ZodString => text(`the NAME of an environment variable holding ${of}`, ENV_NAME)
+const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
+const shortName = (): z.ZodString => text('a short lowercase name: 1 to 63 of a-z, 0-9, ".", "_", "-", starting with a letter or digit', NAME)
+export const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/
+const listen = (): z.ZodType<string> => text('HOST:PORT, such as "127.0.0.1:5000" or "[::]:5000"', LISTEN_RE)
+  .refine(v => { const m = LISTEN_RE.exec(v); return m === null || Number(m[3]) <= 65535 }, { error: 'HOST:PORT with a port up to 65535' })
+const REGISTRY_URL = 'an http:// or https:// URL with no path and no credentials, such as "https://registry-1.docker.io"'
+const registryUrl = (): z.ZodType<string> => text(REGISTRY_URL).refine(v => {
+  try {
+    const u = new URL(v)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === '' && (u.pathname === '/' || u.pathname === '')
+  } catch { return false }
+}, { error: REGISTRY_URL })
+const httpUrl = (what: string): z.ZodType<string> => text(what).refine(v => {
+  try { const u = new URL(v); return u.protocol === 'http:' || u.protocol === 'https:' } catch { return false }
+}, { error: what })
 const GLOB = /^[A-Za-z0-9._\-/*:]+$/
+const globs = (what: string): z.ZodArray<z.ZodString> => z.array(text(`${what}: glob patterns of [A-Za-z0-9._-/:] and * (within a path segment) or ** (across)`, GLOB), { error: `a list of ${what}` })
+const ROLE = z.enum(['reader', 'writer', 'admin'], { error: 'one of reader, writer, admin' })
+const BUCKET = 'a bucket name: 3 to 222 characters of a-z, 0-9, ".", "_" and "-", starting and ending with a letter or digit'
+const KEY_PREFIX = 'a key prefix such as "ferry/": letters, digits, ".", "_", "-" and "/"'
 
-function parseReplication (f: Fields, v: unknown): ReplicationConfig | undefined {
-  const r = v === undefined ? {} : f.record(v, 'replication', ['secretEnv', 'peers', 'rules', 'concurrency', 'metricsListen', 'fallback', 'fallbackTimeout', 'attempts', 'edge'])
-  if (r === undefined) return undefined
-  const secretEnv = r.secretEnv === undefined ? undefined : f.string(r.secretEnv, 'replication.secretEnv', { pattern: ENV_NAME, what: 'the NAME of an environment variable holding the secret' })
-  const peers: PeerConfig[] = []
-  const list = r.peers === undefined ? [] : (f.list(r.peers, 'replication.peers') ?? [])
-  list.forEach((p, i) => {
-    const field = `replication.peers[${i}]`
-    const pr = f.record(p, field, ['name', 'url', 'credentials', 'caFile', 'insecure'])
-    if (pr === undefined) return
-    const name = f.string(pr.name, `${field}.name`, { pattern: UPSTREAM_NAME, what: 'a short lowercase name ([a-z0-9._-])' })
-    const url = parseRegistryUrl(f, pr.url, `${field}.url`)
-    let credentials: Credentials | undefined
-    if (pr.credentials !== undefined) {
-      const c = f.record(pr.credentials, `${field}.credentials`, ['username', 'passwordEnv'])
-      const username = c === undefined ? undefined : f.string(c.username, `${field}.credentials.username`)
-      const passwordEnv = c === undefined ? undefined : f.string(c.passwordEnv, `${field}.credentials.passwordEnv`, { pattern: ENV_NAME, what: 'the NAME of an environment variable holding the secret' })
-      if (username !== undefined && passwordEnv !== undefined) credentials = { username, passwordEnv }
-    }
-    const caFile = pr.caFile === undefined ? undefined : f.string(pr.caFile, `${field}.caFile`)
-    const insecure = pr.insecure === undefined ? false : f.boolean(pr.insecure, `${field}.insecure`)
-    if (name !== undefined && peers.some(x => x.name === name)) f.problem(`${field}.name`, 'a name no other peer has', name)
-    if (name !== undefined && url !== undefined && insecure !== undefined) peers.push({ name, url, credentials, caFile, insecure })
-  })
-  const names = peers.map(p => p.name)
-  const rules: ReplicationRule[] = []
-  const ruleList = r.rules === undefined ? [{}] : (f.list(r.rules, 'replication.rules') ?? [])
-  ruleList.forEach((x, i) => {
-    const field = `replication.rules[${i}]`
-    const rr = f.record(x, field, ['repositories', 'tags', 'peers'])
-    if (rr === undefined) return
-    const globs = (value: unknown, where: string): string[] => {
-      const g = value === undefined ? ['**'] : (f.strings(value, where) ?? [])
-      for (const p of g) if (!GLOB.test(p)) f.problem(where, 'glob patterns of names ([A-Za-z0-9._-/:] and *)', p)
-      return g
-    }
-    const repositories = globs(rr.repositories, `${field}.repositories`)
-    const tags = globs(rr.tags, `${field}.tags`)
-    const to = rr.peers === undefined ? names : (f.strings(rr.peers, `${field}.peers`) ?? [])
-    for (const p of to) if (!names.includes(p)) f.problem(`${field}.peers`, `names of peers in replication.peers (${names.join(', ') || 'none'})`, p)
-    rules.push({ repositories, tags, peers: to })
-  })
-  const concurrency = f.integer(r.concurrency ?? 4, 'replication.concurrency', 1, 64)
-  const metricsListen = r.metricsListen === undefined ? undefined : parseListen(f, r.metricsListen, 'replication.metricsListen')
-  const fallback = r.fallback === undefined ? peers.length > 0 : f.boolean(r.fallback, 'replication.fallback')
-  const fallbackTimeoutMs = f.duration(r.fallbackTimeout ?? '2s', 'replication.fallbackTimeout')
-  const attempts = f.integer(r.attempts ?? 5, 'replication.attempts', 1, 100)
-  let edge: string | undefined
-  if (r.edge !== undefined) {
-    const e = f.string(r.edge, 'replication.edge', { what: 'an http:// URL of this region\'s edge' })
-    try { if (e !== undefined) edge = new URL(e).origin } catch { f.problem('replication.edge', 'an http:// URL of this region\'s edge', e) }
-  }
-  if (concurrency === undefined || fallback === undefined || fallbackTimeoutMs === undefined || attempts === undefined) return undefined
-  return { secretEnv, peers, rules, concurrency, metricsListen, fallback, fallbackTimeoutMs, attempts, edge }
-}
+const credentials = (of: string) => fields({
+  username: doc(text('a user name'), `user for ${of}`),
+  passwordEnv: doc(envName('the password or token'), 'NAME of the environment variable holding the password or token; the secret itself is never in the file'),
+})
 
-const ROLES = ['reader', 'writer', 'admin'] as const
+const upstream = fields({
+  name: doc(shortName(), 'short name, used in logs and metrics', '(required)'),
+  url: doc(registryUrl(), '`https://host[:port]` or `http://...`, no path', '(required)'),
+  prefix: doc(text('a lowercase host or path prefix such as "docker.io" or "ghcr.io"', /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/).optional(),
+    'first path component(s) routed here, e.g. `docker.io`, `ghcr.io`; required unless this is the default upstream', 'none'),
+  aliases: doc(z.array(text('a host name'), { error: 'a list of host names' }).default([]), 'more hosts matched against containerd\'s `?ns=`; the URL\'s host always is'),
+  default: doc(bool().default(false), 'names without a matching prefix or `ns` go here (at most one)'),
+  dockerHub: doc(bool().optional(), 'add `library/` to one-component names', 'from the URL'),
+  tagTTL: doc(duration().default('5m'), 'how long a tag is served without asking the upstream'),
+  staleIfError: doc(duration().default('24h'), 'how long past its TTL a tag is served while the upstream fails'),
+  credentials: doc(credentials('the upstream (Basic, or for its token service)').optional(), '`username` and `passwordEnv` for the upstream', 'none'),
+  caFile: doc(text('the path of a PEM bundle').optional(), 'PEM bundle of CAs to trust for this upstream', 'none'),
+  insecure: doc(bool().default(false), 'skip TLS verification (testing only)'),
+  connections: doc(integer(1, 1024).default(32), 'keep-alive connections to the upstream'),
+  timeouts: doc(fields({
+    connect: doc(duration().default('5s'), 'TCP + TLS connect'),
+    headers: doc(duration().default('30s'), 'waiting for response headers'),
+    bodyIdle: doc(duration().default('30s'), 'no bytes received for this long: the transfer is resumed'),
+  }).prefault({}), 'connect, headers and body-idle timeouts', 'as below'),
+})
+
+const fsStore = fields({
+  type: z.literal('fs'),
+  path: doc(text('a folder path').optional(), '`fs`: where blobs are kept', '`<data>/blobs`'),
+}, 'a mapping')
+const s3Store = z.strictObject({
+  type: z.literal('s3'),
+  bucket: doc(text(BUCKET, /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/), '`s3`, `gcs`: the bucket; it and the credentials must exist', '(required)'),
+  prefix: doc(text(KEY_PREFIX, /^[A-Za-z0-9._/-]*$/).optional(), '`s3`, `gcs`: key prefix, e.g. `ferry/`', '`""`'),
+  region: doc(text('an AWS region such as "eu-west-1"').optional(), '`s3`: the bucket\'s region', '`AWS_REGION`'),
+  endpoint: doc(httpUrl('an http:// or https:// URL').optional(), '`s3`: another S3 API (MinIO, Ceph, R2...); path-style addressing then, unless `forcePathStyle: false`', 'AWS'),
+  forcePathStyle: doc(bool().optional(), '`s3`: address the bucket in the path', '`true` with `endpoint`'),
+}, { error: iss => iss.code === 'unrecognized_keys' ? 'no such field for store type s3 (fields: type, bucket, prefix, region, endpoint, forcePathStyle)' : 'a mapping' })
+const gcsStore = z.strictObject({
+  type: z.literal('gcs'),
+  bucket: text(BUCKET, /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/),
+  prefix: text(KEY_PREFIX, /^[A-Za-z0-9._/-]*$/).optional(),
+  apiEndpoint: doc(httpUrl('an http:// or https:// URL').optional(), '`gcs`: another endpoint', 'Google'),
+  projectId: doc(text('a project id').optional(), '`gcs`: the project', 'from the credentials'),
+}, { error: iss => iss.code === 'unrecognized_keys' ? 'no such field for store type gcs (fields: type, bucket, prefix, apiEndpoint, projectId)' : 'a mapping' })
+
+const REDIS_URL = 'a redis:// or rediss:// URL'
+const redisState = fields({
+  type: z.literal('redis'),
+  url: doc(text(REDIS_URL).refine(v => { try { const u = new URL(v); return u.protocol === 'redis:' || u.protocol === 'rediss:' } catch { return false } }, { error: REDIS_URL })
+    .refine(v => { try { return new URL(v).password === '' } catch { return true } }, { error: 'a URL without a password (name the variable holding it in state.passwordEnv)' }),
+  '`redis`: `redis://host:6379/0` or `rediss://`, no password in it', '(required)'),
+  passwordEnv: doc(envName('the password').optional(), '`redis`: NAME of the environment variable holding the password', 'none'),
+  keyPrefix: doc(text('a key prefix such as "ferry:eu-west:" (1 to 64 of A-Z a-z 0-9 : . _ -)', /^[A-Za-z0-9:._-]{1,64}$/).optional(), '`redis`: prefix of every key', '`ferry:<region>:`'),
+  lease: doc(duration().refine(v => (parseDuration(v) ?? 0) >= 1000, { error: 'at least 1s' }).default('10s'), '`redis`: fill lease; a dead proxy\'s fill is taken over within it'),
+})
+const embeddedState = fields({ type: z.literal('embedded') })
+
+const peerRegion = fields({
+  name: doc(shortName(), 'the peer region\'s name', '(required)'),
+  url: doc(registryUrl(), 'its edge', '(required)'),
+  credentials: doc(credentials('pushing to it: for a ferry peer, any user name and its replication secret').optional(), '`username` and `passwordEnv`', 'none'),
+  caFile: doc(text('the path of a PEM bundle').optional(), 'PEM bundle of CAs to trust for it', 'none'),
+  insecure: doc(bool().default(false), 'skip TLS verification (testing only)'),
+})
+
+const replication = fields({
+  secretEnv: doc(envName('the secret').optional(), 'NAME of the variable holding the secret this region accepts pushes with; none: no pushes', 'none'),
+  peers: doc(z.array(peerRegion, { error: 'a list of peer regions' }).default([]), 'the regions (or registries) this one replicates to and asks on a miss'),
+  rules: doc(z.array(fields({
+    repositories: doc(globs('repository patterns').default(['**']), 'repository globs: `*` in a path segment, `**` across'),
+    tags: doc(globs('tag patterns').default(['**']), 'tag globs'),
+    peers: doc(z.array(text('a peer region\'s name')).optional(), 'peers by name', 'every peer'),
+  }), { error: 'a list of rules' }).optional(), 'which repositories and tags go to which peers; the first matching rule decides', 'everything to every peer'),
+  concurrency: doc(integer(1, 64).default(4), 'events and blob uploads in flight per peer'),
+  metricsListen: doc(listen().optional(), 'where `ferry replicate` serves `/metrics`', 'none'),
+  fallback: doc(bool().optional(), 'ask peers for a missing blob or manifest before the upstream', '`true` with peers'),
+  fallbackTimeout: doc(duration().default('2s'), 'how long each peer gets to answer a fallback'),
+  attempts: doc(integer(1, 100).default(5), 'tries at an event a peer refuses before it is dead-lettered'),
+  edge: doc(httpUrl('an http:// URL of this region\'s edge').optional(), 'this region\'s edge, for the replicator to fetch what the region does not hold yet', 'from `listen`'),
+})
+
 const WHO = /^(anonymous|replicator|(user|group|robot):[A-Za-z0-9._@-]+)$/
+const BCRYPT = /^\$2[aby]\$\d\d\$.{53}$/
+const auth = fields({
+  htpasswd: doc(text('the path of an htpasswd file (bcrypt entries)').optional(), 'an htpasswd file of bcrypt entries, read again when it changes', 'none'),
+  users: doc(z.record(z.string(), z.string().regex(BCRYPT, { error: 'a bcrypt hash ($2b$...), never a password' }), { error: 'a mapping of user names to bcrypt hashes' }).default({}),
+    'users in the region file: name -> bcrypt hash (`ferry passwd NAME` prints one)'),
+  groups: doc(z.record(z.string(), z.array(text('a user name')), { error: 'a mapping of group names to lists of users' }).default({}), 'group name -> its users'),
+  token: doc(fields({
+    keyFile: doc(text('the path of a PKCS#8 PEM private key (EC P-256 or RSA)'), 'the signing key', '(required)'),
+    service: doc(text('a service name').default('ferry'), 'the token service\'s name'),
+    ttl: doc(duration().default('5m'), 'how long a token is good for'),
+    realm: doc(text('the URL clients fetch tokens from').optional(), 'the realm in challenges (behind a proxy)', 'from the request'),
+  }).optional(), 'the Docker token flow: `keyFile`, `service`, `ttl`, `realm`', 'none'),
+  access: doc(z.array(fields({
+    repositories: doc(globs('repository patterns'), 'repository globs this rule is for', '(required)'),
+    allow: doc(z.record(z.string().regex(WHO, { error: '"anonymous", "replicator", "user:NAME", "group:NAME" or "robot:NAME"' }), ROLE, { error: 'a mapping of who to a role' }),
+      '`anonymous`, `replicator`, `user:NAME`, `group:NAME` or `robot:NAME` -> `reader`, `writer` or `admin`', '(required)'),
+  }), { error: 'a list of access rules' }).default([]), 'rules: `repositories` and `allow` (who -> reader, writer or admin); the first matching rule decides'),
+})
 
-function parseAuth (f: Fields, v: unknown): AuthConfig | undefined {
-  const r = f.record(v, 'auth', ['htpasswd', 'users', 'groups', 'token', 'access'])
-  if (r === undefined) return undefined
-  const htpasswd = r.htpasswd === undefined ? undefined : f.string(r.htpasswd, 'auth.htpasswd', { what: 'the path of an htpasswd file (bcrypt entries)' })
-  const users: Record<string, string> = {}
-  for (const [name, hash] of Object.entries(r.users === undefined ? {} : f.record(r.users, 'auth.users', undefined) ?? {})) {
-    if (typeof hash !== 'string' || !/^\$2[aby]\$\d\d\$.{53}$/.test(hash)) f.problem(`auth.users.${name}`, 'a bcrypt hash ($2b$...), never a password', '(not shown)')
-    else users[name] = hash
+export const regionFile = fields({
+  region: doc(text('a lowercase region name: 1 to 63 of a-z, 0-9 and "-"', /^[a-z0-9][a-z0-9-]{0,62}$/).default('local'), 'name of this region (logs, metrics)'),
+  listen: doc(listen().default('127.0.0.1:5000'), '`HOST:PORT` to serve on; `[::]:5000` for IPv6'),
+  data: doc(text('a folder path').default('./ferry-data'), 'data folder: `blobs/` (unless `store.path`), `state/`, `tmp/`; relative to the working directory'),
+  workers: doc(integer(1, 64).default(1), 'processes serving the port (`--workers N`); more than one uses more cores, with one fill per blob across all of them (fs store, embedded state only)'),
+  store: doc(z.discriminatedUnion('type', [fsStore, s3Store, gcsStore], { error: 'one of fs, s3, gcs' }).default({ type: 'fs' }), 'the region\'s blob store: `type` is `fs`, `s3` or `gcs`', '`{type: fs}`'),
+  state: doc(z.discriminatedUnion('type', [embeddedState, redisState], { error: 'one of embedded, redis' }).default({ type: 'embedded' }),
+    '`type` is `embedded` (files under `<data>/state`, one process) or `redis` (shared by a region)', '`{type: embedded}`'),
+  l1: doc(fields({
+    path: doc(text('a folder path on this proxy\'s own disk'), 'where', '(required)'),
+    maxBytes: doc(size().refine(v => (parseSize(v) ?? 0) > 0, { error: 'a size above zero' }), 'its size', '(required)'),
+  }).optional(), 'this proxy\'s disk tier in front of the store: `path`, `maxBytes`; required with `s3` and `gcs`', 'none'),
+  peer: doc(fields({
+    advertise: doc(text('an http://HOST:PORT URL').refine(v => {
+      try { const u = new URL(v); return u.protocol === 'http:' && (u.pathname === '/' || u.pathname === '') } catch { return false }
+    }, { error: 'an http://HOST:PORT URL' }).optional(), '`http://HOST:PORT` where the region\'s other proxies reach this one; `FERRY_PEER_ADVERTISE` overrides', 'from `listen`'),
+  }).optional(), 'this proxy among the other proxies of its region', 'none'),
+  replication: doc(replication.prefault({}), 'what this region sends to other regions and accepts from them', 'as below'),
+  auth: doc(auth.optional(), 'client authentication and access per repository (see [Securing ferry](#securing-ferry))', 'none'),
+  audit: doc(fields({
+    file: doc(text('a file path, or "-" for stdout'), 'the audit log (`-`: stdout)', '(required)'),
+    maxBytes: doc(size().default('100MiB'), 'rotated to `.1` past this'),
+  }).optional(), 'the audit log: `file`, `maxBytes`', 'none'),
+  tls: doc(fields({
+    certFile: doc(text('the path of a PEM certificate (chain)'), 'the certificate chain', '(required)'),
+    keyFile: doc(text('the path of its PEM private key'), 'its key', '(required)'),
+  }).optional(), 'serve HTTPS: `certFile`, `keyFile`; re-read when they change', 'none'),
+  log: doc(fields({
+    level: doc(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' }).default('info'), 'the log level'),
+  }).prefault({}), 'the operational log: `level`', 'as below'),
+  cache: doc(fields({
+    maxBytes: doc(size().refine(v => (parseSize(v) ?? 0) > 0, { error: 'a size above zero' }).default('20GiB'),
+      'upper bound on blob bytes in the store; least recently used are evicted past it (in a region, by one proxy at a time; blobs used in the last 10 minutes are kept)'),
+    manifestMemory: doc(size().default('64MiB'), 'manifests kept in memory (they are also on disk)'),
+    smallBlobMemory: doc(size().default('64MiB'), 'blobs of 256 KiB or less (configs, small layers) kept in memory (they are also on disk)'),
+    resumeAttempts: doc(integer(0, 100).default(5), 'how often a broken upstream transfer is resumed before the fill fails'),
+    resumeBackoff: doc(duration().default('250ms'), 'wait before the first resume, doubled for each next one'),
+  }).prefault({}), 'the cache\'s bounds and its miss path', 'as below'),
+  upstreams: doc(z.array(upstream, { error: 'a list of upstream registries' }).optional(), 'the upstream registries (each below); `--upstream URL` adds one', '(required)'),
+})
+
+export type RegionFile = z.input<typeof regionFile>
+export type ValidRegionFile = z.output<typeof regionFile>
+
+/** The region file's JSON Schema (draft 2020-12), for `ferry schema` and editors. */
+export function regionJsonSchema (): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(regionFile, { io: 'input', unrepresentable: 'any' }),
+    $id: 'https://ferry.dev/schemas/region.json',
+    title: 'ferry region file',
   }
-  if (r.htpasswd === undefined && r.users === undefined) f.problem('auth', 'an htpasswd file or users (or both)', undefined)
-  const groups: Record<string, string[]> = {}
-  if (r.groups !== undefined) {
-    const g = f.record(r.groups, 'auth.groups', undefined)
-    for (const [name, members] of Object.entries(g ?? {})) groups[name] = f.strings(members, `auth.groups.${name}`) ?? []
-  }
-  let token: AuthConfig['token']
-  if (r.token !== undefined) {
-    const t = f.record(r.token, 'auth.token', ['keyFile', 'service', 'ttl', 'realm'])
-    const keyFile = t === undefined ? undefined : f.string(t.keyFile, 'auth.token.keyFile', { what: 'the path of a PKCS#8 PEM private key (EC P-256 or RSA)' })
-    const service = t === undefined ? undefined : f.string(t.service ?? 'ferry', 'auth.token.service')
-    const ttl = t === undefined ? undefined : f.duration(t.ttl ?? '5m', 'auth.token.ttl')
-    const realm = t?.realm === undefined ? undefined : f.string(t.realm, 'auth.token.realm', { what: 'the URL clients fetch tokens from' })
-    if (keyFile !== undefined && service !== undefined && ttl !== undefined) token = { keyFile: resolve(keyFile), service, ttlSeconds: Math.max(1, Math.round(ttl / 1000)), realm }
-  }
-  const access: { repositories: string[], allow: Record<string, 'reader' | 'writer' | 'admin'> }[] = []
-  for (const [i, x] of (f.list(r.access ?? [], 'auth.access') ?? []).entries()) {
-    const field = `auth.access[${i}]`
-    const a = f.record(x, field, ['repositories', 'allow'])
-    if (a === undefined) continue
-    const repositories = f.strings(a.repositories, `${field}.repositories`) ?? []
-    const allow: Record<string, 'reader' | 'writer' | 'admin'> = {}
-    for (const [who, role] of Object.entries(f.record(a.allow, `${field}.allow`, undefined) ?? {})) {
-      if (!WHO.test(who)) f.problem(`${field}.allow`, '"anonymous", "replicator", "user:NAME", "group:NAME" or "robot:NAME"', who)
-      else if (!(ROLES as readonly unknown[]).includes(role)) f.problem(`${field}.allow.${who}`, `one of ${ROLES.join(', ')}`, role)
-      else allow[who] = role as 'reader' | 'writer' | 'admin'
-    }
-    access.push({ repositories, allow })
-  }
-  return { htpasswd: htpasswd === undefined ? undefined : resolve(htpasswd), users, groups, token, access }
 }

@@ -28,10 +28,3 @@ export async function readAudit (file: string, filter: AuditFilter, print: (line
   }
   return n
 }
-
-/** "90s", "15m", "2h", "7d" in ms. */
-export function parseSince (text: string): number | undefined {
-  const m = /^(\d+)(s|m|h|d)$/.exec(text)
-  if (m === null) return undefined
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
-}

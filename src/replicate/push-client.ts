@@ -3,7 +3,7 @@
 // uploads that resume from the offset the peer reports, manifest PUTs.
 import type { Readable } from 'node:stream'
 import { PEER_ONLY_HEADER } from '../common/ferry-protocol.ts'
-import type { PeerConfig } from '../config/schema.ts'
+import type { PeerConfig } from '../config/region-config.ts'
 import { readText } from '../io/read-bounded.ts'
 import { heldByUpload } from '../oci/range.ts'
 import { RegistryClient, type RegistryRequest, type RegistryResponse } from '../registry-client/client.ts'

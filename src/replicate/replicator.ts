@@ -3,7 +3,7 @@
 // keeps the lag metrics. Delivery is at least once; every write is
 // content-addressed or idempotent, so a repeat costs a HEAD.
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ReplicationConfig } from '../config/schema.ts'
+import type { ReplicationConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { RegionState } from '../store/region-state.ts'

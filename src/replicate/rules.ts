@@ -1,7 +1,7 @@
 // Which peers an event goes to: the first rule whose repository and tag
 // patterns match names them.
 import { globMatcher } from '../common/glob.ts'
-import type { ReplicationRule } from '../config/schema.ts'
+import type { ReplicationRule } from '../config/region-config.ts'
 
 export class Rules {
   private readonly compiled: { repositories: (name: string) => boolean, tags: (tag: string) => boolean, peers: readonly string[] }[]

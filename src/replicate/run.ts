@@ -1,7 +1,7 @@
 // `ferry replicate`: the replicator as a process, its /metrics, and the
 // operator's views of it (--status, --dead-letters, --retry-dead).
 import { createServer } from 'node:http'
-import type { RegionConfig } from '../config/schema.ts'
+import type { RegionConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import { openBlobStore } from '../store/open-store.ts'
 import { openState } from '../store/open-state.ts'

@@ -31,6 +31,8 @@ export interface BlobStore {
   delete (digest: Digest): Promise<void>
   /** Every blob in the store, in no particular order. */
   list (): AsyncIterable<Digest>
+  /** Whether the store can be used at all (the bucket exists, the credentials work, the folder is writable); throws a StoreError naming the cause. */
+  probe (): Promise<void>
   /** Let go of connections. */
   close? (): void
 }

@@ -1,6 +1,7 @@
 // Blobs as files: <root>/<algorithm>/<first two hex>/<hex>. A blob appears
 // only by rename of a verified file, so a reader never sees a partial blob.
-import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileBody } from '../io/body.ts'
 import type { Digest } from '../oci/reference.ts'
@@ -104,6 +105,13 @@ export class FsBlobStore implements BlobStore {
 
   async delete (digest: Digest): Promise<void> {
     await orStoreError('delete', () => rm(this.path(digest), { force: true }))
+  }
+
+  async probe (): Promise<void> {
+    await orStoreError('use its folder', async () => {
+      await mkdir(this.root, { recursive: true })
+      await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK)
+    })
   }
 
   async * list (): AsyncIterable<Digest> {

@@ -48,6 +48,16 @@ export class GcsBlobStore implements BlobStore {
     }
   }
 
+  async probe (): Promise<void> {
+    let exists: boolean
+    try {
+      [exists] = await this.bucket.exists()
+    } catch (err) {
+      throw new StoreError(`use bucket ${this.bucket.name}`, err)
+    }
+    if (!exists) throw new StoreError(`use bucket ${this.bucket.name}`, Object.assign(new Error('the bucket does not exist'), { code: 'NoSuchBucket' }))
+  }
+
   async open (digest: Digest): Promise<OpenBlob | undefined> {
     const info = await this.stat(digest)
     if (info === undefined) return undefined

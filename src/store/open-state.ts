@@ -1,7 +1,7 @@
 // The region state named by the region file: embedded files, or Redis
 // (ioredis loaded only then).
 import { join } from 'node:path'
-import type { RegionConfig } from '../config/schema.ts'
+import type { RegionConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import { EmbeddedState } from './embedded-state.ts'
 import type { RegionState } from './region-state.ts'

@@ -2,7 +2,7 @@
 // clients are loaded only when used: together they weigh tens of MB that a
 // filesystem cache should not carry.
 import { mkdir } from 'node:fs/promises'
-import type { StoreConfig } from '../config/schema.ts'
+import type { StoreConfig } from '../config/region-config.ts'
 import type { BlobStore } from './blob-store.ts'
 import { FsBlobStore } from './fs-blob-store.ts'
 

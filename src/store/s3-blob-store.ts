@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { StoreError } from './errors.ts'
 import type { Digest } from '../oci/reference.ts'
@@ -113,6 +113,16 @@ export class S3BlobStore implements BlobStore {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(digest) }))
     } catch (err) {
       if (!notFound(err)) throw new StoreError('delete', err)
+    }
+  }
+
+  async probe (): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))
+    } catch (err) {
+      // HeadBucket answers a missing bucket with a bare 404: say what it means
+      if (notFound(err)) throw new StoreError(`use bucket ${this.bucket}`, Object.assign(new Error('the bucket does not exist'), { code: 'NoSuchBucket' }))
+      throw new StoreError(`use bucket ${this.bucket}`, err)
     }
   }
 

@@ -4,7 +4,7 @@
 // answers from what it holds, never from its upstream or a further peer: no
 // loops. Whatever a peer sends is verified against the digest like any fill.
 import { PEER_ONLY_HEADER } from '../common/ferry-protocol.ts'
-import type { PeerConfig } from '../config/schema.ts'
+import type { PeerConfig } from '../config/region-config.ts'
 import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
 import { parseContentRange } from '../oci/range.ts'

@@ -3,7 +3,7 @@
 // typed answers, and every failure a RegistryError. What statuses and
 // headers mean stays here; the cache never sees a raw response.
 import type { Readable } from 'node:stream'
-import type { UpstreamConfig } from '../config/schema.ts'
+import type { UpstreamConfig } from '../config/region-config.ts'
 import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
 import { parseContentRange } from '../oci/range.ts'

@@ -1,5 +1,5 @@
 // A Google Cloud Storage JSON API server that implements exactly the calls
-// ferry's GCS store makes: object metadata, ranged media download, delete,
+// ferry's GCS store makes: bucket and object metadata, ranged media download, delete,
 // list with pages, and resumable uploads (session POST, then PUT of the
 // bytes, with the status query a client sends to resume). Objects are files
 // under `dir`; an object appears only when its upload is finalized.
@@ -68,6 +68,12 @@ export async function startGcsServer (dir: string, port = 0): Promise<GcsServer>
       })
       if (size === 0) { res.end(); return }
       createReadStream(objectPath(bucket, name), { start, end }).pipe(res)
+      return
+    }
+    if ((m = /^\/storage\/v1\/b\/([^/]+)$/.exec(url.pathname)) !== null && req.method === 'GET') {
+      // a bucket's metadata (bucket.exists()): this server has one bucket, ferry-test
+      if (m[1] === 'ferry-test') json(res, 200, { kind: 'storage#bucket', name: m[1], id: m[1] })
+      else json(res, 404, { error: { code: 404, message: 'The specified bucket does not exist.' } })
       return
     }
     if ((m = /^\/storage\/v1\/b\/([^/]+)\/o$/.exec(url.pathname)) !== null && req.method === 'GET') {

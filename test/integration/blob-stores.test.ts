@@ -77,6 +77,10 @@ for (const [name, make] of Object.entries(subjects)) {
     const big = randomBytes(20 * 1024 * 1024 + 123)
     const small = Buffer.from('{"a config":true}\n')
 
+    await t.test('a usable store passes the probe', async t => {
+      await t.resolves(store.probe())
+    })
+
     await t.test('an absent blob is absent', async t => {
       const d = parseDigest(`sha256:${'0'.repeat(64)}`)
       t.equal(await store.stat(d), undefined)
@@ -142,6 +146,8 @@ for (const [name, make] of Object.entries(subjects)) {
         t.equal((statErr as StoreError)?.code, 'STORE_UNAVAILABLE', 'reads fail the same way')
         const openErr = await store.open(bigBlob.digest).then(() => undefined, (e: unknown) => e)
         t.equal((openErr as StoreError)?.code, 'STORE_UNAVAILABLE', 'and opens')
+        const probeErr = await store.probe().then(() => undefined, (e: unknown) => e)
+        t.equal((probeErr as StoreError)?.code, 'STORE_UNAVAILABLE', 'and the probe ferry runs at start')
         t.ok(Date.now() - started < 20_000, 'promptly')
         await up()
         t.equal(await store.stat(lost.digest), undefined, 'the failed upload is not visible')
@@ -150,3 +156,20 @@ for (const [name, make] of Object.entries(subjects)) {
     }
   })
 }
+
+t.test('a bucket that does not exist is named by the probe', async t => {
+  const s3 = await startS3Server(join(root, 's3-missing'))
+  t.teardown(() => s3.close())
+  const gcs = await startGcsServer(join(root, 'gcs-missing'))
+  t.teardown(() => gcs.close())
+  const stores: [string, BlobStore][] = [
+    ['s3', new S3BlobStore({ bucket: 'no-such-bucket', region: 'us-east-1', endpoint: s3.endpoint, prefix: '', forcePathStyle: true })],
+    ['gcs', new GcsBlobStore({ bucket: 'no-such-bucket', prefix: '', apiEndpoint: gcs.url, projectId: 'test' })],
+  ]
+  for (const [name, store] of stores) {
+    const err = await store.probe().then(() => undefined, (e: unknown) => e)
+    t.ok(err instanceof StoreError, `${name}: a StoreError`)
+    t.match((err as Error).message, /no-such-bucket.*(NoSuchBucket|does not exist)/, `${name}: it names the bucket and the cause`)
+    store.close?.()
+  }
+})

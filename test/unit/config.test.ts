@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseRegion } from '../../src/config/schema.ts'
+import { parseRegion } from '../../src/config/parse.ts'
 
 t.test('the quick flags make a whole config', async t => {
   const { config, problems } = parseRegion({}, 'x.yaml', { listen: '127.0.0.1:5000', data: '/tmp/f', upstream: 'http://127.0.0.1:5001' })

@@ -1,0 +1,23 @@
+// ferry check: validate a region file, every problem at once.
+import { loadRegion } from '../config/load.ts'
+import { defineCommand, overridesOf, REGION_FLAGS, REGION_FLAGS_USAGE, requireConfig } from './command.ts'
+
+const usage = `usage: ferry check --config FILE [--listen HOST:PORT] [--data DIR] [--upstream URL] [--workers N]
+
+Check a region file (with the overrides serve would apply): every problem,
+each with the field, what was expected and what is there. Exit 1 if any.
+
+${REGION_FLAGS_USAGE}`
+
+export const checkCommand = defineCommand({
+  name: 'check',
+  summary: 'check a region file and report every problem in it',
+  usage,
+  options: REGION_FLAGS,
+  async run (values) {
+    const file = requireConfig(values.config, 'check', usage)
+    const config = await loadRegion(file, overridesOf(values, usage, 'check'))
+    console.log(`${file}: ok (region ${config.region}, ${config.upstreams.length} upstream${config.upstreams.length === 1 ? '' : 's'})`)
+    return 0
+  },
+})
