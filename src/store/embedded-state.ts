@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { LRUCache } from 'lru-cache'
+import { StateError } from './state-errors.ts'
 import type { DeadLetter, ListAnswer, RegionEvent, RegionState, RobotRecord, StoredEvent, TagEntry, TagKey } from './region-state.ts'
 
 const NONE = Symbol('none')
@@ -46,7 +47,7 @@ export class EmbeddedState implements RegionState {
     const hit = this.manifestTypes.get(digest)
     if (hit !== undefined) return hit === NONE ? undefined : hit
     let type: string | undefined
-    try { type = await readFile(this.manifestPath(digest), 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err }
+    try { type = await readFile(this.manifestPath(digest), 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateError('read its files', err) }
     // absence is not cached: another writer (a fill) may add it any moment
     if (type !== undefined) this.manifestTypes.set(digest, type)
     return type
@@ -107,7 +108,7 @@ export class EmbeddedState implements RegionState {
         }
         for (const e of batch) e.done()
       } catch (err) {
-        for (const e of batch) e.done(err)
+        for (const e of batch) e.done(new StateError('append to the event stream', err))
         // opened again for the next batch: the folder may have been restored meanwhile
         await this.eventsFile?.close().catch(() => {})
         this.eventsFile = undefined
@@ -208,19 +209,23 @@ export class EmbeddedState implements RegionState {
     let text: string
     try { text = await readFile(path, 'utf8') } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
+      throw new StateError('read its files', err)
     }
     try { return JSON.parse(text) as T } catch { return undefined } // a torn file from a crash counts as absent
   }
 
   private async writeAtomic (path: string, text: string): Promise<void> {
-    const folder = dirname(path)
-    if (!this.made.has(folder)) {
-      await mkdir(folder, { recursive: true })
-      this.made.add(folder)
+    try {
+      const folder = dirname(path)
+      if (!this.made.has(folder)) {
+        await mkdir(folder, { recursive: true })
+        this.made.add(folder)
+      }
+      const tmp = `${path}.${process.pid}.${++this.seq}.tmp`
+      await writeFile(tmp, text)
+      await rename(tmp, path)
+    } catch (err) {
+      throw new StateError('write its files', err)
     }
-    const tmp = `${path}.${process.pid}.${++this.seq}.tmp`
-    await writeFile(tmp, text)
-    await rename(tmp, path)
   }
 }

@@ -7,6 +7,7 @@
 import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../observe/logger.ts'
+import { StateError } from './state-errors.ts'
 import type { DeadLetter, ListAnswer, RegionEvent, RegionState, RobotRecord, StoredEvent, TagEntry, TagKey } from './region-state.ts'
 
 /** Tags and lists not refreshed for this long leave Redis by themselves. */
@@ -78,7 +79,7 @@ export class RedisState implements RegionState {
   }
 
   async readEvents (after: string, count: number): Promise<StoredEvent[]> {
-    const rows = await this.redis.xrange(`${this.prefix}events`, `(${after === '0' ? '0-0' : after}`, '+', 'COUNT', count)
+    const rows = await this.call('read the event stream', () => this.redis.xrange(`${this.prefix}events`, `(${after === '0' ? '0-0' : after}`, '+', 'COUNT', count))
     const out: StoredEvent[] = []
     for (const [id, fields] of rows) {
       const i = fields.indexOf('e')
@@ -93,7 +94,7 @@ export class RedisState implements RegionState {
     let n = 0
     let from = after
     for (;;) {
-      const rows = await this.redis.xrange(`${this.prefix}events`, `(${from === '0' ? '0-0' : from}`, '+', 'COUNT', 10_000)
+      const rows = await this.call('read the event stream', () => this.redis.xrange(`${this.prefix}events`, `(${from === '0' ? '0-0' : from}`, '+', 'COUNT', 10_000))
       n += rows.length
       if (rows.length < 10_000) return n
       from = rows[rows.length - 1]![0]
@@ -101,35 +102,44 @@ export class RedisState implements RegionState {
   }
 
   async getCursor (peer: string): Promise<string> {
-    return await this.redis.get(`${this.prefix}replication:${peer}:cursor`) ?? '0'
+    return await this.call('read a replication cursor', () => this.redis.get(`${this.prefix}replication:${peer}:cursor`)) ?? '0'
   }
 
   async setCursor (peer: string, id: string): Promise<void> {
-    await this.redis.set(`${this.prefix}replication:${peer}:cursor`, id)
+    await this.call('write a replication cursor', () => this.redis.set(`${this.prefix}replication:${peer}:cursor`, id))
   }
 
   async addDeadLetter (peer: string, letter: DeadLetter): Promise<void> {
-    await this.redis.hset(`${this.prefix}replication:${peer}:dead`, letter.id, JSON.stringify(letter))
+    await this.call('keep a dead letter', () => this.redis.hset(`${this.prefix}replication:${peer}:dead`, letter.id, JSON.stringify(letter)))
   }
 
   async deadLetters (peer: string): Promise<DeadLetter[]> {
-    const all = await this.redis.hvals(`${this.prefix}replication:${peer}:dead`)
+    const all = await this.call('read the dead letters', () => this.redis.hvals(`${this.prefix}replication:${peer}:dead`))
     return all.map(v => parse<DeadLetter>(v)).filter((d): d is DeadLetter => d !== undefined)
   }
 
   async removeDeadLetter (peer: string, id: string): Promise<void> {
-    await this.redis.hdel(`${this.prefix}replication:${peer}:dead`, id)
+    await this.call('remove a dead letter', () => this.redis.hdel(`${this.prefix}replication:${peer}:dead`, id))
   }
 
   async robots (): Promise<RobotRecord[]> {
-    return parse<RobotRecord[]>(await this.redis.get(`${this.prefix}robots`)) ?? []
+    return parse<RobotRecord[]>(await this.call('read the robots', () => this.redis.get(`${this.prefix}robots`))) ?? []
   }
 
   async putRobots (robots: readonly RobotRecord[]): Promise<void> {
-    await this.redis.set(`${this.prefix}robots`, JSON.stringify(robots))
+    await this.call('write the robots', () => this.redis.set(`${this.prefix}robots`, JSON.stringify(robots)))
   }
 
   async close (): Promise<void> {}
+
+  /** What has no remembered answer: Redis's failure is the caller's, as a StateError. */
+  private async call<T> (operation: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op()
+    } catch (err) {
+      throw new StateError(operation, err)
+    }
+  }
 
   private async read (key: string): Promise<string | null | typeof FAILED> {
     try {
