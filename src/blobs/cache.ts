@@ -6,7 +6,7 @@
 // immutable, so a hit never asks the upstream. Another region asking gets
 // only what this region holds; another proxy of the region gets only a fill
 // running here or this proxy's disk. Single flight, verification and commit
-// live here and in fill.ts, once.
+// live here, in lead.ts and in fill.ts, once.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { Body } from '../io/body.ts'
@@ -19,7 +19,8 @@ import type { Route } from '../upstream/router.ts'
 import type { Committer } from './commit.ts'
 import { FillError } from './errors.ts'
 import { Fill } from './fill.ts'
-import { FillFeed, type FeedSources } from './fill-feed.ts'
+import type { FeedSources } from './fill-feed.ts'
+import { lead } from './lead.ts'
 import type { FillTable } from './fill-table.ts'
 import type { BlobSource, OpenedBlob } from './source.ts'
 import { SMALL_BLOB_BYTES, type MemorySource } from './sources/memory.ts'
@@ -267,7 +268,7 @@ export class BlobCache {
         return 'ok'
       }
       fill.onChange = update => this.o.table.progress(digest.value, update)
-      await this.lead(route, fill, viaStore)
+      await lead({ ...this.o, feed: { ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined } }, route, fill, viaStore)
       return 'ok'
     })()
     const running: Running = { fill, started }
@@ -279,48 +280,6 @@ export class BlobCache {
       this.o.metrics.fillsInFlight.dec()
     })
     return running
-  }
-
-  /** This process fills the blob: FillFeed picks the source, Fill.run resumes and verifies. */
-  private async lead (route: Route, fill: Fill, viaStore: boolean): Promise<void> {
-    const digest = fill.digest
-    const started = Date.now()
-    const upstream = route.upstream.name
-    const feed = new FillFeed({ ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined }, digest, route, !viaStore)
-    let first: OpenedBlob
-    try {
-      first = await feed.open(0)
-    } catch (err) {
-      // no fill ran: followers in other workers must not wait for one
-      this.o.table.progress(digest.value, { size: undefined, written: 0, outcome: 'failed' })
-      await feed.lease?.release()
-      throw err
-    }
-    const { log, metrics, policy } = this.o
-    log.info({ digest: digest.value, upstream, size: first.size, from: feed.label }, 'blob fill started')
-    void fill.run(first, {
-      reopen: offset => feed.open(offset),
-      attempts: policy.resumeAttempts,
-      backoffMs: policy.resumeBackoffMs,
-      commit: path => this.o.committer.commit(digest, path, fill.written, { newToRegion: feed.newToRegion, record: true }),
-      onBytes: n => { if (feed.from === 'upstream') metrics.upstreamBytes.inc({ upstream }, n) },
-      onResume: (offset, err) => {
-        metrics.fillResumes.inc()
-        log.warn({ digest: digest.value, upstream, from: feed.label, offset, err: (err as Error).message }, `${feed.label} transfer broke; resuming`)
-      },
-    }).then(() => {
-      if (fill.state === 'verified' && fill.outcome === 'failed') {
-        log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
-      } else if (fill.state === 'failed') {
-        const reason = fill.error instanceof FillError ? fill.error.reason : 'upstream'
-        metrics.fillFailures.inc({ reason })
-        log.warn({ digest: digest.value, upstream, from: feed.label, reason, err: fill.error?.message, detail: (fill.error as FillError | undefined)?.detail }, 'blob fill failed; nothing cached')
-      } else {
-        // small: the next hit costs no disk read
-        if (fill.bytes !== undefined) this.o.memory.keep(digest.value, fill.bytes)
-        log.info({ digest: digest.value, upstream, from: feed.label, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
-      }
-    }).finally(() => feed.lease?.release(fill.outcome === 'verified' && feed.newToRegion))
   }
 }
 

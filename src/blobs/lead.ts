@@ -1,0 +1,65 @@
+// Leading a fill in this process: FillFeed picks the source, Fill.run
+// resumes and verifies, the commit puts the blob where it belongs; then the
+// outcome is logged and counted, and the region lease given back (with a
+// "stored" mark when the region's store has it now).
+import type { Logger } from '../observe/logger.ts'
+import type { Metrics } from '../observe/metrics.ts'
+import type { Route } from '../upstream/router.ts'
+import type { Committer } from './commit.ts'
+import { FillError } from './errors.ts'
+import type { Fill } from './fill.ts'
+import { FillFeed, type FeedSources } from './fill-feed.ts'
+import type { FillTable } from './fill-table.ts'
+import type { OpenedBlob } from './source.ts'
+import type { MemorySource } from './sources/memory.ts'
+
+export interface Leading {
+  readonly feed: FeedSources
+  readonly table: FillTable
+  readonly committer: Committer
+  readonly memory: MemorySource
+  readonly policy: { readonly resumeAttempts: number, readonly resumeBackoffMs: number }
+  readonly log: Logger
+  readonly metrics: Metrics
+}
+
+export async function lead (o: Leading, route: Route, fill: Fill, viaStore: boolean): Promise<void> {
+  const digest = fill.digest
+  const started = Date.now()
+  const upstream = route.upstream.name
+  const feed = new FillFeed(o.feed, digest, route, !viaStore)
+  let first: OpenedBlob
+  try {
+    first = await feed.open(0)
+  } catch (err) {
+    // no fill ran: followers in other workers must not wait for one
+    o.table.progress(digest.value, { size: undefined, written: 0, outcome: 'failed' })
+    await feed.lease?.release()
+    throw err
+  }
+  const { log, metrics, policy } = o
+  log.info({ digest: digest.value, upstream, size: first.size, from: feed.label }, 'blob fill started')
+  void fill.run(first, {
+    reopen: offset => feed.open(offset),
+    attempts: policy.resumeAttempts,
+    backoffMs: policy.resumeBackoffMs,
+    commit: path => o.committer.commit(digest, path, fill.written, { newToRegion: feed.newToRegion, record: true }),
+    onBytes: n => { if (feed.from === 'upstream') metrics.upstreamBytes.inc({ upstream }, n) },
+    onResume: (offset, err) => {
+      metrics.fillResumes.inc()
+      log.warn({ digest: digest.value, upstream, from: feed.label, offset, err: (err as Error).message }, `${feed.label} transfer broke; resuming`)
+    },
+  }).then(() => {
+    if (fill.state === 'verified' && fill.outcome === 'failed') {
+      log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
+    } else if (fill.state === 'failed') {
+      const reason = fill.error instanceof FillError ? fill.error.reason : 'upstream'
+      metrics.fillFailures.inc({ reason })
+      log.warn({ digest: digest.value, upstream, from: feed.label, reason, err: fill.error?.message, detail: (fill.error as FillError | undefined)?.detail }, 'blob fill failed; nothing cached')
+    } else {
+      // small: the next hit costs no disk read
+      if (fill.bytes !== undefined) o.memory.keep(digest.value, fill.bytes)
+      log.info({ digest: digest.value, upstream, from: feed.label, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
+    }
+  }).finally(() => feed.lease?.release(fill.outcome === 'verified' && feed.newToRegion))
+}
