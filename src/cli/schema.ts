@@ -7,7 +7,7 @@ export const schemaCommand = defineCommand({
   summary: 'print the region file\'s JSON Schema',
   usage: `usage: ferry schema
 
-Print the JSON Schema (draft 2020-12) of a region file. Editors with
+Print the JSON Schema (draft-07) of a region file. Editors with
 yaml-language-server use it from a first line such as
   # yaml-language-server: $schema=./ferry-region.schema.json`,
   options: {},

@@ -4,7 +4,7 @@
 // the document as written, so one problem never hides another.
 import { hostname } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
-import type * as z from 'zod'
+import * as v from 'valibot'
 import { parseDuration, parseSize } from '../common/units.ts'
 import type { PeerConfig, RegionConfig, StoreConfig, UpstreamConfig } from './region-config.ts'
 import { LISTEN_RE, regionFile, type ValidRegionFile } from './schema.ts'
@@ -50,12 +50,12 @@ export function parseRegion (doc: unknown, file: string, overrides: Overrides = 
   }
   const fieldOf = (path: readonly PropertyKey[]): string => fieldName(path, overrides)
   const problems: ConfigProblem[] = []
-  const result = regionFile.safeParse(input, { reportInput: true })
-  if (!result.success) for (const issue of result.error.issues) problems.push(...problemsOf(issue, input, fieldOf))
+  const result = v.safeParse(regionFile, input, { abortEarly: false })
+  if (!result.success) for (const issue of result.issues) problems.push(problemOf(issue, input, fieldOf))
   problems.push(...crossChecks(input, fieldOf))
   const unique = dedupe(problems)
   if (unique.length > 0 || !result.success) return { problems: unique }
-  return { config: resolveRegion(result.data, file), problems: [] }
+  return { config: resolveRegion(result.output, file), problems: [] }
 }
 
 function fieldName (path: readonly PropertyKey[], overrides: Overrides): string {
@@ -88,21 +88,16 @@ function shown (path: readonly PropertyKey[], value: unknown): string {
   return describe(value)
 }
 
-function problemsOf (issue: z.core.$ZodIssue, input: Doc, fieldOf: (path: readonly PropertyKey[]) => string): ConfigProblem[] {
-  const path = issue.path
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map(k => ({ field: fieldOf([...path, k]), expected: issue.message, got: describe(k) }))
+function problemOf (issue: v.BaseIssue<unknown>, input: Doc, fieldOf: (path: readonly PropertyKey[]) => string): ConfigProblem {
+  const items = issue.path ?? []
+  const path = items.map(i => i.key as PropertyKey)
+  const last = items[items.length - 1]
+  if (issue.type === 'strict_object' || last?.origin === 'key') {
+    // an unknown field, or a record's key that breaks its rule: the key itself is what was there
+    const onKey = last?.origin === 'key' && issue.type !== 'strict_object'
+    return { field: fieldOf(onKey ? path.slice(0, -1) : path), expected: issue.message, got: describe(path[path.length - 1]) }
   }
-  if (issue.code === 'invalid_key') {
-    return [{ field: fieldOf(path.slice(0, -1)), expected: issue.issues[0]?.message ?? issue.message, got: describe(path[path.length - 1]) }]
-  }
-  if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-    // every branch failed: the branch of the value's own type says why (a string that is not a duration, not "not a number")
-    const value = at(input, path)
-    const branch = issue.errors.find(errs => errs.every(e => e.code !== 'invalid_type')) ?? issue.errors[0]!
-    if (branch.length > 0 && value !== undefined && typeof value !== 'boolean') return branch.map(e => ({ field: fieldOf([...path, ...e.path]), expected: e.message, got: shown(path, at(input, [...path, ...e.path])) }))
-  }
-  return [{ field: fieldOf(path), expected: issue.message, got: shown(path, at(input, path)) }]
+  return { field: fieldOf(path), expected: issue.message, got: shown(path, at(input, path)) }
 }
 
 function dedupe (problems: readonly ConfigProblem[]): ConfigProblem[] {

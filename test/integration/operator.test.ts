@@ -126,7 +126,7 @@ t.test('ferry schema prints the region file\'s JSON Schema', async t => {
   const r = await ferry(['schema'])
   t.equal(r.code, 0)
   const schema = JSON.parse(r.stdout) as { $schema: string, properties: Record<string, unknown>, additionalProperties: boolean }
-  t.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema')
+  t.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#', 'draft-07, which yaml-language-server reads')
   for (const f of ['upstreams', 'store', 'state', 'auth', 'replication', 'cache']) t.ok(schema.properties[f], `describes ${f}`)
   t.equal(schema.additionalProperties, false, 'unknown fields are errors for editors too')
 })
