@@ -43,3 +43,16 @@ t.test('a snapshot of 50,000 blobs, with hits during the walk: every blob once a
   const again = JSON.parse(readFileSync(snapshotPath, 'utf8')) as [string, number][]
   t.equal(new Set(again.map(x => x[0])).size, count, 'close writes a whole snapshot too')
 })
+
+t.test('in a small cache, a blob hit again within the same second is the newest: blobs added meanwhile go before it', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-order-'))
+  const e = new Eviction(new FsBlobStore(join(dir, 'blobs')), { maxBytes: 1e15, lowWatermark: 0.95, snapshotPath: join(dir, 'state', 'recency.json'), snapshotEveryMs: 1e9 }, pino({ level: 'silent' }), new Metrics({ defaultMetrics: false }))
+  for (let i = 0; i < 9; i++) e.added(digest(i), 10)
+  const hot = digest(0)
+  e.touch(hot)
+  for (let i = 100; i < 103; i++) e.added(digest(i), 10) // three fills commit in the same second
+  e.touch(hot)
+  await e.close()
+  const order = (JSON.parse(readFileSync(join(dir, 'state', 'recency.json'), 'utf8')) as [string, number][]).map(x => x[0])
+  t.equal(order[order.length - 1], hot, 'the blob used last is the last to go')
+})
