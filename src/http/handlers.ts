@@ -122,6 +122,14 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
     c.res.end()
     return
   }
+  const inMemory = answer.body.bytes
+  if (inMemory !== undefined) {
+    // configs, small layers: headers and body leave in one write
+    c.res.end(inMemory)
+    c.served = { digest: digest.value, bytes: inMemory.length }
+    s.metrics.bytesServed.inc({ source: answer.source === 'fill' ? 'fill' : 'cache' }, inMemory.length)
+    return
+  }
   await sendBlobBody(s, c, answer.body, digest.value, answer.source === 'fill' ? 'fill' : 'cache')
 }
 

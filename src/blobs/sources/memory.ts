@@ -17,6 +17,11 @@ export class MemorySource implements BlobSource {
   }
 
   async open (want: BlobWant): Promise<OpenedBlob | undefined> {
+    return this.peek(want)
+  }
+
+  /** The same, without a turn of the event loop: the warm path's most frequent answer. */
+  peek (want: BlobWant): OpenedBlob | undefined {
     const bytes = this.blobs.get(want.digest.value)
     return bytes === undefined ? undefined : openBuffer(bytes, want)
   }
