@@ -37,7 +37,7 @@ import { createLogger, type Logger } from './observe/logger.ts'
 import { Metrics } from './observe/metrics.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
 import { openBlobStore } from './store/open-store.ts'
-import { openState } from './store/open-state.ts'
+import { openState } from './state/open-state.ts'
 import { PeerRegions } from './upstream/peer-regions.ts'
 import { Router } from './upstream/router.ts'
 import { Upstream } from './upstream/upstream.ts'
@@ -126,7 +126,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     : new NoLeases()
   const takeoverMs = config.state.type === 'redis' ? config.state.leaseMs + 5000 : 0
   const onCommitted = (digest: string, size: number): void => {
-    state.appendEvent({ kind: 'blob', digest, size, at: Date.now() }).catch((err: unknown) => {
+    state.events.append({ kind: 'blob', digest, size, at: Date.now() }).catch((err: unknown) => {
       log.warn({ digest, err: (err as Error).message }, 'committed blob not recorded in the region stream')
     })
   }

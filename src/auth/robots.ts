@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import bcrypt from 'bcryptjs'
 import { LRUCache } from 'lru-cache'
-import type { RegionState, RobotRecord } from '../store/region-state.ts'
+import type { RegionState, RobotRecord } from '../state/region-state.ts'
 import type { Identity, IdentitySource } from './identity.ts'
 
 export const ROBOT_PREFIX = 'robot$'
@@ -22,7 +22,7 @@ export class RobotSource implements IdentitySource {
   async valid (user: string): Promise<RobotRecord | undefined> {
     if (!user.startsWith(ROBOT_PREFIX)) return undefined
     const name = user.slice(ROBOT_PREFIX.length)
-    const r = (await this.state.robots()).find(x => x.name === name)
+    const r = (await this.state.robots.list()).find(x => x.name === name)
     if (r === undefined || r.revokedAt !== undefined || (r.expiresAt !== undefined && r.expiresAt <= Date.now())) return undefined
     return r
   }
@@ -54,18 +54,18 @@ export class IdentitySources implements IdentitySource {
 
 /** A new robot and its secret (shown once; only its hash is kept). */
 export async function createRobot (state: RegionState, name: string, scopes: RobotRecord['scopes'], expiresAt: number | undefined): Promise<{ user: string, secret: string }> {
-  const robots = await state.robots()
+  const robots = await state.robots.list()
   if (robots.some(r => r.name === name && r.revokedAt === undefined)) throw new Error(`robot ${name} exists; revoke it first`)
   const secret = randomBytes(32).toString('base64url')
   const record: RobotRecord = { name, hash: await bcrypt.hash(secret, 10), scopes, createdAt: Date.now(), expiresAt, revokedAt: undefined }
-  await state.putRobots([...robots.filter(r => r.name !== name), record])
+  await state.robots.replace([...robots.filter(r => r.name !== name), record])
   return { user: `${ROBOT_PREFIX}${name}`, secret }
 }
 
 export async function revokeRobot (state: RegionState, name: string): Promise<boolean> {
-  const robots = await state.robots()
+  const robots = await state.robots.list()
   const r = robots.find(x => x.name === name && x.revokedAt === undefined)
   if (r === undefined) return false
-  await state.putRobots(robots.map(x => x === r ? { ...x, revokedAt: Date.now() } : x))
+  await state.robots.replace(robots.map(x => x === r ? { ...x, revokedAt: Date.now() } : x))
   return true
 }

@@ -8,8 +8,8 @@ import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import { RegistryError } from '../registry-client/errors.ts'
-import type { ListAnswer, RegionState } from '../store/region-state.ts'
-import type { Route } from '../upstream/router.ts'
+import type { ListAnswer, RegionState } from '../state/region-state.ts'
+import { canonicalName, type Route } from '../upstream/router.ts'
 import { upstreamDown } from './manifests.ts'
 
 export interface ListResult extends ListAnswer {
@@ -75,13 +75,14 @@ export class ListCache {
 
   private async forward (route: Route, key: string, fetch: () => Promise<ListAnswer>): Promise<ListResult> {
     const upstream = route.upstream.name
+    const repo = canonicalName(route)
     try {
       const answer = await fetch()
-      await this.state.putList(upstream, route.repo, key, answer)
+      await this.state.lists.put(repo, key, answer)
       return { ...answer, stale: false }
     } catch (err) {
       if (upstreamDown(err) || (err instanceof RegistryError && err.code === 'REGISTRY_BAD_ANSWER')) {
-        const last = await this.state.getList(upstream, route.repo, key)
+        const last = await this.state.lists.get(repo, key)
         if (last !== undefined) {
           this.metrics.cache.inc({ kind: 'list', result: 'stale' })
           this.log.warn({ upstream, repo: route.repo, key, err: (err as Error).message }, 'upstream failed; serving last good list')

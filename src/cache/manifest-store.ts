@@ -9,7 +9,7 @@ import { collect } from '../io/body.ts'
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import type { RegionState } from '../store/region-state.ts'
+import type { RegionState } from '../state/region-state.ts'
 
 export interface Manifest {
   readonly digest: string
@@ -37,20 +37,20 @@ export class ManifestStore {
     this.memory.set(digest, { mediaType, body })
   }
 
-  async save (digest: Digest, mediaType: string, body: Buffer): Promise<void> {
+  /** The bytes into the store, then the record (a reader that finds the record finds the bytes). */
+  async save (digest: Digest, mediaType: string, body: Buffer, about: { subject?: string | undefined, artifactType?: string | undefined } = {}): Promise<void> {
     this.remember(digest.value, mediaType, body)
     const tmp = join(this.staging, `m-${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`)
     await writeFile(tmp, body)
     await this.store.commitFile(digest, tmp)
-    // the media type is written after the bytes: a reader that sees it finds the bytes
-    await this.state.putManifestType(digest.value, mediaType)
+    await this.state.manifests.put(digest.value, { mediaType, size: body.length, ...about })
   }
 
   /** The manifest, if the region holds it. */
   async get (digest: string): Promise<Manifest | undefined> {
     const mem = this.memory.get(digest)
     if (mem !== undefined) return { digest, mediaType: mem.mediaType, body: mem.body }
-    const mediaType = await this.state.getManifestType(digest)
+    const mediaType = (await this.state.manifests.get(digest))?.mediaType
     if (mediaType === undefined) return undefined
     const blob = await this.store.open(parseDigest(digest))
     if (blob === undefined) return undefined

@@ -14,18 +14,20 @@ import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import { RegistryError } from '../registry-client/errors.ts'
-import type { RegionEvent, RegionState, TagEntry, TagKey } from '../store/region-state.ts'
+import type { RegionEvent, RegionState, TagEntry } from '../state/region-state.ts'
 import type { PeerRegions } from '../upstream/peer-regions.ts'
 import { canonicalName, type Route } from '../upstream/router.ts'
 import { ManifestStore, type Manifest } from './manifest-store.ts'
-import { ANY_ACCEPT, pick, TagEntries } from './tag-entries.ts'
+import { ANY_ACCEPT, pick } from './tag-entries.ts'
 
 export type { Manifest } from './manifest-store.ts'
 export { ANY_ACCEPT, pick } from './tag-entries.ts'
 
+/** A tag of a repository, named as clients name it. */
+interface TagKey { readonly repo: string, readonly tag: string }
+
 export class ManifestCache {
   private readonly manifests: ManifestStore
-  private readonly tags: TagEntries
   private readonly state: RegionState
   private readonly log: Logger
   private readonly metrics: Metrics
@@ -34,7 +36,6 @@ export class ManifestCache {
 
   constructor (opts: { manifests: ManifestStore, state: RegionState, log: Logger, metrics: Metrics, regions?: PeerRegions | undefined }) {
     this.manifests = opts.manifests
-    this.tags = new TagEntries(opts.state)
     this.regions = opts.regions
     this.state = opts.state
     this.log = opts.log
@@ -71,8 +72,8 @@ export class ManifestCache {
   }
 
   async byTag (route: Route, tag: string, accept: readonly string[]): Promise<Manifest> {
-    const key: TagKey = { upstream: route.upstream.name, repo: route.repo, tag }
-    const entry = pick(await this.state.getTag(key), accept)
+    const key: TagKey = { repo: canonicalName(route), tag }
+    const entry = pick(await this.state.tags.get(key.repo, tag), accept)
     const { tagTTLMs, staleIfErrorMs } = route.upstream.config
     if (entry !== undefined) {
       const age = Date.now() - entry.fetchedAt
@@ -83,11 +84,11 @@ export class ManifestCache {
           return local
         }
       } else {
-        return await this.once(`r|${key.upstream}|${key.repo}|${tag}|${accept.join(',')}`, () => this.revalidate(route, key, entry, accept, age < tagTTLMs + staleIfErrorMs))
+        return await this.once(`r|${key.repo}|${tag}|${accept.join(',')}`, () => this.revalidate(route, key, entry, accept, age < tagTTLMs + staleIfErrorMs))
       }
     }
     this.metrics.cache.inc({ kind: 'tag', result: 'miss' })
-    return await this.once(`t|${key.upstream}|${key.repo}|${tag}|${accept.join(',')}`, () => this.fetchTag(route, key, accept))
+    return await this.once(`t|${key.repo}|${tag}|${accept.join(',')}`, () => this.fetchTag(route, key, accept))
   }
 
   private async revalidate (route: Route, key: TagKey, entry: TagEntry, accept: readonly string[], staleAllowed: boolean): Promise<Manifest> {
@@ -95,16 +96,16 @@ export class ManifestCache {
     try {
       now = await route.upstream.manifestHead(route.repo, key.tag, accept)
     } catch (err) {
-      if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND') await this.tags.drop(key, accept)
+      if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND') await this.state.tags.drop(key.repo, key.tag, accept)
       const local = staleAllowed && upstreamDown(err) ? await this.manifests.get(entry.digest) : undefined
       if (local === undefined) throw err
       this.metrics.cache.inc({ kind: 'tag', result: 'stale' })
-      this.log.warn({ upstream: key.upstream, repo: key.repo, tag: key.tag, digest: entry.digest, err: (err as Error).message }, 'upstream failed; serving cached tag stale')
+      this.log.warn({ upstream: route.upstream.name, repo: key.repo, tag: key.tag, digest: entry.digest, err: (err as Error).message }, 'upstream failed; serving cached tag stale')
       return { ...local, stale: true }
     }
     if (now.digest === entry.digest && (now.mediaType === undefined || now.mediaType === entry.mediaType)) {
       this.metrics.cache.inc({ kind: 'tag', result: 'revalidated' })
-      this.background(this.tags.put(key, { ...entry, fetchedAt: Date.now() }), 'tag')
+      this.background(this.state.tags.put(key.repo, key.tag, { ...entry, fetchedAt: Date.now() }), 'tag')
       const local = await this.manifests.get(entry.digest)
       if (local !== undefined) return local
     }
@@ -116,7 +117,7 @@ export class ManifestCache {
     const m = await this.fetch(route, key.tag, accept.length > 0 ? accept : undefined, undefined)
     // cache only what answers this Accept set again; an answer the client did not ask for is passed on, not kept
     if (accept.length === 0 || accepts(accept, m.mediaType)) {
-      this.background(this.tags.put(key, { accept, digest: m.digest, mediaType: m.mediaType, size: m.body.length, fetchedAt: Date.now() })
+      this.background(this.state.tags.put(key.repo, key.tag, { accept, digest: m.digest, mediaType: m.mediaType, size: m.body.length, fetchedAt: Date.now() })
         .then(() => this.record({ kind: 'tag', name: canonicalName(route), tag: key.tag, digest: m.digest, mediaType: m.mediaType, at: Date.now() })), 'tag')
     }
     return m
@@ -152,7 +153,7 @@ export class ManifestCache {
 
   /** Tell the region's stream (for replication); a failure to record costs no client anything. */
   private async record (event: RegionEvent): Promise<void> {
-    await this.state.appendEvent(event).catch((err: unknown) => {
+    await this.state.events.append(event).catch((err: unknown) => {
       this.log.warn({ err: (err as Error).message, kind: event.kind }, 'not recorded in the region stream')
     })
   }
@@ -161,7 +162,7 @@ export class ManifestCache {
   async cachedOnly (route: Route, reference: { tag: string } | { digest: Digest }, accept: readonly string[]): Promise<Manifest> {
     const digest = 'digest' in reference
       ? reference.digest.value
-      : pick(await this.state.getTag({ upstream: route.upstream.name, repo: route.repo, tag: reference.tag }), accept)?.digest
+      : pick(await this.state.tags.get(canonicalName(route), reference.tag), accept)?.digest
     const local = digest === undefined ? undefined : await this.manifests.get(digest)
     if (local === undefined) throw new ManifestUnknown('digest' in reference ? reference.digest.value : reference.tag)
     return local
@@ -192,7 +193,7 @@ export class ManifestCache {
     }
     await this.manifests.save(digest, type, body)
     if ('tag' in reference) {
-      await this.tags.put({ upstream: route.upstream.name, repo: route.repo, tag: reference.tag }, { accept: [ANY_ACCEPT], digest: digest.value, mediaType: type, size: body.length, fetchedAt: Date.now() })
+      await this.state.tags.put(canonicalName(route), reference.tag, { accept: [ANY_ACCEPT], digest: digest.value, mediaType: type, size: body.length, fetchedAt: Date.now() })
     }
     return { digest: digest.value, mediaType: type, body }
   }

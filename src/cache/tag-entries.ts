@@ -4,9 +4,8 @@
 // the client's Accept set (or exactly it): the upstream would have answered
 // the same, and the cache never hands a client a type it did not accept.
 import { accepts, isSubset, sameSet } from '../oci/media-types.ts'
-import type { RegionState, TagEntry, TagKey } from '../store/region-state.ts'
+import type { TagEntry } from '../state/region-state.ts'
 
-const MAX_ENTRIES_PER_TAG = 8
 
 /**
  * The Accept set of a pushed tag: a registry that was pushed one manifest
@@ -21,32 +20,4 @@ export function pick (entries: readonly TagEntry[], accept: readonly string[]): 
   if (pushed !== undefined) return pushed
   if (accept.length === 0) return undefined
   return entries.find(e => accepts(accept, e.mediaType) && isSubset(accept, e.accept))
-}
-
-/** Changes to tags' entries, one at a time per tag, so concurrent Accept sets do not lose each other. */
-export class TagEntries {
-  private readonly state: RegionState
-  private readonly updates = new Map<string, Promise<void>>()
-
-  constructor (state: RegionState) { this.state = state }
-
-  /** Add or replace the entry for its Accept set. */
-  put (key: TagKey, entry: TagEntry): Promise<void> {
-    return this.update(key, entries => [entry, ...entries.filter(e => !sameSet(e.accept, entry.accept))].slice(0, MAX_ENTRIES_PER_TAG))
-  }
-
-  /** Forget the entry for this Accept set (the upstream no longer has the tag). */
-  drop (key: TagKey, accept: readonly string[]): Promise<void> {
-    return this.update(key, entries => entries.filter(e => !sameSet(e.accept, accept)))
-  }
-
-  private update (key: TagKey, change: (entries: readonly TagEntry[]) => readonly TagEntry[]): Promise<void> {
-    const id = `${key.upstream}|${key.repo}|${key.tag}`
-    const next = (this.updates.get(id) ?? Promise.resolve())
-      .then(async () => { await this.state.putTag(key, change(await this.state.getTag(key))) })
-    const tail = next.catch(() => {})
-    this.updates.set(id, tail)
-    void tail.then(() => { if (this.updates.get(id) === tail) this.updates.delete(id) })
-    return next
-  }
 }

@@ -29,13 +29,13 @@ export const robotCommand = defineCommand({
     if (rest.length > 0) throw new UsageError(`ferry robot: unexpected "${rest[0]}"`, usage)
     if (verb !== 'create' && (values.scope !== undefined || values.expires !== undefined)) throw new UsageError(`ferry robot ${verb}: --scope and --expires are for create`, usage)
     const config = await loadRegion(requireConfig(values.config, 'robot', usage))
-    const { openState } = await import('../store/open-state.ts')
+    const { openState } = await import('../state/open-state.ts')
     const { createRobot, revokeRobot } = await import('../auth/robots.ts')
     const opened = await openState(config, createLogger('silent'))
     try {
       if (verb === 'list') {
         if (name !== undefined) throw new UsageError('ferry robot list takes no NAME', usage)
-        for (const r of await opened.state.robots()) {
+        for (const r of await opened.state.robots.list()) {
           console.log(JSON.stringify({ user: `robot$${r.name}`, scopes: r.scopes, createdAt: new Date(r.createdAt).toISOString(), expiresAt: r.expiresAt === undefined ? null : new Date(r.expiresAt).toISOString(), revoked: r.revokedAt !== undefined }))
         }
         return 0

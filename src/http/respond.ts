@@ -8,7 +8,7 @@ import { BodyTooLarge } from '../io/read-bounded.ts'
 import { OciError } from '../oci/errors.ts'
 import { RegistryError } from '../registry-client/errors.ts'
 import { StoreError } from '../store/errors.ts'
-import { StateError } from '../store/state-errors.ts'
+import { StateError } from '../state/errors.ts'
 
 export const API_VERSION_HEADER = { 'docker-distribution-api-version': 'registry/2.0' }
 

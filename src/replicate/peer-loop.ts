@@ -18,7 +18,7 @@ import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import type { RegionEvent, RegionState, StoredEvent } from '../store/region-state.ts'
+import type { RegionEvent, RegionState, StoredEvent } from '../state/region-state.ts'
 import type { Edge } from './edge.ts'
 import type { ReplicationMetrics } from './metrics.ts'
 import { PushError, type PushClient } from './push-client.ts'
@@ -59,11 +59,11 @@ export class PeerLoop {
 
   async run (): Promise<void> {
     const log = this.c.log.child({ peer: this.peer })
-    let cursor = await this.retryForever(() => this.c.state.getCursor(this.peer), log)
+    let cursor = await this.retryForever(() => this.c.state.events.cursor(this.peer), log)
     while (!this.c.stopped()) {
       let batch: StoredEvent[]
       try {
-        batch = await this.c.state.readEvents(cursor, BATCH)
+        batch = await this.c.state.events.read(cursor, BATCH)
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot read the region stream; retrying')
         await this.pause(1000)
@@ -82,7 +82,7 @@ export class PeerLoop {
       // a stop in the middle of a batch leaves the cursor before it: what was delivered goes again (idempotent)
       if (this.c.stopped()) return
       cursor = batch[batch.length - 1]!.id
-      await this.retryForever(() => this.c.state.setCursor(this.peer, cursor), log)
+      await this.retryForever(() => this.c.state.events.setCursor(this.peer, cursor), log)
     }
   }
 
@@ -104,6 +104,7 @@ export class PeerLoop {
   private async handle (item: StoredEvent, log: Logger): Promise<void> {
     const e = item.event
     if (e.kind === 'blob') return // blobs travel with the manifests that name them
+    if (e.kind === 'tag-deleted' || e.kind === 'manifest-deleted') return // deletes go only where a rule asks for them (not yet)
     if (!this.c.rules.peersFor(e.name, e.kind === 'tag' ? e.tag : undefined).includes(this.peer)) return
     let refused = 0
     for (let delay = 250; !this.c.stopped(); delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
@@ -116,7 +117,7 @@ export class PeerLoop {
       } catch (err) {
         const retryable = !(err instanceof PushError) || err.retryable
         if (!retryable && ++refused >= this.c.config.attempts) {
-          await this.c.state.addDeadLetter(this.peer, { id: item.id, event: e, error: (err as Error).message, at: Date.now() })
+          await this.c.state.events.addDeadLetter(this.peer, { id: item.id, event: e, error: (err as Error).message, at: Date.now() })
           this.c.metrics.deadLettered(this.peer)
           log.error({ kind: e.kind, name: e.name, digest: e.digest, err: (err as Error).message }, 'peer refuses this event; kept in the dead letters')
           return
@@ -129,7 +130,7 @@ export class PeerLoop {
   }
 
   async deliver (e: RegionEvent): Promise<void> {
-    if (e.kind === 'blob') return
+    if (e.kind === 'blob' || e.kind === 'tag-deleted' || e.kind === 'manifest-deleted') return
     await this.pushManifest(e.name, e.digest)
     if (e.kind === 'tag') {
       const { mediaType, body } = await this.localManifest(e.name, e.digest)
@@ -139,12 +140,12 @@ export class PeerLoop {
 
   private async localManifest (name: string, digest: string): Promise<{ mediaType: string, body: Buffer }> {
     const d = parseDigest(digest)
-    let mediaType = await this.c.state.getManifestType(digest)
+    let mediaType = (await this.c.state.manifests.get(digest))?.mediaType
     let blob = mediaType === undefined ? undefined : await this.c.store.open(d)
     if (mediaType === undefined || blob === undefined) {
       // evicted since: the region's edge brings it back
       await this.c.edge.fetch(name, 'manifests', digest)
-      mediaType = await this.c.state.getManifestType(digest)
+      mediaType = (await this.c.state.manifests.get(digest))?.mediaType
       blob = await this.c.store.open(d)
       if (mediaType === undefined || blob === undefined) throw new PushError(`manifest ${digest} is not in this region's store`, true)
     }
@@ -165,7 +166,7 @@ export class PeerLoop {
     const m = parseManifest(body)
     for (const child of m.manifests) {
       if (!ALL_MANIFEST_TYPES.includes(child.mediaType)) continue
-      if (await this.c.state.getManifestType(child.digest) === undefined) continue
+      if (await this.c.state.manifests.get(child.digest) === undefined) continue
       await this.pushManifest(name, child.digest)
     }
     const blobs = [...(m.config !== undefined ? [m.config] : []), ...m.layers]
@@ -217,7 +218,7 @@ export class PeerLoop {
     const markKey = `${this.peer}/uploads/${d.hex}`
     let location: string | undefined
     let offset = 0
-    const mark = await this.c.state.getCursor(markKey)
+    const mark = await this.c.state.events.cursor(markKey)
     if (mark !== '0') {
       const held = await this.client.uploadOffset(mark).catch(() => undefined)
       if (held !== undefined && held <= size) {
@@ -226,20 +227,20 @@ export class PeerLoop {
       }
     }
     location ??= await this.client.startUpload(name)
-    await this.c.state.setCursor(markKey, location)
+    await this.c.state.events.setCursor(markKey, location)
     const read = (start: number, end: number): Readable => readableOf(this.c.store, d, start, end)
     try {
       await this.client.upload(location, digest, size, offset, read, async (loc, at) => {
         this.c.metrics.bytes(this.peer, Math.min(at, size) - offset)
         offset = at
-        await this.c.state.setCursor(markKey, loc)
+        await this.c.state.events.setCursor(markKey, loc)
       })
     } catch (err) {
       // an upload the peer refuses is not resumed: the next attempt starts afresh
-      if (err instanceof PushError && !err.retryable) await this.c.state.setCursor(markKey, '0')
+      if (err instanceof PushError && !err.retryable) await this.c.state.events.setCursor(markKey, '0')
       throw err
     }
-    await this.c.state.setCursor(markKey, '0')
+    await this.c.state.events.setCursor(markKey, '0')
     this.seen.set(digest, name)
   }
 }

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { ReplicationConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import type { RegionState } from '../store/region-state.ts'
+import type { RegionState } from '../state/region-state.ts'
 import { Edge } from './edge.ts'
 import { lagOf } from './lag.ts'
 import type { ReplicationMetrics } from './metrics.ts'
@@ -63,14 +63,14 @@ export class Replicator {
     let retried = 0; let delivered = 0
     for (const client of this.clients) {
       const loop = new PeerLoop(this.c, client)
-      for (const letter of await this.c.state.deadLetters(client.peer.name)) {
+      for (const letter of await this.c.state.events.deadLetters(client.peer.name)) {
         retried++
         try {
           await loop.deliver(letter.event)
-          await this.c.state.removeDeadLetter(client.peer.name, letter.id)
+          await this.c.state.events.removeDeadLetter(client.peer.name, letter.id)
           delivered++
         } catch (err) {
-          await this.c.state.addDeadLetter(client.peer.name, { ...letter, error: (err as Error).message, at: Date.now() })
+          await this.c.state.events.addDeadLetter(client.peer.name, { ...letter, error: (err as Error).message, at: Date.now() })
         }
       }
     }

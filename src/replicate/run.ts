@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import type { RegionConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import { openBlobStore } from '../store/open-store.ts'
-import { openState } from '../store/open-state.ts'
+import { openState } from '../state/open-state.ts'
 import { ReplicationMetrics } from './metrics.ts'
 import { lagOf } from './lag.ts'
 import { Replicator } from './replicator.ts'
@@ -40,7 +40,7 @@ export async function replicate (config: RegionConfig, mode: ReplicateMode, log:
   }
   if (mode === 'dead-letters') {
     for (const p of config.replication.peers) {
-      for (const d of await opened.state.deadLetters(p.name)) print(JSON.stringify({ peer: p.name, ...d }))
+      for (const d of await opened.state.events.deadLetters(p.name)) print(JSON.stringify({ peer: p.name, ...d }))
     }
     await done()
     return 0

@@ -5,19 +5,19 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { EmbeddedState } from '../../src/store/embedded-state.ts'
-import type { RegionEvent } from '../../src/store/region-state.ts'
+import { embeddedState } from '../../src/state/embedded/index.ts'
+import type { RegionEvent } from '../../src/state/region-state.ts'
 
 const digest = (i: number): string => `sha256:${i.toString(16).padStart(64, '0')}`
 
 t.test('500 concurrent appends from two writers: every event once, whole, in its writer\'s order', async t => {
   const root = join(mkdtempSync(join(tmpdir(), 'ferry-events-')), 'state')
-  const a = new EmbeddedState(root)
-  const b = new EmbeddedState(root)
+  const a = embeddedState(root)
+  const b = embeddedState(root)
   const appends: Promise<void>[] = []
   for (let i = 0; i < 250; i++) {
-    appends.push(a.appendEvent({ kind: 'blob', digest: digest(i), size: i, at: i }))
-    appends.push(b.appendEvent({ kind: 'blob', digest: digest(1000 + i), size: i, at: 1000 + i }))
+    appends.push(a.events.append({ kind: 'blob', digest: digest(i), size: i, at: i }))
+    appends.push(b.events.append({ kind: 'blob', digest: digest(1000 + i), size: i, at: 1000 + i }))
   }
   await Promise.all(appends)
 
@@ -30,17 +30,17 @@ t.test('500 concurrent appends from two writers: every event once, whole, in its
   t.same(fromA, Array.from({ length: 250 }, (_, i) => i), 'writer A\'s events, each once, in order')
   t.same(fromB, Array.from({ length: 250 }, (_, i) => 1000 + i), 'writer B\'s events, each once, in order')
 
-  const reader = new EmbeddedState(root)
-  const first = await reader.readEvents('0', 100)
+  const reader = embeddedState(root)
+  const first = await reader.events.read('0', 100)
   t.equal(first.length, 100)
-  const rest = await reader.readEvents(first.at(-1)!.id, 1000)
+  const rest = await reader.events.read(first.at(-1)!.id, 1000)
   t.equal(rest.length, 400, 'resuming from the 100th id gives the other 400')
-  t.equal(await reader.countEventsAfter('0'), 500)
+  t.equal(await reader.events.countAfter('0'), 500)
 
   await a.close()
   await b.close()
-  const c = new EmbeddedState(root)
-  await c.appendEvent({ kind: 'blob', digest: digest(9999), size: 1, at: 9999 })
-  t.equal(await reader.countEventsAfter('0'), 501, 'a writer started after the others closed appends after them')
+  const c = embeddedState(root)
+  await c.events.append({ kind: 'blob', digest: digest(9999), size: 1, at: 9999 })
+  t.equal(await reader.events.countAfter('0'), 501, 'a writer started after the others closed appends after them')
   await c.close()
 })

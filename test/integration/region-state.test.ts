@@ -15,8 +15,8 @@ import { RegionIndex } from '../../src/eviction/region-index.ts'
 import { Metrics } from '../../src/observe/metrics.ts'
 import { parseDigest } from '../../src/oci/reference.ts'
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts'
-import { connectRedis } from '../../src/store/redis.ts'
-import { RedisState } from '../../src/store/redis-state.ts'
+import { connectRedis } from '../../src/state/redis/connect.ts'
+import { redisState } from '../../src/state/redis/index.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 
 const log = pino({ level: 'silent' })
@@ -85,31 +85,31 @@ t.test('fill leases with Redis down: every claim leads, counted as a fallback', 
 t.test('region state: shared between proxies; while Redis is down, answered from memory', async t => {
   const r1 = client(); const r2 = client()
   await ready(r1); await ready(r2)
-  const s1 = new RedisState(r1, 'st:', log)
-  const s2 = new RedisState(r2, 'st:', log)
-  const key = { upstream: 'hub', repo: 'library/nginx', tag: 'latest' }
+  const s1 = redisState(r1, 'st:', log)
+  const s2 = redisState(r2, 'st:', log)
+  const key = { repo: 'docker.io/library/nginx', tag: 'latest' }
   const entry = { accept: ['application/vnd.oci.image.manifest.v1+json'], digest: `sha256:${'c'.repeat(64)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 500, fetchedAt: 1000 }
-  await s1.putTag(key, [entry])
-  t.same(await s2.getTag(key), [entry], 'another proxy sees the tag')
-  await s1.putManifestType(entry.digest, entry.mediaType)
-  t.equal(await s2.getManifestType(entry.digest), entry.mediaType)
-  await s1.appendEvent({ kind: 'blob', digest: entry.digest, size: 500, at: 1 })
-  await s1.appendEvent({ kind: 'tag', name: 'library/nginx', tag: 'latest', digest: entry.digest, mediaType: entry.mediaType, at: 2 })
-  const stream = await s2.readEvents('0', 10)
+  await s1.tags.put(key.repo, key.tag, entry)
+  t.same(await s2.tags.get(key.repo, key.tag), [entry], 'another proxy sees the tag')
+  await s1.manifests.put(entry.digest, { mediaType: entry.mediaType, size: 500 })
+  t.equal((await s2.manifests.get(entry.digest))?.mediaType, entry.mediaType)
+  await s1.events.append({ kind: 'blob', digest: entry.digest, size: 500, at: 1 })
+  await s1.events.append({ kind: 'tag', name: 'library/nginx', tag: 'latest', digest: entry.digest, mediaType: entry.mediaType, at: 2 })
+  const stream = await s2.events.read('0', 10)
   t.same(stream.map(e => e.event.kind), ['blob', 'tag'], 'another proxy reads the region\'s events in order')
-  t.same((await s2.readEvents(stream[0]!.id, 10)).map(e => e.event.at), [2], 'from an id on')
-  t.equal(await s2.countEventsAfter('0'), 2)
-  await s1.setCursor('us-east', stream[0]!.id)
-  t.equal(await s2.getCursor('us-east'), stream[0]!.id)
+  t.same((await s2.events.read(stream[0]!.id, 10)).map(e => e.event.at), [2], 'from an id on')
+  t.equal(await s2.events.countAfter('0'), 2)
+  await s1.events.setCursor('us-east', stream[0]!.id)
+  t.equal(await s2.events.cursor('us-east'), stream[0]!.id)
 
   await server.kill()
-  t.same(await s2.getTag(key), [entry], 'the tag this proxy last read')
-  t.same(await s1.getTag({ ...key, tag: 'other' }), [], 'an unknown tag is a miss, not an error')
-  await s2.putTag({ ...key, tag: 'new' }, [entry])
-  t.same(await s2.getTag({ ...key, tag: 'new' }), [entry], 'a write while down is kept in memory')
+  t.same(await s2.tags.get(key.repo, key.tag), [entry], 'the tag this proxy last read')
+  t.same(await s1.tags.get(key.repo, 'other'), [], 'an unknown tag is a miss, not an error')
+  await s2.tags.put(key.repo, 'new', entry)
+  t.same(await s2.tags.get(key.repo, 'new'), [entry], 'a write while down is kept in memory')
   await server.restart()
   await ready(r1)
-  t.same(await s1.getTag(key), [], 'Redis restarted empty (no persistence in this test): a miss, refetched upstream')
+  t.same(await s1.tags.get(key.repo, key.tag), [], 'Redis restarted empty (no persistence in this test): a miss, refetched upstream')
 })
 
 t.test('region index: the evictor deletes least recently used blobs past the limit, sparing recent ones', async t => {

@@ -11,7 +11,7 @@ import { pino } from 'pino'
 import t from 'tap'
 import { HtpasswdSource, StaticUsers, type IdentitySource } from '../../src/auth/identity.ts'
 import { createRobot, IdentitySources, RobotSource } from '../../src/auth/robots.ts'
-import { EmbeddedState } from '../../src/store/embedded-state.ts'
+import { embeddedState } from '../../src/state/embedded/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-identity-'))
 const groups = { team: ['alice'] }
@@ -35,12 +35,12 @@ const subjects: Record<string, () => Promise<Subject>> = {
     return { source: new HtpasswdSource(file, groups, pino({ level: 'silent' })), user: 'alice', secret: 'alice-secret', kind: 'user', groups: ['team'] }
   },
   'robot accounts': async () => {
-    const state = new EmbeddedState(join(dir, 'state'))
+    const state = embeddedState(join(dir, 'state'))
     const created = await createRobot(state, 'ci', [{ repositories: ['acme/**'], role: 'writer' }], undefined)
     return { source: new RobotSource(state), user: created.user, secret: created.secret, kind: 'robot', groups: [] }
   },
   'the chain the gate asks': async () => {
-    const state = new EmbeddedState(join(dir, 'chain-state'))
+    const state = embeddedState(join(dir, 'chain-state'))
     return {
       source: new IdentitySources([new RobotSource(state), new StaticUsers({ alice: bcrypt.hashSync('alice-secret', 4) }, groups)]),
       user: 'alice', secret: 'alice-secret', kind: 'user', groups: ['team'],
@@ -74,10 +74,10 @@ for (const [name, make] of Object.entries(subjects)) {
 }
 
 t.test('a revoked robot proves nothing, even with its secret', async t => {
-  const state = new EmbeddedState(join(dir, 'revoke-state'))
+  const state = embeddedState(join(dir, 'revoke-state'))
   const source = new RobotSource(state)
   const created = await createRobot(state, 'deployer', [{ repositories: ['**'], role: 'reader' }], undefined)
   t.ok(await source.verify(created.user, created.secret))
-  await state.putRobots((await state.robots()).map(r => ({ ...r, revokedAt: Date.now() })))
+  await state.robots.replace((await state.robots.list()).map(r => ({ ...r, revokedAt: Date.now() })))
   t.equal(await source.verify(created.user, created.secret), undefined)
 })

@@ -2,7 +2,7 @@
 // down, commands reject at once (no offline queue) so the proxy serves from
 // what it holds instead of waiting; the client reconnects by itself.
 import { Redis } from 'ioredis'
-import type { Logger } from '../observe/logger.ts'
+import type { Logger } from '../../observe/logger.ts'
 
 export interface RedisSettings {
   readonly url: string

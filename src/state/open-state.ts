@@ -3,7 +3,7 @@
 import { join } from 'node:path'
 import type { RegionConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
-import { EmbeddedState } from './embedded-state.ts'
+import { embeddedState } from './embedded/index.ts'
 import type { RegionState } from './region-state.ts'
 
 export interface OpenedState {
@@ -15,12 +15,12 @@ export interface OpenedState {
 
 export async function openState (config: RegionConfig, log: Logger): Promise<OpenedState> {
   if (config.state.type !== 'redis') {
-    const state = new EmbeddedState(join(config.data, 'state'))
+    const state = embeddedState(join(config.data, 'state'), config.workers > 1)
     return { state, redis: undefined, close: () => state.close() }
   }
-  const { connectRedis } = await import('./redis.ts')
-  const { RedisState } = await import('./redis-state.ts')
+  const { connectRedis } = await import('./redis/connect.ts')
+  const { redisState } = await import('./redis/index.ts')
   const redis = connectRedis(config.state, log)
-  const state = new RedisState(redis, config.state.keyPrefix, log)
+  const state = redisState(redis, config.state.keyPrefix, log)
   return { state, redis, close: async () => { await state.close(); redis.disconnect() } }
 }
