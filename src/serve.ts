@@ -26,7 +26,12 @@ import { ManifestCache } from './cache/manifests.ts'
 import type { RegionConfig } from './config/region-config.ts'
 import { createEdgeServer } from './http/server.ts'
 import type { Services } from './http/handlers.ts'
-import { UploadSessions } from './cache/uploads.ts'
+import { HostedReads } from './content/hosted-reads.ts'
+import { Linker } from './content/linker.ts'
+import { Quotas } from './content/quotas.ts'
+import { Targets } from './content/target.ts'
+import { UploadSessions } from './content/uploads.ts'
+import { Writes } from './content/writes.ts'
 import { AccessPolicy } from './auth/access.ts'
 import { Gate } from './auth/gate.ts'
 import { HtpasswdSource, StaticUsers } from './auth/identity.ts'
@@ -143,15 +148,16 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       upstream: new UpstreamSource(),
     },
   })
-  const manifests = new ManifestCache({ manifests: new ManifestStore({ store, state, staging, memoryBytes: config.manifestCacheBytes }), state, log, metrics, regions })
+  const linker = new Linker(state.links, log)
+  const manifestStore = new ManifestStore({ store, state, staging, memoryBytes: config.manifestCacheBytes })
+  const manifests = new ManifestCache({ manifests: manifestStore, state, linker, log, metrics, regions })
   const lists = new ListCache(state, log, metrics)
-  let push: Services['push']
+  const targets = new Targets(router, config.hosted)
+  const uploads = new UploadSessions(join(config.data, 'uploads'))
+  await uploads.init()
+  const quotas = new Quotas({ targets, state, store, gauge: metrics.namespaceBytes })
+  const writes = new Writes({ state, manifests: manifestStore, blobs, uploads, quotas, log })
   const secretEnv = config.replication.secretEnv
-  if (secretEnv !== undefined) {
-    const uploads = new UploadSessions(join(config.data, 'uploads'))
-    await uploads.init()
-    push = { uploads, secret: () => process.env[secretEnv] || undefined }
-  }
   let gate: Gate | undefined
   if (config.auth !== undefined) {
     const a = config.auth
@@ -167,7 +173,15 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const audit = config.audit !== undefined ? new AuditLog(config.audit) : undefined
   const tlsFiles = config.tls
   const readTls = (): { cert: Buffer, key: Buffer } | undefined => tlsFiles === undefined ? undefined : { cert: readFileSync(tlsFiles.certFile), key: readFileSync(tlsFiles.keyFile) }
-  const server = createEdgeServer({ router, blobs, manifests, lists, metrics, metricsText, ...(push !== undefined ? { push } : {}), ...(gate !== undefined ? { gate } : {}), ...(audit !== undefined ? { audit } : {}) }, log, readTls())
+  const services: Services = {
+    targets, blobs, manifests, lists, metrics, metricsText, writes, linker,
+    hosted: new HostedReads(state, manifestStore),
+    links: state.links,
+    replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
+    ...(gate !== undefined ? { gate } : {}),
+    ...(audit !== undefined ? { audit } : {}),
+  }
+  const server = createEdgeServer(services, log, readTls())
   if (tlsFiles !== undefined) {
     // a renewed certificate is taken for new connections; open ones go on with the old
     const reload = (): void => {

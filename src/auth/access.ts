@@ -4,7 +4,7 @@
 import { globToRegExp } from '../common/glob.ts'
 import type { Identity } from './identity.ts'
 
-export type Action = 'pull' | 'push'
+export type Action = 'pull' | 'push' | 'delete'
 export type Role = 'reader' | 'writer' | 'admin'
 
 export interface AccessRule {
@@ -13,7 +13,7 @@ export interface AccessRule {
   readonly allow: Readonly<Record<string, Role>>
 }
 
-const GRANTS: Record<Role, readonly Action[]> = { reader: ['pull'], writer: ['pull', 'push'], admin: ['pull', 'push'] }
+const GRANTS: Record<Role, readonly Action[]> = { reader: ['pull'], writer: ['pull', 'push'], admin: ['pull', 'push', 'delete'] }
 
 export class AccessPolicy {
   private readonly rules: { patterns: RegExp[], allow: Readonly<Record<string, Role>> }[]
@@ -29,7 +29,7 @@ export class AccessPolicy {
   /** The actions `who` (undefined: anonymous) may take on `repository`. */
   actions (who: Identity | undefined, repository: string): Action[] {
     // the replication credential pulls and pushes everywhere unless a rule binds "replicator"
-    if (who?.kind === 'replicator' && !this.replicatorBound) return ['pull', 'push']
+    if (who?.kind === 'replicator' && !this.replicatorBound) return ['pull', 'push', 'delete']
     if (who?.scopes !== undefined) {
       const scope = who.scopes.find(sc => sc.repositories.some(p => globToRegExp(p).test(repository)))
       return scope === undefined ? [] : [...GRANTS[scope.role]]

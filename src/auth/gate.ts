@@ -15,6 +15,13 @@ import { parseScopes, type Access, type TokenService } from './tokens.ts'
 /** What a decision tells the logs: who, never how they proved it. */
 export interface Principal { readonly name: string, readonly kind: Identity['kind'] | 'anonymous' }
 
+/** Who a request proved to be, and the scopes its token grants (undefined without a token). */
+export interface Authenticated {
+  readonly principal: Principal
+  readonly who: Identity | undefined
+  readonly granted: readonly Access[] | undefined
+}
+
 const ANONYMOUS: Principal = { name: 'anonymous', kind: 'anonymous' }
 /** Failed logins allowed per client address, and per user name, in a window; then 429 until it passes. */
 const FAILURES_ALLOWED = 10
@@ -78,9 +85,40 @@ export class Gate {
 
   /**
    * May this request take `action` on `repository` (undefined: the /v2/
-   * base check)? Resolves with who asked; throws Unauthorized or Denied.
+   * base check)? Resolves with who asked (kept for further checks of the same
+   * request, such as the source of a mount); throws Unauthorized or Denied.
    */
-  async check (headers: IncomingHttpHeaders, client: string, repository: string | undefined, action: Action): Promise<Principal> {
+  async check (headers: IncomingHttpHeaders, client: string, repository: string | undefined, action: Action): Promise<Authenticated> {
+    const auth = await this.authenticate(headers, client, repository, action)
+    const host = headers.host
+    const { who, granted, principal } = auth
+    if (repository === undefined) {
+      // the base check tells clients how to authenticate: a client that sent nothing gets the challenge
+      // (it then sends credentials, or none: anonymous requests are judged per repository)
+      if (who !== undefined || granted !== undefined || headers.authorization !== undefined) return auth
+      throw new Unauthorized('authentication required', this.challenge(host, undefined, action))
+    }
+    if (this.permits(auth, repository, action)) return auth
+    // a token without this scope: a new token may carry it, if the policy allows; otherwise a plain no
+    if (who !== undefined) throw denied(principal, action, repository)
+    throw new Unauthorized('authentication required', this.challenge(host, repository, action))
+  }
+
+  /** Whether the rules let who asked take `action` on `repository`, whatever their token names (the catalog's filter). */
+  ruleAllows (auth: Authenticated, repository: string, action: Action): boolean {
+    return this.policy.actions(auth.who, repository).includes(action)
+  }
+
+  /** Whether who asked (as `check` found them) may take `action` on `repository`. */
+  permits (auth: Authenticated, repository: string, action: Action): boolean {
+    if (auth.granted !== undefined) return auth.granted.some(a => a.name === repository && a.actions.includes(action))
+    // with a token service, rights come in tokens; without one, anonymous is judged by the rules
+    if (this.tokens !== undefined && auth.who === undefined) return false
+    return this.policy.actions(auth.who, repository).includes(action)
+  }
+
+  /** Who the credentials prove (none: anonymous), and the scopes of a token; throws on credentials that prove nothing. */
+  private async authenticate (headers: IncomingHttpHeaders, client: string, repository: string | undefined, action: Action): Promise<Authenticated> {
     const host = headers.host
     const auth = headers.authorization
     let who: Identity | undefined
@@ -106,24 +144,7 @@ export class Gate {
     } else if (auth !== undefined) {
       throw new Unauthorized('unsupported authorization scheme', this.challenge(host, repository, action))
     }
-    const principal: Principal = who === undefined ? ANONYMOUS : { name: who.name, kind: who.kind }
-
-    if (repository === undefined) {
-      // the base check tells clients how to authenticate: a client that sent nothing gets the challenge
-      // (it then sends credentials, or none: anonymous requests are judged per repository)
-      if (who !== undefined || granted !== undefined || auth !== undefined) return principal
-      throw new Unauthorized('authentication required', this.challenge(host, undefined, action))
-    }
-    if (granted !== undefined) {
-      if (granted.some(a => a.name === repository && a.actions.includes(action))) return principal
-      // a token without this scope: a new token may carry it, if the policy allows; otherwise a plain no
-      if (who !== undefined) throw denied(principal, action, repository)
-      throw new Unauthorized('authentication required', this.challenge(host, repository, action))
-    }
-    if (this.tokens !== undefined && who === undefined) throw new Unauthorized('authentication required', this.challenge(host, repository, action))
-    if (this.policy.actions(who, repository).includes(action)) return principal
-    if (who === undefined) throw new Unauthorized('authentication required', this.challenge(host, repository, action))
-    throw denied(principal, action, repository)
+    return { principal: who === undefined ? ANONYMOUS : { name: who.name, kind: who.kind }, who, granted }
   }
 
   /**

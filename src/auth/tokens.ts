@@ -59,7 +59,9 @@ export function parseScopes (scopes: readonly string[]): { name: string, actions
     for (const one of s.split(' ')) {
       const m = /^repository:([^:]+):([a-z*,]+)$/.exec(one)
       if (m === null) continue
-      const actions = m[2]!.split(',').filter((a): a is Action => a === 'pull' || a === 'push')
+      const asked = m[2]!.split(',')
+      // "*" asks for everything the policy allows
+      const actions = (asked.includes('*') ? ['pull', 'push', 'delete'] : asked).filter((a): a is Action => a === 'pull' || a === 'push' || a === 'delete')
       out.push({ name: m[1]!, actions })
     }
   }

@@ -1,12 +1,17 @@
 // The blob read path: one entry (`serve`) for whoever asks, composing the
-// sources in order. A client's GET: memory, then this proxy's disk (L1 when
-// the region's store is remote, else the store itself), then a fill already
-// running here, then the region's store (into L1, through a fill), then one
-// new fill for the whole region (fill-feed.ts picks its source). Blobs are
-// immutable, so a hit never asks the upstream. Another region asking gets
-// only what this region holds; another proxy of the region gets only a fill
-// running here or this proxy's disk. Single flight, verification and commit
-// live here, in lead.ts and in fill.ts, once.
+// sources in order. A GET that may reach anywhere (a client of a proxied
+// repository): memory, then this proxy's disk (L1 when the region's store is
+// remote, else the store itself), then a fill already running here, then the
+// region's store (into L1, through a fill), then one new fill for the whole
+// region (fill-feed.ts picks its source). Blobs are immutable, so a hit never
+// asks the upstream. A GET of what is held (another region, a hosted
+// repository) gets only what this region holds; another proxy of the region
+// gets only a fill running here or this proxy's disk. Single flight,
+// verification and commit live here, in lead.ts and in fill.ts, once. Which
+// repository may read a digest is the caller's question (content/), except
+// that an ask may carry `confirm`: the repository does not hold the digest
+// yet, so anything not fetched from its upstream for this ask is confirmed
+// with the upstream first.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { Body } from '../io/body.ts'
@@ -15,7 +20,7 @@ import { fromOffset, resolveRange, type ByteRange, type RangeSpec } from '../oci
 import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
-import type { Route } from '../upstream/router.ts'
+import { canonicalName, type Route } from '../upstream/router.ts'
 import type { Committer } from './commit.ts'
 import { FillError } from './errors.ts'
 import { Fill } from './fill.ts'
@@ -27,13 +32,13 @@ import { SMALL_BLOB_BYTES, type MemorySource } from './sources/memory.ts'
 import type { StoreSource } from './sources/store.ts'
 
 /**
- * Who asks, and so how far the answer may reach: a client (anywhere: this
- * region, other regions, the upstream), another region (what this region
- * holds, a fill running included, never a new one: regions asking each
- * other cannot loop), another proxy of this region (a fill running here, or
- * this proxy's disk).
+ * How far the answer may reach: anywhere (a client of a proxied repository:
+ * this region, other regions, the upstream), what the region holds (another
+ * region, or a hosted repository: a fill running here included, never a new
+ * one, so regions asking each other cannot loop), or this proxy (another
+ * proxy of the region: a fill running here, or this proxy's disk).
  */
-export type Reach = 'client' | 'peer-region' | 'region-peer'
+export type Reach = 'anywhere' | 'held' | 'proxy'
 
 export interface BlobAsk {
   readonly digest: Digest
@@ -42,6 +47,12 @@ export interface BlobAsk {
   readonly reach: Reach
   /** Where a client asked for it; needed to fetch it. */
   readonly route: Route | undefined
+  /**
+   * The repository does not hold the digest yet: have its upstream confirm it
+   * (resolving with the size it gives) before answering from anything but a
+   * fetch from that upstream made for this ask.
+   */
+  readonly confirm?: (() => Promise<number | undefined>) | undefined
 }
 
 export interface BlobAnswer {
@@ -82,6 +93,10 @@ interface Running {
   readonly fill: Fill
   /** 'again': it ended before it could be joined; look again (the store may have the blob now). */
   readonly started: Promise<'ok' | 'again'>
+  /** Its first bytes came from outside the region (the upstream, or another region), for `repo`. */
+  readonly fetched: boolean
+  /** The repository it was started for, as clients name it. */
+  readonly repo: string
 }
 
 const JOIN_ATTEMPTS = 3
@@ -98,7 +113,7 @@ export class BlobCache {
   }
 
   async serve (ask: BlobAsk): Promise<BlobAnswer> {
-    if (ask.reach === 'client' && !ask.head) {
+    if (ask.reach !== 'proxy' && !ask.head && ask.confirm === undefined) {
       // configs and small layers, hit again and again: answered without a turn of the event loop
       const memory = this.fromMemory(ask.digest, ask.range)
       if (memory !== undefined) {
@@ -106,9 +121,9 @@ export class BlobCache {
         return this.hit(memory, ask.range)
       }
     }
-    if (ask.reach === 'region-peer') return await this.forRegionPeer(ask)
+    if (ask.reach === 'proxy') return await this.forRegionPeer(ask)
     if (ask.head) return await this.head(ask)
-    return ask.reach === 'client' ? await this.get(ask) : await this.getHeld(ask)
+    return ask.reach === 'anywhere' ? await this.get(ask) : await this.getHeld(ask)
   }
 
   /** The blob is here: in memory, this proxy's L1, or the region's store (a running fill does not count). */
@@ -127,22 +142,36 @@ export class BlobCache {
     await this.o.committer.commit(digest, path, size, { newToRegion: true, record: false })
   }
 
+  /** A tier's answer, for a repository that does not hold the digest yet: only once its upstream says yes. */
+  private async confirmed (ask: BlobAsk, opened: OpenedBlob): Promise<void> {
+    if (ask.confirm === undefined) return
+    try {
+      await ask.confirm()
+    } catch (err) {
+      opened.body.discard()
+      throw err
+    }
+  }
+
   private hit (opened: OpenedBlob, range: RangeSpec | undefined): BlobAnswer {
     return { size: opened.size, range: partOf(opened, range), length: opened.length, body: opened.body, source: 'cache' }
   }
 
   private async head (ask: BlobAsk): Promise<BlobAnswer> {
+    // not held by this repository: its upstream's HEAD is the answer, whatever the region holds
+    const confirmed = ask.confirm !== undefined ? { size: await ask.confirm() } : undefined
     const want = { digest: ask.digest, sizeOnly: true }
     const running = this.fills.get(ask.digest.value)
     const known = await this.o.memory.open(want) ?? await this.local.open(want) ??
       (running?.fill.size !== undefined ? { size: running.fill.size } : undefined) ??
       (this.o.l1 !== undefined ? await this.o.store.open(want) : undefined)
     if (known !== undefined) {
-      if (ask.reach === 'client') this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+      if (ask.reach === 'anywhere') this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
       if (this.o.l1 !== undefined) this.o.store.index.touch(ask.digest.value)
       return { size: known.size, range: undefined, length: known.size, body: undefined, source: 'cache' }
     }
-    if (ask.reach === 'peer-region') {
+    if (confirmed !== undefined) return { size: confirmed.size, range: undefined, length: confirmed.size, body: undefined, source: 'upstream' }
+    if (ask.reach === 'held') {
       // a fill running here whose size is not known yet
       if (running !== undefined && await running.started === 'ok') return { size: running.fill.size, range: undefined, length: running.fill.size, body: undefined, source: 'fill' }
       throw new BlobUnknown(ask.digest.value)
@@ -178,6 +207,7 @@ export class BlobCache {
       const cached = await this.fromLocal(digest, range)
       if (cached !== undefined) {
         this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+        await this.confirmed(ask, cached)
         return this.hit(cached, range)
       }
       let running = this.fills.get(digest.value)
@@ -187,6 +217,7 @@ export class BlobCache {
           const ranged = await this.o.store.open({ digest, range })
           if (ranged !== undefined) {
             this.o.metrics.cache.inc({ kind: 'blob', result: 'hit' })
+            await this.confirmed(ask, ranged)
             return this.hit(ranged, range)
           }
         } else {
@@ -204,6 +235,11 @@ export class BlobCache {
       } else {
         this.o.metrics.cache.inc({ kind: 'blob', result: 'miss' })
         running = this.startFill(ask.route!, digest, this.o.l1 !== undefined)
+      }
+      if (ask.confirm !== undefined) {
+        // a fill fetched from the upstream for this same repository is the upstream's yes; any other needs one
+        const ok = await running.started.then(r => r === 'ok', () => false)
+        if (ok && !(running.fetched && running.repo === canonicalName(ask.route!))) await ask.confirm()
       }
       const answer = await this.fromFill(running, range)
       if (answer !== 'again') return answer
@@ -266,6 +302,7 @@ export class BlobCache {
    */
   private startFill (route: Route, digest: Digest, viaStore: boolean): Running {
     const fill = new Fill(digest, join(this.o.staging, `${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`), SMALL_BLOB_BYTES)
+    const source = { fetched: false }
     const started = (async (): Promise<'ok' | 'again'> => {
       const claim = await this.o.table.claim(digest.value, fill.tempPath)
       if (claim.role === 'retry') return 'again'
@@ -280,10 +317,11 @@ export class BlobCache {
         return 'ok'
       }
       fill.onChange = update => this.o.table.progress(digest.value, update)
-      await lead({ ...this.o, feed: { ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined } }, route, fill, viaStore)
+      const from = await lead({ ...this.o, feed: { ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined } }, route, fill, viaStore)
+      source.fetched = from === 'upstream' || from === 'peer-region'
       return 'ok'
     })()
-    const running: Running = { fill, started }
+    const running: Running = { fill, started, repo: canonicalName(route), get fetched () { return source.fetched } }
     this.fills.set(digest.value, running)
     this.o.metrics.fillsInFlight.inc()
     // the map entry lives until the fill has ended: committed (the store has it) or failed (the next request retries)

@@ -10,7 +10,7 @@ import { FillError } from './errors.ts'
 import type { Fill } from './fill.ts'
 import { FillFeed, type FeedSources } from './fill-feed.ts'
 import type { FillTable } from './fill-table.ts'
-import type { OpenedBlob } from './source.ts'
+import type { BlobSourceName, OpenedBlob } from './source.ts'
 import type { MemorySource } from './sources/memory.ts'
 
 export interface Leading {
@@ -23,7 +23,8 @@ export interface Leading {
   readonly metrics: Metrics
 }
 
-export async function lead (o: Leading, route: Route, fill: Fill, viaStore: boolean): Promise<void> {
+/** Resolves with the source of the first bytes once they flow (the fill runs on); rejects when no source could be had. */
+export async function lead (o: Leading, route: Route, fill: Fill, viaStore: boolean): Promise<BlobSourceName | undefined> {
   const digest = fill.digest
   const started = Date.now()
   const upstream = route.upstream.name
@@ -62,4 +63,5 @@ export async function lead (o: Leading, route: Route, fill: Fill, viaStore: bool
       log.info({ digest: digest.value, upstream, from: feed.label, bytes: fill.written, ms: Date.now() - started }, 'blob cached')
     }
   }).finally(() => feed.lease?.release(fill.outcome === 'verified' && feed.newToRegion))
+  return feed.from
 }

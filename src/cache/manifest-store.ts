@@ -38,7 +38,7 @@ export class ManifestStore {
   }
 
   /** The bytes into the store, then the record (a reader that finds the record finds the bytes). */
-  async save (digest: Digest, mediaType: string, body: Buffer, about: { subject?: string | undefined, artifactType?: string | undefined } = {}): Promise<void> {
+  async save (digest: Digest, mediaType: string, body: Buffer, about: { subject?: string | undefined, artifactType?: string | undefined, annotations?: Readonly<Record<string, string>> | undefined } = {}): Promise<void> {
     this.remember(digest.value, mediaType, body)
     const tmp = join(this.staging, `m-${digest.hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`)
     await writeFile(tmp, body)

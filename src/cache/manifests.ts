@@ -14,7 +14,8 @@ import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import { RegistryError } from '../registry-client/errors.ts'
-import type { RegionEvent, RegionState, TagEntry } from '../state/region-state.ts'
+import type { Linker } from '../content/linker.ts'
+import type { Links, RegionEvent, RegionState, TagEntry } from '../state/region-state.ts'
 import type { PeerRegions } from '../upstream/peer-regions.ts'
 import { canonicalName, type Route } from '../upstream/router.ts'
 import { ManifestStore, type Manifest } from './manifest-store.ts'
@@ -34,8 +35,13 @@ export class ManifestCache {
   private readonly inflight = new Map<string, Promise<Manifest>>()
   private readonly regions: PeerRegions | undefined
 
-  constructor (opts: { manifests: ManifestStore, state: RegionState, log: Logger, metrics: Metrics, regions?: PeerRegions | undefined }) {
+  private readonly linker: Linker
+  private readonly links: Links
+
+  constructor (opts: { manifests: ManifestStore, state: RegionState, linker: Linker, log: Logger, metrics: Metrics, regions?: PeerRegions | undefined }) {
     this.manifests = opts.manifests
+    this.linker = opts.linker
+    this.links = opts.state.links
     this.regions = opts.regions
     this.state = opts.state
     this.log = opts.log
@@ -43,9 +49,13 @@ export class ManifestCache {
   }
 
   async byDigest (route: Route, digest: Digest): Promise<Manifest> {
+    const repo = canonicalName(route)
     const local = await this.manifests.get(digest.value)
     if (local !== undefined) {
       this.metrics.cache.inc({ kind: 'manifest', result: 'hit' })
+      // held for another repository: this one gets it once its upstream says it has it too
+      const linked = await this.links.linked(repo, 'manifest', digest.value).catch(() => undefined) // state unreachable: ask the upstream
+      if (linked === undefined) await this.linker.confirmManifest(route, repo, digest, local.body)
       return local
     }
     this.metrics.cache.inc({ kind: 'manifest', result: 'miss' })
@@ -81,6 +91,8 @@ export class ManifestCache {
         const local = await this.manifests.get(entry.digest)
         if (local !== undefined) {
           this.metrics.cache.inc({ kind: 'tag', result: 'hit' })
+          // the upstream gave this digest for this repository's tag: it holds it (written once per process)
+          this.linker.background(this.linker.manifest(key.repo, entry.digest, local.body), 'manifest')
           return local
         }
       } else {
@@ -148,6 +160,7 @@ export class ManifestCache {
   /** In memory at once; on disk and in the region's stream without delaying the client. */
   private keep (route: Route, digest: Digest, mediaType: string, body: Buffer): void {
     this.manifests.remember(digest.value, mediaType, body)
+    this.linker.background(this.linker.manifest(canonicalName(route), digest.value, body), 'manifest')
     this.background(this.manifests.save(digest, mediaType, body).then(() => this.record({ kind: 'manifest', name: canonicalName(route), digest: digest.value, mediaType, at: Date.now() })), 'manifest')
   }
 
@@ -163,6 +176,8 @@ export class ManifestCache {
     const digest = 'digest' in reference
       ? reference.digest.value
       : pick(await this.state.tags.get(canonicalName(route), reference.tag), accept)?.digest
+    // a digest this repository does not hold is unknown here, whatever the region holds for others
+    if ('digest' in reference && await this.links.linked(canonicalName(route), 'manifest', reference.digest.value) === undefined) throw new ManifestUnknown(reference.digest.value)
     const local = digest === undefined ? undefined : await this.manifests.get(digest)
     if (local === undefined) throw new ManifestUnknown('digest' in reference ? reference.digest.value : reference.tag)
     return local

@@ -157,6 +157,18 @@ function crossChecks (input: Doc, fieldOf: (path: readonly PropertyKey[]) => str
       for (const p of r.peers) if (!peerNames.includes(p)) problem(['replication', 'rules', i, 'peers'], `names of peers in replication.peers (${peerNames.join(', ') || 'none'})`, p)
     })
   }
+  const hosted = Array.isArray(input.hosted) ? input.hosted.filter(isDoc) : []
+  hosted.forEach((h, i) => {
+    if (typeof h.prefix !== 'string') return
+    const clash = hosted.findIndex(o => o !== h && typeof o.prefix === 'string' && (o.prefix.startsWith(h.prefix as string) || (h.prefix as string).startsWith(o.prefix)))
+    if (clash >= 0 && clash < i) problem(['hosted', i, 'prefix'], `a prefix no other hosted namespace overlaps (hosted[${clash}] does)`, h.prefix)
+    for (const [j, u] of upstreams.entries()) {
+      // a name under both would be ambiguous: an image pushed here, or the upstream's
+      if (typeof u.prefix === 'string' && ((h.prefix as string).startsWith(`${u.prefix}/`) || `${u.prefix}/`.startsWith(h.prefix))) {
+        problem(['hosted', i, 'prefix'], `a prefix no upstream's prefix overlaps (upstreams[${j}] has "${u.prefix}")`, h.prefix)
+      }
+    }
+  })
   if (isDoc(input.auth) && input.auth.htpasswd === undefined && input.auth.users === undefined) problem(['auth'], 'an htpasswd file or users (or both)', undefined)
   const advertise = process.env.FERRY_PEER_ADVERTISE
   if (advertise !== undefined) {
@@ -239,6 +251,8 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
     },
     upstreams,
     defaultUpstream: upstreams.find(u => u.isDefault) ?? (upstreams.length === 1 ? upstreams[0] : undefined),
+    hosted: d.hosted.map(h => ({ prefix: h.prefix, quota: h.quota === undefined ? undefined : bytes(h.quota) })),
+    gc: { intervalMs: ms(d.gc.interval), graceMs: ms(d.gc.grace) },
   }
 }
 

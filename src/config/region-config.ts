@@ -81,6 +81,14 @@ export interface AuthConfig {
   readonly access: readonly { readonly repositories: readonly string[], readonly allow: Readonly<Record<string, 'reader' | 'writer' | 'admin'>> }[]
 }
 
+/** A namespace whose repositories clients push (and which is never asked of an upstream). */
+export interface HostedNamespace {
+  /** Ends in "/": `acme/` holds `acme/app`, `acme/tools/x`. */
+  readonly prefix: string
+  /** Bytes its blobs may take, each counted once in the namespace; undefined: no limit. */
+  readonly quota: number | undefined
+}
+
 export interface RegionConfig {
   readonly file: string
   readonly region: string
@@ -113,4 +121,6 @@ export interface RegionConfig {
   }
   readonly upstreams: readonly UpstreamConfig[]
   readonly defaultUpstream: UpstreamConfig | undefined
+  readonly hosted: readonly HostedNamespace[]
+  readonly gc: { readonly intervalMs: number, readonly graceMs: number }
 }

@@ -211,6 +211,15 @@ export const regionFile = fields({
     resumeBackoff: doc(v.optional(duration(), '250ms'), 'wait before the first resume, doubled for each next one'),
   }), {}), 'the cache\'s bounds and its miss path', 'as below'),
   upstreams: doc(v.optional(v.array(upstream, 'a list of upstream registries')), 'the upstream registries (each below); `--upstream URL` adds one', '(required)'),
+  hosted: doc(v.optional(v.array(fields({
+    prefix: doc(text('a repository name prefix ending in "/", such as "acme/"', /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\/$/),
+      'repositories under it are this region\'s own: clients push them, they are never asked of an upstream, their tags never expire', '(required)'),
+    quota: doc(v.optional(positiveSize()), 'the most their blobs may take (each counted once in the namespace); a push past it is refused', 'none'),
+  }), 'a list of hosted namespaces'), []), 'namespaces whose repositories clients push to (see [Pushing your own images](#pushing-your-own-images))'),
+  gc: doc(v.optional(fields({
+    interval: doc(v.optional(duration(), '1h'), 'how often a proxy collects garbage (one proxy of a region at a time)'),
+    grace: doc(v.optional(duration(), '1h'), 'how old an unreferenced blob or manifest must be before it goes'),
+  }), {}), 'garbage collection of hosted repositories', 'as below'),
 })
 
 export type RegionFile = v.InferInput<typeof regionFile>

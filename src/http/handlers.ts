@@ -1,38 +1,48 @@
-// Thin handlers: parse and validate the request into typed values, ask the
-// cache, write the answer. No cache or upstream logic lives here.
+// Thin handlers for reads: parse and validate the request into typed values,
+// resolve the repository, ask the content layer, write the answer. No cache,
+// link or upstream logic lives here.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { BlobCache, Reach } from '../blobs/cache.ts'
-import type { UploadSessions } from '../cache/uploads.ts'
-import { BLOB_OFFSET_HEADER, BLOB_SIZE_HEADER, PEER_ONLY_HEADER } from '../common/ferry-protocol.ts'
-import type { Action } from '../auth/access.ts'
-import type { Gate, Principal } from '../auth/gate.ts'
-import type { AuditLog } from '../observe/audit.ts'
+import type { BlobCache, BlobAnswer } from '../blobs/cache.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
-import { PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
-import { parseRangeHeader } from '../oci/range.ts'
+import { BLOB_OFFSET_HEADER, BLOB_SIZE_HEADER, PEER_ONLY_HEADER } from '../common/ferry-protocol.ts'
+import type { Action } from '../auth/access.ts'
+import type { Authenticated, Gate, Principal } from '../auth/gate.ts'
+import type { HostedReads } from '../content/hosted-reads.ts'
+import type { Linker } from '../content/linker.ts'
+import type { Target, Targets } from '../content/target.ts'
+import type { Writes } from '../content/writes.ts'
+import type { Body } from '../io/body.ts'
+import { BlobUnknown, ManifestUnknown, OciError, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
 import { parseAccept } from '../oci/media-types.ts'
-import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
+import { parseRangeHeader } from '../oci/range.ts'
+import { parseDigest, parseName, parseReference, type Reference } from '../oci/reference.ts'
+import type { AuditLog } from '../observe/audit.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
-import type { Router } from '../upstream/router.ts'
-import type { Body } from '../io/body.ts'
+import type { Links } from '../state/region-state.ts'
+import { page } from '../content/paging.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
 
 export interface Services {
-  readonly router: Router
+  readonly targets: Targets
   readonly blobs: BlobCache
   readonly manifests: ManifestCache
+  readonly hosted: HostedReads
   readonly lists: ListCache
+  readonly links: Links
+  readonly linker: Linker
   readonly metrics: Metrics
   /** The Prometheus text for /metrics: this process's, or the whole cluster's. */
   readonly metricsText: () => Promise<{ text: string, contentType: string }>
-  /** Client authentication and access; absent: every client may pull. */
+  /** Client authentication and access; absent: every client may pull, and only the replication secret pushes. */
   readonly gate?: Gate
   /** Where access decisions are recorded. */
   readonly audit?: AuditLog
-  /** Pushes from other regions' replicators; absent when the region accepts none. */
-  readonly push?: { readonly uploads: UploadSessions, readonly secret: () => string | undefined }
+  /** Pushes: to hosted repositories, and from other regions' replicators. */
+  readonly writes: Writes
+  /** The replication secret this region accepts pushes with, if any. */
+  readonly replicationSecret: () => string | undefined
 }
 
 /** What a request does to which repository; undefined repository: the base check or the catalog. */
@@ -42,6 +52,8 @@ export interface Call {
   /** What the request was judged on (auth or audit on), the repository as routed. */
   access?: Access
   /** Who the access check found (auth on). */
+  auth?: Authenticated
+  /** Who asked, for the logs and the audit log. */
   principal?: Principal
   /** The access check refused an authenticated client. */
   denied?: boolean
@@ -68,21 +80,33 @@ export function routingNs (c: Call): string | undefined {
   return c.req.method === 'GET' || c.req.method === 'HEAD' ? c.query.get('ns') ?? undefined : undefined
 }
 
-function readOnly (method: string | undefined): void {
-  if (method !== 'GET' && method !== 'HEAD') throw new Unsupported('ferry is a pull-through cache: only GET and HEAD are served')
+export function readOnly (method: string | undefined, what = 'only GET and HEAD are served here'): void {
+  if (method !== 'GET' && method !== 'HEAD') throw new Unsupported(what)
+}
+
+/** A manifest reference to read: one that is neither a tag nor a digest names nothing (404, as clients and conformance expect). */
+function readReference (raw: string): Reference {
+  try {
+    return parseReference(raw)
+  } catch (err) {
+    if (err instanceof OciError && (err.code === 'TAG_INVALID' || err.code === 'DIGEST_INVALID')) throw new ManifestUnknown(raw.slice(0, 160))
+    throw err
+  }
 }
 
 export async function handleManifest (s: Services, c: Call, rawName: string, rawReference: string): Promise<void> {
   readOnly(c.req.method)
-  const name = parseName(rawName)
-  const reference = parseReference(rawReference)
-  const route = s.router.route(name, routingNs(c))
+  const target = s.targets.resolve(parseName(rawName), routingNs(c))
+  const reference = readReference(rawReference)
   const accept = parseAccept(c.req.headers.accept)
-  const m: Manifest = peerOnly(c)
-    ? await s.manifests.cachedOnly(route, reference.kind === 'digest' ? { digest: reference.digest } : { tag: reference.tag }, accept)
-    : reference.kind === 'digest'
-      ? await s.manifests.byDigest(route, reference.digest)
-      : await s.manifests.byTag(route, reference.tag, accept)
+  let m: Manifest
+  if (target.kind === 'hosted') {
+    m = await s.hosted.manifest(target.name, reference, accept)
+  } else if (peerOnly(c)) {
+    m = await s.manifests.cachedOnly(target.route, reference.kind === 'digest' ? { digest: reference.digest } : { tag: reference.tag }, accept)
+  } else {
+    m = reference.kind === 'digest' ? await s.manifests.byDigest(target.route, reference.digest) : await s.manifests.byTag(target.route, reference.tag, accept)
+  }
   const etag = `"${m.digest}"`
   const headers: Record<string, string | number> = { 'content-type': m.mediaType, 'docker-content-digest': m.digest, etag }
   if (m.stale) headers.warning = '110 ferry "served stale: upstream unavailable"'
@@ -95,14 +119,36 @@ export async function handleManifest (s: Services, c: Call, rawName: string, raw
   sendBody(c.res, 200, headers, m.body, c.head)
 }
 
+/**
+ * A blob of a repository. A digest the repository does not hold is unknown
+ * there, whatever the region holds for others: a hosted repository, or
+ * another region asking, get 404; a proxied repository gets it once its
+ * upstream confirms it (a HEAD, or the fetch itself), and then holds it.
+ */
+async function blobOf (s: Services, c: Call, target: Target, digest: ReturnType<typeof parseDigest>): Promise<BlobAnswer> {
+  const range = c.head ? undefined : parseRangeHeader(c.req.headers.range)
+  // while the region's state is unreachable a proxied repository asks its upstream instead; a hosted one cannot
+  const held = await s.links.linked(target.name, 'blob', digest.value).then(at => at !== undefined, (err: unknown) => {
+    if (target.kind === 'hosted' || peerOnly(c)) throw err
+    return false
+  })
+  if (target.kind === 'hosted' || peerOnly(c)) {
+    if (!held) throw new BlobUnknown(digest.value)
+    return await s.blobs.serve({ digest, range, head: c.head, reach: 'held', route: undefined })
+  }
+  const route = target.route
+  if (held) return await s.blobs.serve({ digest, range, head: c.head, reach: 'anywhere', route })
+  const answer = await s.blobs.serve({ digest, range, head: c.head, reach: 'anywhere', route, confirm: () => s.linker.confirmBlob(route, target.name, digest) })
+  // fetched from its upstream for this repository, or confirmed by it: the repository holds the blob now
+  s.linker.background(s.linker.blob(target.name, digest.value), 'blob')
+  return answer
+}
+
 export async function handleBlob (s: Services, c: Call, rawName: string, rawDigest: string): Promise<void> {
   readOnly(c.req.method)
-  const name = parseName(rawName)
+  const target = s.targets.resolve(parseName(rawName), routingNs(c))
   const digest = parseDigest(rawDigest)
-  const route = s.router.route(name, routingNs(c))
-  const range = c.head ? undefined : parseRangeHeader(c.req.headers.range)
-  const reach: Reach = peerOnly(c) ? 'peer-region' : 'client'
-  const answer = await s.blobs.serve({ digest, range, head: c.head, reach, route })
+  const answer = await blobOf(s, c, target, digest)
   const headers: Record<string, string | number> = {
     ...API_VERSION_HEADER,
     'content-type': 'application/octet-stream',
@@ -138,7 +184,6 @@ async function sendBlobBody (s: Services, c: Call, body: Body, digest: string, s
   try {
     let sent: number
     if (body.bytes !== undefined) {
-      // configs, small layers: headers and body leave in one write
       sent = body.bytes.length
       c.res.end(body.bytes)
     } else {
@@ -159,7 +204,7 @@ export async function handleRegionPeerFill (s: Services, c: Call, rawDigest: str
   const digest = parseDigest(rawDigest)
   const range = parseRangeHeader(c.req.headers.range)
   if (range !== undefined && (range.kind !== 'from' || range.end !== undefined)) throw new RangeInvalid(c.req.headers.range ?? '')
-  const answer = await s.blobs.serve({ digest, range, head: c.head, reach: 'region-peer', route: undefined })
+  const answer = await s.blobs.serve({ digest, range, head: c.head, reach: 'proxy', route: undefined })
   const offset = answer.range?.start ?? 0
   const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest.value, [BLOB_OFFSET_HEADER]: offset }
   if (answer.size !== undefined) headers[BLOB_SIZE_HEADER] = answer.size
@@ -169,31 +214,45 @@ export async function handleRegionPeerFill (s: Services, c: Call, rawDigest: str
   await sendBlobBody(s, c, answer.body, digest.value, 'peer')
 }
 
+/** `n` and `last` of a tags list or the catalog. */
+function paging (c: Call): { n: number | undefined, last: string | undefined } {
+  const nText = c.query.get('n')
+  const last = c.query.get('last') ?? undefined
+  if (nText !== null && !/^\d{1,9}$/.test(nText)) throw new PaginationNumberInvalid(nText)
+  return { n: nText === null ? undefined : Number(nText), last: last === '' ? undefined : last }
+}
+
 export async function handleTags (s: Services, c: Call, rawName: string): Promise<void> {
   readOnly(c.req.method)
   const name = parseName(rawName)
-  const route = s.router.route(name, routingNs(c))
-  const nText = c.query.get('n')
-  const last = c.query.get('last') ?? undefined
-  let n: number | undefined
-  if (nText !== null) {
-    n = Number(nText)
-    if (!/^\d{1,9}$/.test(nText)) throw new PaginationNumberInvalid(nText)
-  }
-  if (last !== undefined && last !== '') {
-    const ref = parseReference(last)
-    if (ref.kind !== 'tag') throw new TagInvalid(last)
-  }
-  sendList(c, await s.lists.tags(route, name, { n, last: last === '' ? undefined : last }))
+  const target = s.targets.resolve(name, routingNs(c))
+  const query = paging(c)
+  if (query.last !== undefined && parseReference(query.last).kind !== 'tag') throw new TagInvalid(query.last)
+  sendList(c, target.kind === 'hosted' ? await s.hosted.tags(target.name, query) : await s.lists.tags(target.route, name, query))
 }
 
 export async function handleReferrers (s: Services, c: Call, rawName: string, rawDigest: string): Promise<void> {
   readOnly(c.req.method)
   const name = parseName(rawName)
+  const target = s.targets.resolve(name, routingNs(c))
   const digest = parseDigest(rawDigest)
-  const route = s.router.route(name, routingNs(c))
   const artifactType = c.query.get('artifactType') ?? undefined
-  sendList(c, await s.lists.referrers(route, name, digest, artifactType))
+  sendList(c, target.kind === 'hosted'
+    ? await s.hosted.referrers(target.name, digest.value, artifactType)
+    : await s.lists.referrers(target.route, name, digest, artifactType))
+}
+
+/** The repositories this region holds that the caller may pull (distribution-spec "Listing Repositories"). */
+export async function handleCatalog (s: Services, c: Call): Promise<void> {
+  readOnly(c.req.method)
+  const query = paging(c)
+  const all = await s.links.repositories()
+  const auth = c.auth
+  const visible = s.gate === undefined || auth === undefined ? all : all.filter(r => s.gate!.ruleAllows(auth, r, 'pull'))
+  const { items, link } = page(visible, query, '/v2/_catalog')
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (link !== undefined) headers.link = link
+  sendBody(c.res, 200, headers, JSON.stringify({ repositories: items }), c.head)
 }
 
 function sendList (c: Call, list: ListResult): void {

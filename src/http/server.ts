@@ -5,12 +5,11 @@ import { createServer as createHttpsServer } from 'node:https'
 import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
 import { OciError, Unsupported } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
-import { handleBlob, handleRegionPeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
-import { handleManifestPut, handleUpload } from './push.ts'
+import { handleBlob, handleCatalog, handleRegionPeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
+import { handleDelete, handleManifestPut, handleUpload } from './push.ts'
 import { sendBody, sendError, toOciError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
 import { parseName } from '../oci/reference.ts'
-import { canonicalName } from '../upstream/router.ts'
 import { DeniedTo } from '../auth/gate.ts'
 import type { AuditLog } from '../observe/audit.ts'
 
@@ -86,7 +85,8 @@ function accessOf (e: Endpoint, method: string | undefined): Access | undefined 
   const read = method === 'GET' || method === 'HEAD'
   switch (e.kind) {
     case 'base': return { repository: undefined, action: 'pull' }
-    case 'manifest': case 'blob': case 'tags': case 'referrers': return { repository: e.name, action: read ? 'pull' : 'push' }
+    case 'manifest': case 'blob': return { repository: e.name, action: read ? 'pull' : method === 'DELETE' ? 'delete' : 'push' }
+    case 'tags': case 'referrers': return { repository: e.name, action: 'pull' }
     case 'upload': return { repository: e.name, action: 'push' }
     case 'catalog': return { repository: undefined, action: 'pull' }
     default: return undefined
@@ -107,7 +107,7 @@ function routedAccess (s: Services, c: Call, access: Access): Access {
   try { name = parseName(access.repository) } catch { return access }
   try {
     // uploads (push, also their status GET) route by path alone, as push.ts does
-    return { repository: canonicalName(s.router.route(name, access.action === 'pull' ? routingNs(c) : undefined)), action: access.action }
+    return { repository: s.targets.resolve(name, access.action === 'pull' ? routingNs(c) : undefined).name, action: access.action }
   } catch {
     return access
   }
@@ -122,7 +122,8 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
     const access = c.access
     if (access !== undefined) {
       try {
-        c.principal = await s.gate.check(c.req.headers, c.req.socket.remoteAddress ?? '', access.repository, access.action)
+        c.auth = await s.gate.check(c.req.headers, c.req.socket.remoteAddress ?? '', access.repository, access.action)
+        c.principal = c.auth.principal
       } catch (err) {
         if (err instanceof DeniedTo) { c.principal = err.principal; c.denied = true }
         throw err
@@ -140,13 +141,16 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
     case 'base':
       sendBody(c.res, 200, { 'content-type': 'application/json' }, '{}', c.head)
       return
-    case 'manifest': return c.req.method === 'PUT' ? await handleManifestPut(s, c, e.name, e.reference) : await handleManifest(s, c, e.name, e.reference)
-    case 'blob': return await handleBlob(s, c, e.name, e.digest)
+    case 'manifest':
+      if (c.req.method === 'PUT') return await handleManifestPut(s, c, e.name, e.reference)
+      if (c.req.method === 'DELETE') return await handleDelete(s, c, 'manifest', e.name, e.reference)
+      return await handleManifest(s, c, e.name, e.reference)
+    case 'blob': return c.req.method === 'DELETE' ? await handleDelete(s, c, 'blob', e.name, e.digest) : await handleBlob(s, c, e.name, e.digest)
     case 'region-peer-fill': return await handleRegionPeerFill(s, c, e.digest)
     case 'tags': return await handleTags(s, c, e.name)
     case 'referrers': return await handleReferrers(s, c, e.name, e.digest)
     case 'upload': return await handleUpload(s, c, e.name, e.session)
-    case 'catalog': throw new Unsupported('the catalog is not served by a pull-through cache', 404)
+    case 'catalog': return await handleCatalog(s, c)
     case 'metrics': {
       const { text, contentType } = await s.metricsText()
       sendBody(c.res, 200, { 'content-type': contentType }, text, c.head)

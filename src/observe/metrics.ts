@@ -102,6 +102,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly namespaceBytes = new Gauge({
+    name: 'ferry_namespace_usage_bytes',
+    help: 'Bytes a hosted namespace\'s repositories hold (each blob once, and their manifests), as last computed for a quota.',
+    labelNames: ['namespace'] as const,
+    registers: [this.registry],
+  })
+
   readonly leaseFallbacks = new Counter({
     name: 'ferry_fill_lease_fallbacks_total',
     help: 'Fills started without a region lease because Redis was unreachable (coalescing per proxy only).',

@@ -55,3 +55,43 @@ export function parseManifest (body: Buffer): ParsedManifest {
     annotations: isRecord(doc.annotations) ? doc.annotations as Record<string, string> : undefined,
   }
 }
+
+/** The manifest types a client may push. */
+export const PUSHABLE_TYPES: ReadonlySet<string> = new Set([
+  'application/vnd.oci.image.manifest.v1+json', 'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json',
+])
+const INDEXES: ReadonlySet<string> = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'])
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/
+
+/**
+ * A pushed manifest, checked against the image spec before anything of it is
+ * kept: JSON, schemaVersion 2, a media type that the body and Content-Type
+ * agree on and that is an image manifest or an index, descriptors with
+ * valid digests and sizes that are non-negative safe integers, a config and
+ * layers for an image, manifests for an index. Throws ManifestInvalid (400).
+ */
+export function validateManifest (body: Buffer, contentType: string | undefined): ParsedManifest & { mediaType: string } {
+  let parsed: ParsedManifest
+  try { parsed = parseManifest(body) } catch (err) {
+    throw err instanceof ManifestInvalid ? err : new ManifestInvalid('not JSON')
+  }
+  const declared = parsed.mediaType
+  if (declared !== undefined && contentType !== undefined && declared !== contentType) {
+    throw new ManifestInvalid(`the body's mediaType ${declared.slice(0, 100)} is not its Content-Type ${contentType.slice(0, 100)}`)
+  }
+  const type = contentType ?? declared
+  if (type === undefined) throw new ManifestInvalid('no media type: neither a Content-Type nor a mediaType in the body')
+  if (!PUSHABLE_TYPES.has(type)) throw new ManifestInvalid(`not an image manifest or index media type: ${type.slice(0, 100)}`)
+  if (parsed.schemaVersion !== 2) throw new ManifestInvalid('schemaVersion must be 2')
+  const index = INDEXES.has(type)
+  if (index && (parsed.config !== undefined || parsed.layers.length > 0)) throw new ManifestInvalid(`an index (${type}) has no config and no layers`)
+  if (!index && parsed.config === undefined) throw new ManifestInvalid(`an image manifest (${type}) needs a config`)
+  if (!index && parsed.manifests.length > 0) throw new ManifestInvalid(`an image manifest (${type}) has no manifests list`)
+  const all = [...(parsed.config !== undefined ? [parsed.config] : []), ...parsed.layers, ...parsed.manifests, ...(parsed.subject !== undefined ? [parsed.subject] : [])]
+  for (const d of all) {
+    if (!DIGEST.test(d.digest)) throw new ManifestInvalid(`a descriptor's digest is not a valid digest: ${d.digest.slice(0, 80)}`)
+    if (!Number.isSafeInteger(d.size) || d.size < 0) throw new ManifestInvalid(`a descriptor's size must be a non-negative integer: ${String(d.size).slice(0, 40)}`)
+  }
+  return { ...parsed, mediaType: type }
+}

@@ -26,6 +26,13 @@ export class Router {
   }
 
   route (name: string, ns: string | undefined): Route {
+    const route = this.named(name, ns) ?? this.byDefault(name)
+    if (route === undefined) throw new NameUnknown(name, { name, reason: 'no upstream serves this name: no prefix matches and no default upstream is configured' })
+    return route
+  }
+
+  /** The upstream a name's prefix, or containerd's `?ns=`, names; undefined when neither does. */
+  named (name: string, ns: string | undefined): Route | undefined {
     for (const { prefix, upstream } of this.byPrefix) {
       if (name.length > prefix.length && name.startsWith(prefix) && name[prefix.length] === '/') {
         return { upstream, repo: this.upstreamName(upstream, name.slice(prefix.length + 1)) }
@@ -35,8 +42,12 @@ export class Router {
       const upstream = this.byHost.get(ns.toLowerCase())
       if (upstream !== undefined) return { upstream, repo: this.upstreamName(upstream, name) }
     }
-    if (this.fallback !== undefined) return { upstream: this.fallback, repo: this.upstreamName(this.fallback, name) }
-    throw new NameUnknown(name, { name, reason: 'no upstream serves this name: no prefix matches and no default upstream is configured' })
+    return undefined
+  }
+
+  /** The default upstream, for a name nothing else claims. */
+  byDefault (name: string): Route | undefined {
+    return this.fallback === undefined ? undefined : { upstream: this.fallback, repo: this.upstreamName(this.fallback, name) }
   }
 
   private upstreamName (upstream: Upstream, repo: string): string {

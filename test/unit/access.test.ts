@@ -19,7 +19,7 @@ t.test('deny by default; the first matching rule decides; groups and anonymous',
   t.same(p.actions(alice, 'other/thing'), [], 'no rule: nothing')
   t.same(p.actions(robot, 'team-a/app'), [], 'a robot is held to its own scope')
   t.same(p.actions(robot, 'ci/builder').sort(), ['pull', 'push'])
-  t.same(p.actions(replicator, 'anything/at/all').sort(), ['pull', 'push'], 'the replication credential, unbound: everywhere')
+  t.same(p.actions(replicator, 'anything/at/all').sort(), ['delete', 'pull', 'push'], 'the replication credential, unbound: everywhere, deletes included (a rule may replicate them)')
 })
 
 t.test('the replication credential is a role like any other once a rule binds it', async t => {

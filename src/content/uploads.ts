@@ -1,12 +1,13 @@
-// Blob uploads pushed to ferry by another region's replicator (the OCI push
-// API). A session is a file under <data>/uploads that grows by PATCH at the
-// offset the client states; PUT ?digest= hashes the whole file and, only if it
-// matches, hands it to the blob cache. The file is the state: a session
-// survives a restart, and a pusher that lost its connection asks the offset
-// and goes on from there.
+// Blob uploads (the OCI push API). A session is a file under <data>/uploads
+// that grows by PATCH at the offset the client states, with a file beside it
+// naming the repository it was started for: a session is continued only
+// through that repository's path. PUT ?digest= hashes the whole file and,
+// only if it matches, hands it to the blob cache. The files are the state: a
+// session survives a restart, and a pusher that lost its connection asks the
+// offset and goes on from there.
 import { createHash, randomUUID } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -37,10 +38,23 @@ export class UploadSessions {
     return join(this.root, session)
   }
 
-  async start (): Promise<string> {
+  /** A new session for `repo`. */
+  async start (repo: string): Promise<string> {
     const session = randomUUID()
+    await writeFile(`${this.path(session)}.repo`, repo)
     await writeFile(this.path(session), '')
     return session
+  }
+
+  /** The session exists and was started for `repo`; otherwise it is unknown here. */
+  async check (session: string, repo: string): Promise<void> {
+    let owner: string
+    try {
+      owner = await readFile(`${this.path(session)}.repo`, 'utf8')
+    } catch {
+      throw new BlobUploadUnknown(session)
+    }
+    if (owner !== repo) throw new BlobUploadUnknown(session)
   }
 
   /** Bytes held so far. */
@@ -89,15 +103,21 @@ export class UploadSessions {
     await pipeline(createReadStream(path), hash)
     const actual = hash.digest('hex')
     if (actual !== digest.hex) {
-      await unlink(path).catch(() => {})
+      await this.drop(session)
       throw new DigestInvalid(digest.value, `the uploaded bytes hash to ${digest.algorithm}:${actual}`)
     }
     await commit(path, size)
+    await unlink(`${path}.repo`).catch(() => {})
     return size
   }
 
   async cancel (session: string): Promise<void> {
     await this.offset(session)
+    await this.drop(session)
+  }
+
+  private async drop (session: string): Promise<void> {
     await unlink(this.path(session)).catch(() => {})
+    await unlink(`${this.path(session)}.repo`).catch(() => {})
   }
 }

@@ -1,0 +1,41 @@
+// What a repository name means in this region: a proxied repository (an
+// upstream is its source of truth) or a hosted one (clients push it). In
+// order: an upstream's prefix, containerd's `?ns=` naming an upstream, a
+// hosted namespace, the default upstream. An `?ns=` that names an upstream
+// wins over a hosted namespace, so a node pulling docker.io/acme/app through
+// ferry never gets an image someone pushed to the hosted acme/app.
+import type { HostedNamespace } from '../config/region-config.ts'
+import { NameUnknown } from '../oci/errors.ts'
+import { canonicalName, type Route, type Router } from '../upstream/router.ts'
+
+export type Target =
+  | { readonly kind: 'proxied', readonly name: string, readonly route: Route }
+  | { readonly kind: 'hosted', readonly name: string, readonly namespace: HostedNamespace }
+
+export class Targets {
+  private readonly router: Router
+  private readonly hosted: readonly HostedNamespace[]
+
+  constructor (router: Router, hosted: readonly HostedNamespace[]) {
+    this.router = router
+    this.hosted = hosted
+  }
+
+  /** `name` (validated) as routed: its kind and the name every path gives it. */
+  resolve (name: string, ns: string | undefined): Target {
+    const named = this.router.named(name, ns)
+    if (named !== undefined) return { kind: 'proxied', name: canonicalName(named), route: named }
+    const namespace = this.hosted.find(h => name.startsWith(h.prefix) && name.length > h.prefix.length)
+    if (namespace !== undefined) return { kind: 'hosted', name, namespace }
+    const route = this.router.byDefault(name)
+    if (route !== undefined) return { kind: 'proxied', name: canonicalName(route), route }
+    throw new NameUnknown(name, { name, reason: 'no upstream serves this name and no hosted namespace holds it' })
+  }
+
+  /** The hosted namespace holding `name`, if any. */
+  namespaceOf (name: string): HostedNamespace | undefined {
+    return this.hosted.find(h => name.startsWith(h.prefix))
+  }
+
+  get namespaces (): readonly HostedNamespace[] { return this.hosted }
+}
