@@ -27,6 +27,8 @@ import type { RegionConfig } from './config/region-config.ts'
 import { createEdgeServer } from './http/server.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
+import { Collector } from './content/gc.ts'
+import { gcMetrics, scheduleGc } from './content/gc-schedule.ts'
 import { Linker } from './content/linker.ts'
 import { Quotas } from './content/quotas.ts'
 import { Targets } from './content/target.ts'
@@ -157,6 +159,11 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   await uploads.init()
   const quotas = new Quotas({ targets, state, store, gauge: metrics.namespaceBytes })
   const writes = new Writes({ state, manifests: manifestStore, blobs, uploads, quotas, log })
+  if (config.hosted.length > 0 && (mode === 'single' || cluster.worker?.id === 1)) {
+    const collector = new Collector({ state, store, manifests: manifestStore, hostedPrefixes: config.hosted.map(h => h.prefix), graceMs: config.gc.graceMs, log, metrics: gcMetrics(metrics) })
+    const stop = scheduleGc({ collector, intervalMs: config.gc.intervalMs, redis, prefix: keyPrefix, owner: `${config.peer.advertise}/${process.pid}`, log })
+    closers.push(async () => { stop() })
+  }
   const secretEnv = config.replication.secretEnv
   let gate: Gate | undefined
   if (config.auth !== undefined) {

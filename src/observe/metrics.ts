@@ -109,6 +109,25 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly gcRuns = new Counter({
+    name: 'ferry_gc_runs_total',
+    help: 'Garbage collections of hosted repositories this process ran.',
+    registers: [this.registry],
+  })
+
+  readonly gcRemoved = new Counter({
+    name: 'ferry_gc_removed_total',
+    help: 'What garbage collection removed: links taken from repositories (unlinked) and objects deleted from the store (deleted), by kind (blob, manifest).',
+    labelNames: ['what', 'kind'] as const,
+    registers: [this.registry],
+  })
+
+  readonly gcRemovedBytes = new Counter({
+    name: 'ferry_gc_removed_bytes_total',
+    help: 'Bytes garbage collection deleted from the store.',
+    registers: [this.registry],
+  })
+
   readonly leaseFallbacks = new Counter({
     name: 'ferry_fill_lease_fallbacks_total',
     help: 'Fills started without a region lease because Redis was unreachable (coalescing per proxy only).',

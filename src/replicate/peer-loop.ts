@@ -208,12 +208,11 @@ export class PeerLoop {
       return
     }
     const d = parseDigest(digest)
-    let info = await this.c.store.stat(d)
-    if (info === undefined) {
+    let size = (await this.c.store.stat(d))?.size
+    if (size === undefined) {
       await this.c.edge.fetch(name, 'blobs', digest)
-      info = await this.c.edge.landed(d)
+      size = (await this.c.edge.landed(d)).size
     }
-    const size = info.size
     // an upload this replicator started before it stopped (or was killed) goes on from where the peer is
     const markKey = `${this.peer}/uploads/${d.hex}`
     let location: string | undefined

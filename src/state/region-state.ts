@@ -65,6 +65,8 @@ export interface Links {
   link (repo: string, kind: LinkKind, digest: string): Promise<void>
   /** `repo` no longer holds `digest`; false when it did not. */
   unlink (repo: string, kind: LinkKind, digest: string): Promise<boolean>
+  /** Unlink only a link made before `before` (garbage collection: a push that linked it again meanwhile keeps it); false when none was. */
+  unlinkIfOlder (repo: string, kind: LinkKind, digest: string, before: number): Promise<boolean>
   list (repo: string, kind: LinkKind): Promise<Link[]>
   /** Every repository that holds anything. */
   repositories (): Promise<string[]>

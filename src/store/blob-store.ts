@@ -5,7 +5,11 @@ import type { Body } from '../io/body.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
 
-export interface BlobInfo { readonly size: number }
+export interface BlobInfo {
+  readonly size: number
+  /** When the blob was last written (ms since epoch): garbage collection spares a blob written within its grace period. */
+  readonly modifiedAt: number
+}
 
 /** An open blob: its size, then one body of it, whole or a range. */
 export interface OpenBlob {

@@ -32,7 +32,7 @@ export class FsBlobStore implements BlobStore {
   async stat (digest: Digest): Promise<BlobInfo | undefined> {
     try {
       const s = await stat(this.path(digest))
-      return { size: s.size }
+      return { size: s.size, modifiedAt: s.mtimeMs }
     } catch (err) {
       if (absent(err)) return undefined
       throw new StoreError('stat', err)

@@ -41,7 +41,7 @@ export class GcsBlobStore implements BlobStore {
   async stat (digest: Digest): Promise<BlobInfo | undefined> {
     try {
       const [meta] = await this.bucket.file(this.key(digest)).getMetadata()
-      return { size: Number(meta.size ?? 0) }
+      return { size: Number(meta.size ?? 0), modifiedAt: meta.updated !== undefined ? Date.parse(meta.updated) : Date.now() }
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined
       throw new StoreError('stat', err)

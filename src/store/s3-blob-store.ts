@@ -56,7 +56,7 @@ export class S3BlobStore implements BlobStore {
   async stat (digest: Digest): Promise<BlobInfo | undefined> {
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(digest) }))
-      return { size: head.ContentLength ?? 0 }
+      return { size: head.ContentLength ?? 0, modifiedAt: head.LastModified?.getTime() ?? Date.now() }
     } catch (err) {
       if (notFound(err)) return undefined
       throw new StoreError('stat', err)

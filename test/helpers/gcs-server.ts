@@ -30,7 +30,7 @@ export async function startGcsServer (dir: string, port = 0): Promise<GcsServer>
   const meta = async (bucket: string, name: string): Promise<object | undefined> => {
     try {
       const s = await stat(objectPath(bucket, name))
-      return { kind: 'storage#object', bucket, name, size: String(s.size), generation: String(Math.floor(s.mtimeMs)), contentType: 'application/octet-stream' }
+      return { kind: 'storage#object', bucket, name, size: String(s.size), generation: String(Math.floor(s.mtimeMs)), updated: new Date(s.mtimeMs).toISOString(), contentType: 'application/octet-stream' }
     } catch { return undefined }
   }
   const json = (res: ServerResponse, status: number, body: unknown): void => {

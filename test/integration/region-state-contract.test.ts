@@ -115,6 +115,20 @@ for (const [name, make] of Object.entries(subjects)) {
       t.same(await b.links.list(repo, 'blob'), [])
     })
 
+    await t.test('unlinkIfOlder: a link made again since the cutoff stays (garbage collection against a push)', async t => {
+      const repo = 'acme/gc'
+      await a.links.link(repo, 'blob', digest(11))
+      const cutoff = Date.now() + 1
+      await new Promise(resolve => setTimeout(resolve, 5))
+      t.equal(await b.links.unlinkIfOlder(repo, 'blob', digest(11), cutoff - 60_000), false, 'a link newer than the cutoff stays')
+      t.equal(await b.links.unlinkIfOlder(repo, 'blob', digest(11), cutoff), true, 'a link older than the cutoff goes')
+      t.same(await a.links.list(repo, 'blob').then(l => l.map(x => x.digest)), [], 'and is gone from the listing the other instance reads')
+      await a.links.link(repo, 'blob', digest(12))
+      await a.links.link(repo, 'blob', digest(12)) // linked again: the time is the second one
+      t.equal(await b.links.unlinkIfOlder(repo, 'blob', digest(12), Date.now() - 1000), false, 'linked again just now: it stays')
+      t.equal(await b.links.unlinkIfOlder(repo, 'blob', digest(13), Date.now()), false, 'nothing to unlink says so')
+    })
+
     await t.test('referrers: per repository and subject', async t => {
       await a.links.addReferrer('acme/app', digest(8), digest(9))
       await a.links.addReferrer('acme/app', digest(8), digest(10))

@@ -60,6 +60,13 @@ export class EmbeddedLinks implements Links {
     return await this.files.remove(this.path(repo, kind, digest))
   }
 
+  async unlinkIfOlder (repo: string, kind: LinkKind, digest: string, before: number): Promise<boolean> {
+    // read, compare, remove: one machine, and a push that links again in between is at most milliseconds away
+    const text = await this.files.readText(this.path(repo, kind, digest))
+    if (text === undefined || (Number(text) || 0) >= before) return false
+    return await this.unlink(repo, kind, digest)
+  }
+
   async list (repo: string, kind: LinkKind): Promise<Link[]> {
     const out: Link[] = []
     const base = join(this.root, repo, KIND_FOLDER[kind])

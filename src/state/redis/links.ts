@@ -9,6 +9,10 @@ import { StateError } from '../errors.ts'
 import { RedisPart } from './base.ts'
 
 const REMEMBER_MS = 30_000
+// KEYS: the repository's links. ARGV: digest, before. Atomic: a push that linked it again meanwhile keeps it.
+const UNLINK_IF_OLDER = `local at = redis.call('hget', KEYS[1], ARGV[1])
+if at and tonumber(at) < tonumber(ARGV[2]) then return redis.call('hdel', KEYS[1], ARGV[1]) end
+return 0`
 const KIND: Record<LinkKind, string> = { blob: 'b', manifest: 'm' }
 
 export class RedisLinks extends RedisPart implements Links {
@@ -46,6 +50,12 @@ export class RedisLinks extends RedisPart implements Links {
   async unlink (repo: string, kind: LinkKind, digest: string): Promise<boolean> {
     this.known.delete(`${repo}\n${kind}\n${digest}`)
     return await this.call('remove a link', () => this.redis.hdel(this.key(repo, kind), digest)) > 0
+  }
+
+  async unlinkIfOlder (repo: string, kind: LinkKind, digest: string, before: number): Promise<boolean> {
+    this.known.delete(`${repo}\n${kind}\n${digest}`)
+    const removed = await this.call('remove a link', () => this.redis.eval(UNLINK_IF_OLDER, 1, this.key(repo, kind), digest, String(before)))
+    return removed === 1
   }
 
   async list (repo: string, kind: LinkKind): Promise<Link[]> {
