@@ -4,6 +4,7 @@
 // past its quota is refused with 403 DENIED naming the usage and the limit,
 // before anything of it is kept. Usage is computed from the links and
 // remembered briefly; what this proxy admits meanwhile is added to it.
+import { LRUCache } from 'lru-cache'
 import type { Gauge } from 'prom-client'
 import { Denied } from '../oci/errors.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
@@ -19,6 +20,7 @@ export class Quotas {
   private readonly store: BlobStore
   private readonly gauge: Gauge<'namespace'> | undefined
   private readonly known = new Map<string, { bytes: number, blobs: Set<string>, at: number }>()
+  private readonly sizes = new LRUCache<string, number>({ max: 1_000_000 })
 
   constructor (opts: { targets: Targets, state: RegionState, store: BlobStore, gauge?: Gauge<'namespace'> }) {
     this.targets = opts.targets
@@ -32,6 +34,16 @@ export class Quotas {
     return (await this.current(prefix)).bytes
   }
 
+  /** A blob's size on the store (a digest's size never changes, so it is remembered). */
+  private async sizeOf (digest: string): Promise<number> {
+    const known = this.sizes.get(digest)
+    if (known !== undefined) return known
+    let size: number | undefined
+    try { size = (await this.store.stat(parseDigest(digest)))?.size } catch { size = undefined }
+    if (size !== undefined) this.sizes.set(digest, size)
+    return size ?? 0
+  }
+
   private async current (prefix: string): Promise<{ bytes: number, blobs: Set<string>, at: number }> {
     const known = this.known.get(prefix)
     if (known !== undefined && Date.now() - known.at < REMEMBER_MS) return known
@@ -42,9 +54,7 @@ export class Quotas {
       for (const l of await this.state.links.list(repo, 'blob')) {
         if (blobs.has(l.digest)) continue
         blobs.add(l.digest)
-        let size = 0
-        try { size = (await this.store.stat(parseDigest(l.digest)))?.size ?? 0 } catch { size = 0 }
-        bytes += size
+        bytes += await this.sizeOf(l.digest)
       }
       for (const l of await this.state.links.list(repo, 'manifest')) bytes += (await this.state.manifests.get(l.digest))?.size ?? 0
     }
@@ -54,26 +64,31 @@ export class Quotas {
     return now
   }
 
+  /** How many more bytes `target`'s namespace may take (Infinity without a quota). */
+  async room (target: Target): Promise<number> {
+    if (target.kind !== 'hosted' || target.namespace.quota === undefined) return Infinity
+    return Math.max(0, target.namespace.quota - (await this.current(target.namespace.prefix)).bytes)
+  }
+
   /**
-   * May `target` take these blobs (of `bytes` in all when they are new to
-   * the store, else their stored sizes) and `extra` bytes more? Throws
-   * DENIED when its namespace would pass its quota; counts them when not.
+   * May `target` take these blobs (`size` when the caller knows it, else
+   * their stored size; nothing for a blob the namespace already holds) and
+   * `manifestBytes` more? Throws DENIED when its namespace would pass its
+   * quota; counts them when not.
    */
-  async admit (target: Target, digests: readonly Digest[], extra = 0): Promise<void> {
+  async admit (target: Target, blobs: ReadonlyArray<{ digest: Digest, size?: number }>, manifestBytes = 0): Promise<void> {
     if (target.kind !== 'hosted' || target.namespace.quota === undefined) return
     const prefix = target.namespace.prefix
     const quota = target.namespace.quota
     const now = await this.current(prefix)
-    let adding = extra
+    let adding = manifestBytes
     const fresh: string[] = []
-    for (const d of digests) {
-      if (now.blobs.has(d.value)) continue
-      fresh.push(d.value)
-      if (extra === 0) adding += (await this.store.stat(d))?.size ?? 0
+    for (const b of blobs) {
+      if (now.blobs.has(b.digest.value)) continue
+      fresh.push(b.digest.value)
+      adding += b.size ?? await this.sizeOf(b.digest.value)
     }
-    if (now.bytes + adding > quota) {
-      throw new Denied(`namespace ${prefix} would hold ${now.bytes + adding} bytes, past its quota of ${quota} (it holds ${now.bytes})`, { namespace: prefix, usage: now.bytes, adding, quota })
-    }
+    if (now.bytes + adding > quota) throw exceeded(prefix, quota, now.bytes, adding)
     now.bytes += adding
     for (const d of fresh) now.blobs.add(d)
     this.gauge?.set({ namespace: prefix }, now.bytes)
@@ -85,4 +100,14 @@ export class Quotas {
   }
 
   get namespaces (): readonly string[] { return this.targets.namespaces.map(n => n.prefix) }
+}
+
+/** DENIED, naming the namespace, what it holds, what the push would add and the quota. */
+export function exceeded (namespace: string, quota: number, usage: number, adding: number): Denied {
+  return new Denied(`namespace ${namespace} would hold ${usage + adding} bytes, past its quota of ${quota} (it holds ${usage})`, { namespace, usage, adding, quota })
+}
+
+/** DENIED for an upload that grew past the room its namespace had left. */
+export function uploadPastRoom (namespace: string, quota: number, room: number): Denied {
+  return new Denied(`namespace ${namespace} holds ${quota - room} bytes of its quota of ${quota}; this upload passed the ${room} bytes left`, { namespace, usage: quota - room, room, quota })
 }

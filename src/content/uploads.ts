@@ -9,10 +9,17 @@ import { createHash, randomUUID } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { once } from 'node:events'
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { finished, pipeline } from 'node:stream/promises'
 import { BlobUploadInvalid, BlobUploadUnknown, DigestInvalid } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
+
+/** An upload grew past the most it may hold; the session is gone. */
+export class UploadTooLarge extends Error {
+  readonly max: number
+  constructor (max: number) { super(`the upload passed ${max} bytes`); this.max = max }
+}
 
 const SESSION = /^[0-9a-f-]{36}$/
 /** Sessions untouched this long are removed at start. */
@@ -69,9 +76,10 @@ export class UploadSessions {
   /**
    * Append `body` at `start` (the offset the client says it is at; it must be
    * the offset held). Resolves with the new offset. A body cut short keeps
-   * what arrived: the client asks the offset and resumes.
+   * what arrived: the client asks the offset and resumes. One that would
+   * grow past `max` bytes is dropped whole (UploadTooLarge).
    */
-  async append (session: string, start: number | undefined, body: Readable, limit?: number): Promise<number> {
+  async append (session: string, start: number | undefined, body: Readable, limit?: number, max = Infinity): Promise<number> {
     const path = this.path(session)
     if (this.busy.has(session)) throw new BlobUploadInvalid('another request is writing this upload', 409)
     this.busy.add(session)
@@ -82,8 +90,23 @@ export class UploadSessions {
         throw new BlobUploadInvalid(`upload is at offset ${held}, not ${start}`, 416, { range: held > 0 ? `0-${held - 1}` : '0-0' })
       }
       let n = 0
-      body.on('data', (c: Buffer) => { n += c.length })
-      await pipeline(body, createWriteStream(path, { flags: 'r+', start: held })).catch(() => { /* what arrived is kept */ })
+      let over = false
+      const file = createWriteStream(path, { flags: 'r+', start: held })
+      try {
+        // not pipeline(): past `max` the request must stay open (drained) for the refusal to reach the client
+        for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+          n += chunk.length
+          if (held + n > max) { over = true; break }
+          if (!file.write(chunk)) await once(file, 'drain')
+        }
+      } catch { /* cut short: what arrived is kept */ }
+      file.end()
+      await finished(file).catch(() => {})
+      if (over) {
+        body.resume()
+        await this.drop(session)
+        throw new UploadTooLarge(max)
+      }
       const now = await this.offset(session)
       if (limit !== undefined && n !== limit) throw new BlobUploadInvalid(`expected ${limit} bytes, received ${n}`)
       return now

@@ -16,9 +16,9 @@ import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
 import { parseDigest, type Digest, type Reference } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { RegionEvent, RegionState } from '../state/region-state.ts'
-import type { Quotas } from './quotas.ts'
+import { uploadPastRoom, type Quotas } from './quotas.ts'
 import type { Target } from './target.ts'
-import type { UploadSessions } from './uploads.ts'
+import { UploadTooLarge, type UploadSessions } from './uploads.ts'
 
 export interface Pushed {
   readonly digest: string
@@ -49,16 +49,28 @@ export class Writes {
   async mount (target: Target, digest: Digest, from: string): Promise<boolean> {
     if (await this.state.links.linked(from, 'blob', digest.value) === undefined) return false
     if (!await this.blobs.has(digest)) return false
-    await this.quotas.admit(target, [digest])
+    await this.quotas.admit(target, [{ digest }])
     await this.state.links.link(target.name, 'blob', digest.value)
     return true
+  }
+
+  /** Bytes of an upload (PATCH, or the body of its last PUT); an upload past its namespace's room is dropped, DENIED. */
+  async appendUpload (target: Target, session: string, start: number | undefined, body: Readable): Promise<number> {
+    const room = await this.quotas.room(target)
+    try {
+      return await this.uploads.append(session, start, body, undefined, room)
+    } catch (err) {
+      if (!(err instanceof UploadTooLarge) || target.kind !== 'hosted') throw err
+      body.resume()
+      throw uploadPastRoom(target.namespace.prefix, target.namespace.quota ?? 0, room)
+    }
   }
 
   /** The upload's bytes are complete: verified against `digest`, they become the blob, and the repository holds it. */
   async completeUpload (target: Target, session: string, digest: Digest, rest: Readable | undefined): Promise<void> {
     await this.uploads.check(session, target.name)
-    if (rest !== undefined) await this.uploads.append(session, undefined, rest)
-    await this.quotas.admit(target, [digest], await this.uploads.offset(session))
+    if (rest !== undefined) await this.appendUpload(target, session, undefined, rest)
+    await this.quotas.admit(target, [{ digest, size: await this.uploads.offset(session) }])
     await this.uploads.finish(session, digest, (path, size) => this.blobs.adopt(digest, path, size))
     await this.state.links.link(target.name, 'blob', digest.value)
   }
@@ -77,6 +89,8 @@ export class Writes {
     const blobs = [...(m.config !== undefined ? [m.config] : []), ...m.layers]
     for (const d of blobs) {
       if (await this.state.links.linked(repo, 'blob', d.digest) === undefined) throw new ManifestBlobUnknown(d.digest)
+      // the link may be remembered from before a collection took the bytes
+      if (!replica && !await this.blobs.has(parseDigest(d.digest))) throw new ManifestBlobUnknown(d.digest)
     }
     const children = m.manifests.filter(c => ALL_MANIFEST_TYPES.includes(c.mediaType))
     for (const c of children) {

@@ -113,7 +113,7 @@ export async function handleUpload (s: Services, c: Call, rawName: string, sessi
         if (chunk === undefined) throw new BlobUploadInvalid(`bad Content-Range ${cr.slice(0, 60)}`, 416)
         start = chunk.start
       }
-      const offset = await uploads.append(session, start, c.req)
+      const offset = await s.writes.appendUpload(target, session, start, c.req)
       reply(c, 202, { location: base + session, range: uploadRange(offset), 'docker-upload-uuid': session })
       return
     }
