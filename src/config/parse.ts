@@ -222,7 +222,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
     replication: {
       secretEnv: r.secretEnv,
       peers,
-      rules: (r.rules ?? [{ repositories: ['**'], tags: ['**'], peers: undefined }]).map(x => ({ repositories: x.repositories, tags: x.tags, peers: x.peers ?? peers.map(p => p.name) })),
+      rules: (r.rules ?? [{ repositories: ['**'], tags: ['**'], peers: undefined, deletes: false }]).map(x => ({ repositories: x.repositories, tags: x.tags, peers: x.peers ?? peers.map(p => p.name), deletes: x.deletes })),
       concurrency: r.concurrency,
       metricsListen: r.metricsListen === undefined ? undefined : parseListen(r.metricsListen),
       fallback: r.fallback ?? peers.length > 0,

@@ -49,6 +49,8 @@ export interface ReplicationRule {
   readonly repositories: readonly string[]
   readonly tags: readonly string[]
   readonly peers: readonly string[]
+  /** Deletes of tags and manifests go to the peers too. */
+  readonly deletes: boolean
 }
 
 export interface ReplicationConfig {

@@ -143,6 +143,7 @@ const replication = fields({
     repositories: doc(v.optional(globs('repository patterns'), ['**']), 'repository globs: `*` in a path segment, `**` across'),
     tags: doc(v.optional(globs('tag patterns'), ['**']), 'tag globs'),
     peers: doc(v.optional(v.array(text('a peer region\'s name'), 'a list of peer names')), 'peers by name', 'every peer'),
+    deletes: doc(v.optional(bool(), false), 'deletes of tags and manifests (pushed here) go to these peers too'),
   }), 'a list of rules')), 'which repositories and tags go to which peers; the first matching rule decides', 'everything to every peer'),
   concurrency: doc(v.optional(integer(1, 64), 4), 'events and blob uploads in flight per peer'),
   metricsListen: doc(v.optional(listen()), 'where `ferry replicate` serves `/metrics`', 'none'),

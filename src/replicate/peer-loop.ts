@@ -2,7 +2,8 @@
 // deliver those the rules send to this peer (in parallel, but the events of
 // one tag in order), move the peer's cursor past the batch. Each event goes
 // whole: its blobs, then child manifests, then the manifest, then the tag,
-// so a peer never has a tag before its content.
+// so a peer never has a tag before its content. Deletes of tags and
+// manifests go only where the rule says `deletes: true`.
 //
 // A peer that is down or failing (network, 5xx, 429) is retried with backoff
 // for ever: lag grows, nothing is lost. An event the peer refuses (4xx) is
@@ -74,7 +75,7 @@ export class PeerLoop {
       const chains = new Map<string, Promise<void>>()
       await inParallel(batch, this.c.config.concurrency, async item => {
         const e = item.event
-        const key = e.kind === 'tag' ? `tag ${e.name}:${e.tag}` : item.id
+        const key = e.kind === 'tag' || e.kind === 'tag-deleted' ? `tag ${e.name}:${e.tag}` : item.id
         const mine = (chains.get(key) ?? Promise.resolve()).then(() => this.handle(item, log))
         chains.set(key, mine)
         await mine
@@ -104,33 +105,37 @@ export class PeerLoop {
   private async handle (item: StoredEvent, log: Logger): Promise<void> {
     const e = item.event
     if (e.kind === 'blob') return // blobs travel with the manifests that name them
-    if (e.kind === 'tag-deleted' || e.kind === 'manifest-deleted') return // deletes go only where a rule asks for them (not yet)
-    if (!this.c.rules.peersFor(e.name, e.kind === 'tag' ? e.tag : undefined).includes(this.peer)) return
+    const tag = e.kind === 'tag' || e.kind === 'tag-deleted' ? e.tag : undefined
+    const deletion = e.kind === 'tag-deleted' || e.kind === 'manifest-deleted'
+    if (!(deletion ? this.c.rules.deletesFor(e.name, tag) : this.c.rules.peersFor(e.name, tag)).includes(this.peer)) return
+    const what = { kind: e.kind, name: e.name, ...('digest' in e ? { digest: e.digest } : {}), ...(tag !== undefined ? { tag } : {}) }
     let refused = 0
     for (let delay = 250; !this.c.stopped(); delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
       const started = Date.now()
       try {
         await this.deliver(e)
         this.c.metrics.delivered(this.peer, e.kind)
-        log.info({ kind: e.kind, name: e.name, digest: e.digest, ...(e.kind === 'tag' ? { tag: e.tag } : {}), ms: Date.now() - started }, 'replicated')
+        log.info({ ...what, ms: Date.now() - started }, 'replicated')
         return
       } catch (err) {
         const retryable = !(err instanceof PushError) || err.retryable
         if (!retryable && ++refused >= this.c.config.attempts) {
           await this.c.state.events.addDeadLetter(this.peer, { id: item.id, event: e, error: (err as Error).message, at: Date.now() })
           this.c.metrics.deadLettered(this.peer)
-          log.error({ kind: e.kind, name: e.name, digest: e.digest, err: (err as Error).message }, 'peer refuses this event; kept in the dead letters')
+          log.error({ ...what, err: (err as Error).message }, 'peer refuses this event; kept in the dead letters')
           return
         }
         this.c.metrics.failed(this.peer)
-        log.warn({ kind: e.kind, name: e.name, digest: e.digest, err: (err as Error).message, retryInMs: delay }, 'replication failed; retrying')
+        log.warn({ ...what, err: (err as Error).message, retryInMs: delay }, 'replication failed; retrying')
         await this.pause(delay)
       }
     }
   }
 
   async deliver (e: RegionEvent): Promise<void> {
-    if (e.kind === 'blob' || e.kind === 'tag-deleted' || e.kind === 'manifest-deleted') return
+    if (e.kind === 'blob') return
+    if (e.kind === 'tag-deleted') { await this.client.deleteManifest(e.name, e.tag); return }
+    if (e.kind === 'manifest-deleted') { await this.client.deleteManifest(e.name, e.digest); return }
     await this.pushManifest(e.name, e.digest)
     if (e.kind === 'tag') {
       const { mediaType, body } = await this.localManifest(e.name, e.digest)

@@ -1,6 +1,7 @@
 // A client of a peer region's push API (a ferry region or any OCI registry):
 // HEAD to skip what the peer has, cross-repository mount, chunked blob
-// uploads that resume from the offset the peer reports, manifest PUTs.
+// uploads that resume from the offset the peer reports, manifest PUTs and
+// deletes.
 import type { Readable } from 'node:stream'
 import { PEER_ONLY_HEADER } from '../common/ferry-protocol.ts'
 import type { PeerConfig } from '../config/region-config.ts'
@@ -135,6 +136,13 @@ export class PushClient {
   async putManifest (name: string, reference: string, mediaType: string, body: Buffer): Promise<void> {
     const res = await this.send('PUT', `/v2/${name}/manifests/${reference}`, { 'content-type': mediaType }, body)
     if (res.status !== 201 && res.status !== 200) return await this.fail(res, `PUT manifest ${reference}`)
+    await res.body.dump()
+  }
+
+  /** Delete a tag or a manifest on the peer; one it does not have is as good as deleted. */
+  async deleteManifest (name: string, reference: string): Promise<void> {
+    const res = await this.send('DELETE', `/v2/${name}/manifests/${reference}`)
+    if (res.status !== 202 && res.status !== 200 && res.status !== 404) return await this.fail(res, `DELETE manifest ${reference}`)
     await res.body.dump()
   }
 
