@@ -17,7 +17,7 @@ import t from 'tap'
 import { create as createTar } from 'tar'
 import { startContainerd } from '../helpers/containerd.ts'
 import { startDockerd } from '../helpers/dockerd.ts'
-import { startFerry, type Ferry } from '../helpers/ferry.ts'
+import { CLI, startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { artifact, blob, digestOf, image, index, pushBlob, pushImage, pushManifest, OCI_INDEX, OCI_MANIFEST, type Image } from '../helpers/images.ts'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
@@ -74,7 +74,9 @@ async function skopeo (...args: string[]): Promise<string> {
     const { stdout } = await run('skopeo', ['--insecure-policy', ...args], { maxBuffer: 64 * 1024 * 1024 })
     return stdout
   } catch (err) {
-    throw new Error(`skopeo ${args.join(' ')}: ${String((err as { stderr?: string }).stderr ?? err)}`)
+    // the command as given, less the credentials
+    const shown = args.map((a, i) => /creds$/.test(args[i - 1] ?? '') ? '***' : a)
+    throw new Error(`skopeo ${shown.join(' ')}: ${String((err as { stderr?: string }).stderr ?? err)}`)
   }
 }
 
@@ -248,6 +250,19 @@ t.test('who may push: a writer, not a reader, not anonymous; proxied repositorie
   t.equal(missing.status, 400, 'a manifest whose blobs are not in the repository')
   t.equal(ociError(missing)?.code, 'MANIFEST_BLOB_UNKNOWN')
   t.equal((await get(`${basic.url}/v2/acme/app/manifests/orphan`, { authorization: auth('bob'), accept: OCI_MANIFEST })).status, 404, 'and its tag is not served')
+})
+
+t.test('a robot with a writer scope pushes with skopeo inside its scope, and only there', async t => {
+  const { stdout } = await run(process.execPath, [CLI, 'robot', 'create', 'builder', '--scope', 'acme/ci/**=writer', '--config', basic.configPath])
+  const robot = JSON.parse(stdout) as { user: string, secret: string }
+  registerSecret(robot.secret)
+  const creds = `${robot.user}:${robot.secret}`
+  await skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', '--dest-creds', creds, `docker://${upstream.host}/source/app:v1`, `docker://${basic.host}/acme/ci/app:v1`)
+  const raw = await skopeo('inspect', '--raw', '--tls-verify=false', '--creds', creds, `docker://${basic.host}/acme/ci/app:v1`)
+  t.equal(digestOf(raw), img.manifest.digest, 'pushed, and read back by the robot')
+  const outside = await skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', '--dest-creds', creds, `docker://${upstream.host}/source/app:v1`, `docker://${basic.host}/acme/app:robot`).then(() => '', (err: Error) => err.message)
+  t.match(outside, /403 \(Forbidden\)|denied/i, 'outside its scope skopeo is refused')
+  t.equal((await get(`${basic.url}/v2/acme/app/manifests/robot`, { authorization: auth('bob'), accept: OCI_MANIFEST })).status, 404, 'and nothing was tagged there')
 })
 
 t.test('a digest is read only through a repository that holds it', async t => {
