@@ -25,6 +25,7 @@ import { ListCache } from './cache/lists.ts'
 import { ManifestCache } from './cache/manifests.ts'
 import type { RegionConfig } from './config/region-config.ts'
 import { createEdgeServer } from './http/server.ts'
+import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
 import { Collector } from './content/gc.ts'
@@ -32,6 +33,7 @@ import { gcMetrics, scheduleGc } from './content/gc-schedule.ts'
 import { Linker } from './content/linker.ts'
 import { Quotas } from './content/quotas.ts'
 import { Targets } from './content/target.ts'
+import { UploadOwners } from './content/upload-owners.ts'
 import { UploadSessions } from './content/uploads.ts'
 import { Writes } from './content/writes.ts'
 import { AccessPolicy } from './auth/access.ts'
@@ -180,6 +182,9 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const audit = config.audit !== undefined ? new AuditLog(config.audit) : undefined
   const tlsFiles = config.tls
   const readTls = (): { cert: Buffer, key: Buffer } | undefined => tlsFiles === undefined ? undefined : { cert: readFileSync(tlsFiles.certFile), key: readFileSync(tlsFiles.keyFile) }
+  // a region's proxies share no disk: an upload session started on one is relayed to it from the others
+  const uploadRelay = redis !== undefined ? new UploadRelay() : undefined
+  closers.push(async () => { await uploadRelay?.close() })
   const services: Services = {
     targets, blobs, manifests, lists, metrics, metricsText, writes, linker,
     hosted: new HostedReads(state, manifestStore),
@@ -187,6 +192,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
     ...(gate !== undefined ? { gate } : {}),
     ...(audit !== undefined ? { audit } : {}),
+    ...(uploadRelay !== undefined && redis !== undefined ? { uploadRelay, uploadOwners: new UploadOwners({ redis, prefix: keyPrefix, self: () => advertise, log }) } : {}),
   }
   const server = createEdgeServer(services, log, readTls())
   if (tlsFiles !== undefined) {

@@ -14,3 +14,6 @@ export const BLOB_SIZE_HEADER = 'x-ferry-blob-size'
 
 /** The region-peer endpoint's answer: the offset its body starts at. */
 export const BLOB_OFFSET_HEADER = 'x-ferry-blob-offset'
+
+/** Marks an upload request one proxy of a region relayed to the proxy holding its session: answer it here, relay it no further. */
+export const RELAYED_HEADER = 'x-ferry-relayed'

@@ -53,6 +53,12 @@ export class UploadSessions {
     return session
   }
 
+  /** This process's disk holds the session (for whichever repository). */
+  async holds (session: string): Promise<boolean> {
+    if (!SESSION.test(session)) return false
+    return await stat(this.path(session)).then(() => true, () => false)
+  }
+
   /** The session exists and was started for `repo`; otherwise it is unknown here. */
   async check (session: string, repo: string): Promise<void> {
     let owner: string

@@ -11,6 +11,7 @@ import type { Authenticated, Gate, Principal } from '../auth/gate.ts'
 import type { HostedReads } from '../content/hosted-reads.ts'
 import type { Linker } from '../content/linker.ts'
 import type { Target, Targets } from '../content/target.ts'
+import type { UploadOwners } from '../content/upload-owners.ts'
 import type { Writes } from '../content/writes.ts'
 import type { Body } from '../io/body.ts'
 import { BlobUnknown, ManifestUnknown, OciError, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
@@ -23,6 +24,7 @@ import type { Metrics } from '../observe/metrics.ts'
 import type { Links } from '../state/region-state.ts'
 import { page } from '../content/paging.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
+import type { UploadRelay } from './upload-relay.ts'
 
 export interface Services {
   readonly targets: Targets
@@ -43,6 +45,9 @@ export interface Services {
   readonly writes: Writes
   /** The replication secret this region accepts pushes with, if any. */
   readonly replicationSecret: () => string | undefined
+  /** In a region of several proxies: who holds which upload session, and the way to it. */
+  readonly uploadOwners?: UploadOwners
+  readonly uploadRelay?: UploadRelay
 }
 
 /** What a request does to which repository; undefined repository: the base check or the catalog. */

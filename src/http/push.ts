@@ -14,6 +14,7 @@ import { parseUploadRange, uploadRange } from '../oci/range.ts'
 import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
 import type { Call, Services } from './handlers.ts'
 import { API_VERSION_HEADER } from './respond.ts'
+import { UploadRelay } from './upload-relay.ts'
 
 /** The replication secret in `Bearer <secret>` or as the password of `Basic <user:secret>`. */
 function presented (header: string | undefined): string | undefined {
@@ -85,6 +86,7 @@ export async function handleUpload (s: Services, c: Call, rawName: string, sessi
       }
     }
     const id = await uploads.start(target.name)
+    await s.uploadOwners?.claim(id)
     const digest = c.query.get('digest')
     if (digest !== null) {
       // the whole blob in this request
@@ -103,6 +105,11 @@ export async function handleUpload (s: Services, c: Call, rawName: string, sessi
     return
   }
   if (session === '') throw new Unsupported('no upload session in the path', 404)
+  if (!await uploads.holds(session) && s.uploadRelay !== undefined && !UploadRelay.relayed(c)) {
+    // started on another proxy of the region: answered there
+    const owner = await s.uploadOwners?.owner(session)
+    if (owner !== undefined) { await s.uploadRelay.forward(c, owner, session); return }
+  }
   await uploads.check(session, target.name)
   switch (method) {
     case 'PATCH': {
