@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RegionRun } from './region.ts'
+import type { PushRun } from './push.ts'
 import type { ReplicationRun } from './replication.ts'
 
 export interface Check { readonly name: string, readonly value: number, readonly target: string, readonly pass: boolean }
@@ -105,6 +106,16 @@ export function writeReport (r: Results, outDir: string): string {
       `${repl.images - 1} small images and one ${Math.round(repl.bigBytes / 1024 / 1024)} MiB blob (as an image) cached in A, then the replicator started; time until B's lag is 0.`, '',
       table(['images', 'big blob MiB', 'seconds', 'images/s', 'MB/s', 'largest lag, events', 'replicator peak RSS MiB', 'B peak RSS MiB', 'verified at B', 'dead letters'],
         [[repl.images, repl.bigBytes / 1024 / 1024, repl.seconds, repl.imagesPerSecond, repl.megabytesPerSecond, repl.maxLagEvents, repl.replicatorPeakRss / 1024 / 1024, repl.peerPeakRss / 1024 / 1024, `${repl.imagesVerified + Number(repl.bigVerified)}/${repl.images}`, repl.deadLetters]]))
+  }
+  const push = r.scenarios['10 push'] as Record<'ferry' | 'distribution', PushRun> | undefined
+  if (push !== undefined) {
+    const f = push.ferry; const d = push.distribution
+    parts.push('', '## 10. Pushes: ferry (a hosted namespace, Basic auth) against distribution (docker-registry)', '',
+      `${f.images} small images (blob uploads and a manifest each, 16 images at a time), then one ${Math.round(f.bigBytes / 1024 / 1024)} MiB layer streamed as docker and skopeo push it (POST, one PATCH, PUT). Every image is pulled back and checked after the timed runs.`, '',
+      table(['target', 'small images/s', 'big layer MB/s', 'peak RSS MiB', 'verified'], [
+        ['ferry', f.imagesPerSecond, f.bigMBps, f.peakRss / 1024 / 1024, `${f.imagesVerified + Number(f.bigVerified)}/${f.images + 1}`],
+        ['distribution', d.imagesPerSecond, d.bigMBps, d.peakRss / 1024 / 1024, `${d.imagesVerified + Number(d.bigVerified)}/${d.images + 1}`],
+      ]), '', `ferry / distribution: small images ${(f.imagesPerSecond / d.imagesPerSecond).toFixed(2)}×, big layer ${(f.bigMBps / d.bigMBps).toFixed(2)}×.`)
   }
   const text = parts.join('\n') + '\n'
   writeFileSync(join(outDir, 'RESULTS.md'), text)

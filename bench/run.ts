@@ -17,6 +17,7 @@ import { pullImagesWrk, type WrkRun } from './wrk.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
 import { regionScenario, type RegionRun } from './region.ts'
+import { pushScenario, type PushRun } from './push.ts'
 import { replicationScenario, type ReplicationRun } from './replication.ts'
 import { writeReport, type Check, type Results } from './report.ts'
 
@@ -156,6 +157,9 @@ async function main (): Promise<void> {
   log('7. scale: warm small-image rate with few and with many cached blobs (ferry)')
   results.scenarios['7 scale'] = await scale(dir, upstreamReg.url, images.slice(0, SIZES.scaleImages), results)
   results.scenarios['9 replication'] = await replicationScenario({ dir, upstream: upstreamReg, count: SIZES.replImages, bigSize: SIZES.replBig, stops, log })
+  const pushes = await pushScenario({ dir, count: SIZES.small, bigSize: SIZES.big, stops, log })
+  results.scenarios['10 push'] = pushes
+  for (const [name, run] of Object.entries(pushes)) (results.peakRss['10 push'] ??= {})[name] = run.peakRss
 
   results.checks = checks(results)
   results.seconds = Math.round((Date.now() - started) / 1000)
@@ -228,6 +232,7 @@ function checks (r: Results): Check[] {
   const sc = s['7 scale'] as unknown as { few: Row, many: Row }
   const region = r.scenarios['6 region'] as { one: RegionRun, two: RegionRun }
   const repl = r.scenarios['9 replication'] as ReplicationRun
+  const push = r.scenarios['10 push'] as Record<'ferry' | 'distribution', PushRun>
   const bestWarmWall = Math.min(warm.distribution!.wallMs!, warm.nginx!.wallMs!)
   const ferryPeaks = Object.values(r.peakRss).map(p => p.ferry ?? 0)
   const c = (name: string, value: number, target: string, pass: boolean): Check => ({ name, value: Math.round(value * 1000) / 1000, target, pass })
@@ -248,6 +253,9 @@ function checks (r: Results): Check[] {
     c('region of 2, 16 cold: digests verified', region.two.herdCold.verified, '= 16', region.two.herdCold.verified === 16),
     c('replication: every image and the big blob at the peer, verified', Number(repl.bigVerified) + repl.imagesVerified, `= ${repl.images}`, repl.bigVerified && repl.imagesVerified === repl.images - 1 && repl.deadLetters === 0),
     c('replication: replicator peak RSS, MiB', repl.replicatorPeakRss / MiB, '< 200', repl.replicatorPeakRss < 200 * MiB),
+    c('push, small images: rate, ferry / distribution', push.ferry.imagesPerSecond / push.distribution.imagesPerSecond, '>= 1', push.ferry.imagesPerSecond >= push.distribution.imagesPerSecond),
+    c('push, big image: throughput, ferry / distribution', push.ferry.bigMBps / push.distribution.bigMBps, '>= 1', push.ferry.bigMBps >= push.distribution.bigMBps),
+    c('push: every pushed image pulls back, verified (ferry)', push.ferry.imagesVerified + Number(push.ferry.bigVerified), `= ${push.ferry.images + 1}`, push.ferry.imagesVerified === push.ferry.images && push.ferry.bigVerified),
     c('scale: warm rate with many blobs / with few', sc.many.rate! / sc.few.rate!, '>= 0.9', sc.many.rate! >= 0.9 * sc.few.rate!),
   ]
 }

@@ -34,8 +34,8 @@ export async function pushFile (registry: string, repo: string, path: string, di
   if (put.statusCode !== 201) throw new Error(`push ${digest}: ${put.statusCode} ${text}`)
 }
 
-/** `count` images, each a manifest, a config and one 4 KiB layer, tagged v1 in small/img-<i>. */
-export async function seedSmallImages (registry: string, count: number, prefix = 'small'): Promise<SmallImage[]> {
+/** `count` images, each a manifest, a config and one 4 KiB layer, tagged v1 in <prefix>/img-<i>, 16 pushed at a time. */
+export async function seedSmallImages (registry: string, count: number, prefix = 'small', auth?: string): Promise<SmallImage[]> {
   const images: SmallImage[] = []
   const push = async (i: number): Promise<void> => {
     const repo = `${prefix}/img-${i}`
@@ -46,9 +46,9 @@ export async function seedSmallImages (registry: string, count: number, prefix =
       config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.bytes.length },
       layers: [{ mediaType: OCI_LAYER, digest: layer.digest, size: layer.bytes.length }],
     })))
-    await pushBlob(registry, repo, layer)
-    await pushBlob(registry, repo, config)
-    await pushManifest(registry, repo, 'v1', manifest)
+    await pushBlob(registry, repo, layer, auth)
+    await pushBlob(registry, repo, config, auth)
+    await pushManifest(registry, repo, 'v1', manifest, auth)
     images[i] = { repo, tag: 'v1', manifestDigest: manifest.digest, mediaType: OCI_MANIFEST, blobs: [{ digest: config.digest, size: config.bytes.length }, { digest: layer.digest, size: layer.bytes.length }] }
   }
   for (let i = 0; i < count; i += 16) await Promise.all(Array.from({ length: Math.min(16, count - i) }, (_, k) => push(i + k)))

@@ -18,7 +18,7 @@ export class Linker {
   private readonly links: Links
   private readonly log: Logger
   /** (repository, manifest) pairs whose links this process wrote: each once. */
-  private readonly done = new LRUCache<string, true>({ max: 200_000 })
+  private readonly done = new LRUCache<string, true>({ max: 50_000 })
   private readonly confirming = new Map<string, Promise<number | undefined>>()
 
   constructor (links: Links, log: Logger) {

@@ -20,7 +20,7 @@ export class Quotas {
   private readonly store: BlobStore
   private readonly gauge: Gauge<'namespace'> | undefined
   private readonly known = new Map<string, { bytes: number, blobs: Set<string>, at: number }>()
-  private readonly sizes = new LRUCache<string, number>({ max: 1_000_000 })
+  private readonly sizes = new LRUCache<string, number>({ max: 100_000 })
 
   constructor (opts: { targets: Targets, state: RegionState, store: BlobStore, gauge?: Gauge<'namespace'> }) {
     this.targets = opts.targets

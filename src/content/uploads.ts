@@ -5,10 +5,11 @@
 // only if it matches, hands it to the blob cache. The files are the state: a
 // session survives a restart, and a pusher that lost its connection asks the
 // offset and goes on from there.
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash, randomUUID, type Hash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { LRUCache } from 'lru-cache'
 import { once } from 'node:events'
 import type { Readable } from 'node:stream'
 import { finished, pipeline } from 'node:stream/promises'
@@ -21,6 +22,25 @@ export class UploadTooLarge extends Error {
   constructor (max: number) { super(`the upload passed ${max} bytes`); this.max = max }
 }
 
+/** Flush written bytes to disk in the background as an upload grows, so the fsync at completion finds little left to do. */
+class Flusher {
+  private readonly file: FileHandle
+  private unflushed = 0
+  private running: Promise<void> | undefined
+
+  constructor (file: FileHandle) { this.file = file }
+
+  wrote (bytes: number): void {
+    this.unflushed += bytes
+    if (this.unflushed < FLUSH_EVERY || this.running !== undefined) return
+    this.unflushed = 0
+    this.running = this.file.datasync().catch(() => {}).finally(() => { this.running = undefined })
+  }
+
+  async done (): Promise<void> { await this.running }
+}
+
+const FLUSH_EVERY = 32 * 1024 * 1024
 const SESSION = /^[0-9a-f-]{36}$/
 /** Sessions untouched this long are removed at start. */
 const STALE_MS = 24 * 3600_000
@@ -29,6 +49,8 @@ export class UploadSessions {
   private readonly root: string
   /** One writer per session at a time. */
   private readonly busy = new Set<string>()
+  /** The sha256 of the bytes a session holds, kept as this process appends them (so completion need not read the file again). */
+  private readonly live = new LRUCache<string, { hash: Hash, offset: number }>({ max: 1000 })
 
   constructor (root: string) { this.root = root }
 
@@ -97,15 +119,24 @@ export class UploadSessions {
       }
       let n = 0
       let over = false
-      const file = createWriteStream(path, { flags: 'r+', start: held })
+      // the running hash goes on from where this process left it; otherwise (a restart, another worker) finish reads the file
+      const live = held === 0 ? { hash: createHash('sha256'), offset: 0 } : this.live.get(session)
+      const hashing = live !== undefined && live.offset === held ? live.hash : undefined
+      this.live.delete(session)
+      const handle = await open(path, 'r+')
+      const file = createWriteStream('', { fd: handle, start: held })
+      const flusher = new Flusher(handle)
       try {
         // not pipeline(): past `max` the request must stay open (drained) for the refusal to reach the client
         for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
           n += chunk.length
           if (held + n > max) { over = true; break }
+          hashing?.update(chunk)
           if (!file.write(chunk)) await once(file, 'drain')
+          flusher.wrote(chunk.length)
         }
       } catch { /* cut short: what arrived is kept */ }
+      await flusher.done()
       file.end()
       await finished(file).catch(() => {})
       if (over) {
@@ -114,6 +145,8 @@ export class UploadSessions {
         throw new UploadTooLarge(max)
       }
       const now = await this.offset(session)
+      // every byte hashed is on disk, and nothing else: the hash stands for the file
+      if (hashing !== undefined && now === held + n) this.live.set(session, { hash: hashing, offset: now })
       if (limit !== undefined && n !== limit) throw new BlobUploadInvalid(`expected ${limit} bytes, received ${n}`)
       return now
     } finally {
@@ -128,13 +161,23 @@ export class UploadSessions {
   async finish (session: string, digest: Digest, commit: (path: string, size: number) => Promise<void>): Promise<number> {
     const path = this.path(session)
     const size = await this.offset(session)
-    const hash = createHash(digest.algorithm)
-    await pipeline(createReadStream(path), hash)
-    const actual = hash.digest('hex')
+    const live = this.live.get(session)
+    this.live.delete(session)
+    let actual: string
+    if (live !== undefined && live.offset === size && digest.algorithm === 'sha256') {
+      actual = live.hash.digest('hex')
+    } else {
+      const hash = createHash(digest.algorithm)
+      await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hash)
+      actual = hash.digest('hex')
+    }
     if (actual !== digest.hex) {
       await this.drop(session)
       throw new DigestInvalid(digest.value, `the uploaded bytes hash to ${digest.algorithm}:${actual}`)
     }
+    // the pusher is told its blob is stored: it must survive a crash from here on
+    const fh = await open(path, 'r')
+    try { await fh.datasync() } finally { await fh.close() }
     await commit(path, size)
     await unlink(`${path}.repo`).catch(() => {})
     return size
@@ -146,6 +189,7 @@ export class UploadSessions {
   }
 
   private async drop (session: string): Promise<void> {
+    this.live.delete(session)
     await unlink(this.path(session)).catch(() => {})
     await unlink(`${this.path(session)}.repo`).catch(() => {})
   }

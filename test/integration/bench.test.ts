@@ -56,7 +56,13 @@ t.test('npm run bench -- --quick runs every scenario and reports every figure', 
   t.equal(repl.bigVerified, true, 'replication: the big blob verified at the peer')
   t.equal(repl.deadLetters, 0)
   t.ok(repl.seconds > 0)
-  t.equal(r.checks.length, 17, 'every target is checked')
+  const push = r.scenarios['10 push'] as unknown as Record<'ferry' | 'distribution', { images: number, imagesVerified: number, bigVerified: boolean, imagesPerSecond: number, bigMBps: number }>
+  for (const target of ['ferry', 'distribution'] as const) {
+    t.equal(push[target].imagesVerified, push[target].images, `push: every small image pulls back from ${target}`)
+    t.equal(push[target].bigVerified, true, `push: the big layer verified at ${target}`)
+    t.ok(push[target].imagesPerSecond > 0 && push[target].bigMBps > 0, `push: ${target} has figures`)
+  }
+  t.equal(r.checks.length, 20, 'every target is checked')
   t.ok(r.checks.every(c => Number.isFinite(c.value)), 'every check has a value')
   t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## Targets/)
 })

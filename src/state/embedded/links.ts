@@ -26,7 +26,7 @@ async function names (folder: string): Promise<string[]> {
 export class EmbeddedLinks implements Links {
   private readonly root: string
   private readonly files: StateFiles
-  private readonly known = new LRUCache<string, number>({ max: 500_000, ttl: REMEMBER_MS })
+  private readonly known = new LRUCache<string, number>({ max: 50_000, ttl: REMEMBER_MS })
 
   constructor (root: string, files: StateFiles) {
     this.root = join(root, 'links')

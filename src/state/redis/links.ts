@@ -16,7 +16,7 @@ return 0`
 const KIND: Record<LinkKind, string> = { blob: 'b', manifest: 'm' }
 
 export class RedisLinks extends RedisPart implements Links {
-  private readonly known = new LRUCache<string, number>({ max: 500_000, ttl: REMEMBER_MS, allowStale: true, noDeleteOnStaleGet: true })
+  private readonly known = new LRUCache<string, number>({ max: 50_000, ttl: REMEMBER_MS, allowStale: true, noDeleteOnStaleGet: true })
 
   private key (repo: string, kind: LinkKind): string { return `${this.prefix}links:${repo}:${KIND[kind]}` }
   private get repos (): string { return `${this.prefix}repositories` }
