@@ -7,7 +7,7 @@
 // checks themselves live in content/writes.ts.
 import { decodeBasic, sameSecret } from '../auth/credentials.ts'
 import type { Target } from '../content/target.ts'
-import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
+import { BodyTooLarge, readRequestBounded } from '../io/read-bounded.ts'
 import { BlobUploadInvalid, DigestInvalid, ManifestInvalid, Unauthorized, Unsupported } from '../oci/errors.ts'
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
 import { parseUploadRange, uploadRange } from '../oci/range.ts'
@@ -163,7 +163,7 @@ export async function handleManifestPut (s: Services, c: Call, rawName: string, 
   const reference = parseReference(rawReference)
   let body: Buffer
   try {
-    body = await readBounded(c.req, MAX_MANIFEST_BYTES)
+    body = await readRequestBounded(c.req, c.res, MAX_MANIFEST_BYTES)
   } catch (err) {
     if (err instanceof BodyTooLarge) throw new ManifestInvalid(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`, 413)
     throw err

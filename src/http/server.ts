@@ -2,7 +2,7 @@
 // into an OCI error body by respond.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
+import { BodyTooLarge, readRequestBounded } from '../io/read-bounded.ts'
 import { OciError, Unsupported } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
 import { handleBlob, handleCatalog, handleRegionPeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
@@ -46,7 +46,7 @@ function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {
 
 async function readForm (c: Call): Promise<string> {
   try {
-    return (await readBounded(c.req, 64 * 1024)).toString('utf8')
+    return (await readRequestBounded(c.req, c.res, 64 * 1024)).toString('utf8')
   } catch (err) {
     throw err instanceof BodyTooLarge ? new OciError('UNSUPPORTED', 413, 'token request too large') : err
   }
