@@ -137,7 +137,7 @@ const peerRegion = fields({
 })
 
 const replication = fields({
-  secretEnv: doc(v.optional(envName('the secret')), 'NAME of the variable holding the secret this region accepts pushes with; none: no pushes', 'none'),
+  secretEnv: doc(v.optional(envName('the secret')), 'NAME of the variable holding the secret other regions\' replicators push with; none: this region takes no replicas', 'none'),
   peers: doc(v.optional(v.array(peerRegion, 'a list of peer regions'), []), 'the regions (or registries) this one replicates to and asks on a miss'),
   rules: doc(v.optional(v.array(fields({
     repositories: doc(v.optional(globs('repository patterns'), ['**']), 'repository globs: `*` in a path segment, `**` across'),
