@@ -3,6 +3,7 @@
 // the proxy that started it, and a PATCH or PUT that lands on the other proxy
 // is relayed there. docker push, skopeo copy and raw chunked uploads; a
 // session whose proxy is gone is unknown, and the client starts again.
+// Garbage collection runs on one proxy at a time.
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { execFile } from 'node:child_process'
@@ -52,6 +53,7 @@ t.before(async () => {
         l1: { path: join(data, 'l1'), maxBytes: '1GiB' },
         upstreams: [{ name: 'up', url: 'http://127.0.0.1:1', prefix: 'nowhere.test', default: true }],
         hosted: [{ prefix: 'acme/' }],
+        gc: { interval: '1s', grace: '1h' },
         auth: { users, access: [{ repositories: ['acme/**'], allow: { 'user:ci': 'admin' } }] },
       },
       env: { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' },
@@ -137,6 +139,17 @@ t.test('docker push and skopeo copy through the load balancer, pulled back throu
     const images = await docker.docker(['images', '--digests', '--format', '{{.Repository}}:{{.Tag}} {{.Digest}}'])
     t.match(images, `${ref} ${digest}`, 'pulled back through the balancer')
   }
+})
+
+t.test('garbage collection runs on one proxy of the region at a time (the gc lease in Redis)', async t => {
+  const runs = (p: Ferry): number => p.logs().filter(l => l.msg === 'garbage collected').length
+  const before = proxies.map(runs)
+  const started = Date.now()
+  await new Promise(resolve => setTimeout(resolve, 5000))
+  const seconds = (Date.now() - started) / 1000
+  const each = proxies.map((p, i) => runs(p) - before[i]!)
+  const n = each[0]! + each[1]!
+  t.ok(n >= 2 && n <= Math.ceil(seconds) + 1, `${n} collections in ${seconds.toFixed(1)} s over two proxies that each try every second (${each.join(' + ')})`)
 })
 
 t.test('a session whose proxy is gone is unknown: the client starts again', async t => {
