@@ -24,6 +24,8 @@ import { AggregatorRegistry } from 'prom-client'
 import { ListCache } from './cache/lists.ts'
 import { ManifestCache } from './cache/manifests.ts'
 import type { RegionConfig } from './config/region-config.ts'
+import { closeBcryptPool, onBcryptCompare } from './auth/bcrypt-pool.ts'
+import { LoginLimits } from './auth/login-limits.ts'
 import { createEdgeServer } from './http/server.ts'
 import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
@@ -167,14 +169,17 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     closers.push(async () => { stop() })
   }
   const secretEnv = config.replication.secretEnv
+  const logins = new LoginLimits()
+  onBcryptCompare(() => metrics.passwordChecks.inc())
   let gate: Gate | undefined
   if (config.auth !== undefined) {
     const a = config.auth
     const robots = new RobotSource(state)
     gate = new Gate({
       identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : [])]),
-      robotValid: async user => await robots.valid(user) !== undefined,
       policy: new AccessPolicy(a.access),
+      limits: logins,
+      tls: config.tls !== undefined,
       ...(a.token !== undefined ? { tokens: new TokenService(a.token), ...(a.token.realm !== undefined ? { realm: a.token.realm } : {}) } : {}),
       replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
     })
@@ -190,6 +195,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     hosted: new HostedReads(state, manifestStore),
     links: state.links,
     replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
+    logins,
     ...(gate !== undefined ? { gate } : {}),
     ...(audit !== undefined ? { audit } : {}),
     ...(uploadRelay !== undefined && redis !== undefined ? { uploadRelay, uploadOwners: new UploadOwners({ redis, prefix: keyPrefix, self: () => advertise, log }) } : {}),
@@ -230,6 +236,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     address,
     log,
     async close () {
+      // logins waiting for bcrypt are turned away at once: a flood of them must not hold the process
+      await closeBcryptPool()
       await new Promise<void>(resolve => {
         server.close(() => resolve())
         server.closeIdleConnections()

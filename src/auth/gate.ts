@@ -3,12 +3,15 @@
 // every request; with one, they trade them (or nothing, for anonymous
 // access) at /token for a short-lived JWT. Not authenticated: 401 with the
 // challenge a client needs; authenticated but not allowed: 403 DENIED.
+import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { LRUCache } from 'lru-cache'
-import { Denied, OciError, TooManyRequests, Unauthorized } from '../oci/errors.ts'
+import { Denied, OciError, Unauthorized } from '../oci/errors.ts'
 import type { AccessPolicy, Action } from './access.ts'
 import type { Identity, IdentitySource } from './identity.ts'
+import { AuthBusy } from './bcrypt-pool.ts'
 import { decodeBasic, sameSecret } from './credentials.ts'
+import { LoginThrottled, type LoginLimits } from './login-limits.ts'
 import { ROBOT_PREFIX } from './robots.ts'
 import { parseScopes, type Access, type TokenService } from './tokens.ts'
 
@@ -23,10 +26,26 @@ export interface Authenticated {
 }
 
 const ANONYMOUS: Principal = { name: 'anonymous', kind: 'anonymous' }
-/** Failed logins allowed per client address, and per user name, in a window; then 429 until it passes. */
-const FAILURES_ALLOWED = 10
-const FAILURE_WINDOW_MS = 60_000
 const REPLICATOR: Identity = { kind: 'replicator', name: 'replicator', groups: [] }
+/** What a Host header may be to go into a challenge's realm: a name or an address, and a port. */
+const SAFE_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/
+
+/** A login that failed, with the name that was tried (for the audit log). */
+export class LoginFailed extends Unauthorized {
+  readonly tried: string
+  constructor (tried: string, headers: Record<string, string>) {
+    super('invalid username or password', headers)
+    this.tried = tried
+  }
+}
+
+/** What a token request asked for and what it got, for the audit log. */
+export interface TokenGrant {
+  readonly token: { token: string, access_token: string, expires_in: number, issued_at: string }
+  readonly principal: Principal
+  readonly requested: readonly { name: string, actions: readonly Action[] }[]
+  readonly granted: readonly Access[]
+}
 
 export class Gate {
   private readonly identities: IdentitySource
@@ -34,12 +53,16 @@ export class Gate {
   private readonly tokens: TokenService | undefined
   private readonly realm: string | undefined
   private readonly replicationSecret: () => string | undefined
-  /** A robot named in a token must still be valid (not revoked, not expired) when the token is used. */
-  private readonly robotValid: ((user: string) => Promise<boolean>) | undefined
-  private readonly failures = new LRUCache<string, { count: number, since: number }>({ max: 100_000, ttl: FAILURE_WINDOW_MS })
+  private readonly limits: LoginLimits
+  private readonly scheme: 'http' | 'https'
+  /** Credentials verified in the last minute, by a hash of them (never the password itself). */
+  private readonly verified = new LRUCache<string, Identity>({ max: 10_000, ttl: 60_000 })
+  /** Checks running, by the same hash: concurrent requests with the same credentials share one. */
+  private readonly checking = new Map<string, Promise<Identity | undefined>>()
 
-  constructor (opts: { identities: IdentitySource, policy: AccessPolicy, tokens?: TokenService, realm?: string, replicationSecret: () => string | undefined, robotValid?: (user: string) => Promise<boolean> }) {
-    this.robotValid = opts.robotValid
+  constructor (opts: { identities: IdentitySource, policy: AccessPolicy, tokens?: TokenService, realm?: string, replicationSecret: () => string | undefined, limits: LoginLimits, tls: boolean }) {
+    this.limits = opts.limits
+    this.scheme = opts.tls ? 'https' : 'http'
     this.identities = opts.identities
     this.policy = opts.policy
     this.tokens = opts.tokens
@@ -49,7 +72,8 @@ export class Gate {
 
   private challenge (host: string | undefined, repository: string | undefined, action: Action): Record<string, string> {
     if (this.tokens === undefined) return { 'www-authenticate': 'Basic realm="ferry"' }
-    const realm = this.realm ?? `http://${host ?? 'localhost'}/token`
+    // the client's own Host, only when it is a plain host (a quote in it would rewrite the challenge)
+    const realm = this.realm ?? `${this.scheme}://${host !== undefined && SAFE_HOST.test(host) ? host : 'localhost'}/token`
     const scope = repository === undefined ? '' : `,scope="repository:${repository}:${action}"`
     return { 'www-authenticate': `Bearer realm="${realm}",service="${this.tokens.service}"${scope}` }
   }
@@ -62,25 +86,38 @@ export class Gate {
     return await this.login(user, password, host, client)
   }
 
-  /** An identity source's verdict, behind a limit on failed attempts per client address and per user. */
+  /**
+   * An identity source's verdict. Credentials verified in the last minute
+   * (and whose account still exists) pass at once; a check already running
+   * for the same credentials is joined; only a new check passes the login
+   * limits (login-limits.ts), so a client sending one good password on many
+   * requests at once is never taken for a guesser.
+   */
   private async login (user: string, password: string, host: string | undefined, client: string): Promise<Identity> {
-    const keys = [`addr ${client}`, `user ${user}`]
-    for (const k of keys) {
-      const f = this.failures.get(k)
-      if (f !== undefined && f.count >= FAILURES_ALLOWED) {
-        const retryAfter = Math.max(1, Math.ceil((f.since + FAILURE_WINDOW_MS - Date.now()) / 1000))
-        throw new TooManyRequests(String(retryAfter), { reason: 'too many failed logins' })
-      }
+    const key = createHash('sha256').update(`${user}\u0000${password}`).digest('base64')
+    const remembered = this.verified.get(key)
+    if (remembered !== undefined && await this.identities.knows(user)) return remembered
+    let check = this.checking.get(key)
+    if (check === undefined) {
+      const settle = this.limits.admit(user, client)
+      check = this.identities.verify(user, password).then(who => {
+        settle(who === undefined ? 'failed' : 'ok')
+        if (who !== undefined) this.verified.set(key, who)
+        return who
+      }, (err: unknown) => {
+        settle('uncounted')
+        throw err instanceof AuthBusy ? new LoginThrottled(user, 1, 'too many password checks waiting', true) : err
+      }).finally(() => this.checking.delete(key))
+      this.checking.set(key, check)
     }
-    const who = await this.identities.verify(user, password)
-    if (who === undefined) {
-      for (const k of keys) {
-        const f = this.failures.get(k)
-        this.failures.set(k, f === undefined ? { count: 1, since: Date.now() } : { count: f.count + 1, since: f.since }, { noUpdateTTL: f !== undefined })
-      }
-      throw new Unauthorized('invalid username or password', this.challenge(host, undefined, 'pull'))
-    }
+    const who = await check
+    if (who === undefined) throw new LoginFailed(user, this.challenge(host, undefined, 'pull'))
     return who
+  }
+
+  /** A token's account still exists (not revoked, not expired, not removed from its source): checked on every use. */
+  private async known (subject: string): Promise<boolean> {
+    return await this.identities.knows(subject)
   }
 
   /**
@@ -132,12 +169,15 @@ export class Gate {
       if (secret !== undefined && sameSecret(token, secret)) {
         who = REPLICATOR
       } else {
+        // a token that is not ours, or expired: cheap to check, but counted against the address (secret and token guessing)
+        const settle = this.limits.admitCheap(client, 'token')
         const claims = this.tokens === undefined ? undefined : await this.tokens.verify(token)
+        settle(claims === undefined ? 'failed' : 'ok')
         if (claims === undefined) throw new Unauthorized('invalid or expired token', this.challenge(host, repository, action))
         granted = claims.access
         const robot = claims.subject?.startsWith(ROBOT_PREFIX) === true
-        if (robot && this.robotValid !== undefined && !await this.robotValid(claims.subject!)) {
-          throw new Unauthorized('this robot account is revoked or expired', this.challenge(host, repository, action))
+        if (claims.subject !== undefined && !await this.known(claims.subject)) {
+          throw new Unauthorized(robot ? 'this robot account is revoked or expired' : 'this user no longer exists', this.challenge(host, repository, action))
         }
         who = claims.subject === undefined ? undefined : { kind: robot ? 'robot' : 'user', name: claims.subject, groups: [] }
       }
@@ -152,7 +192,7 @@ export class Gate {
    * none for anonymous; each requested scope is granted as far as the policy
    * allows this identity.
    */
-  async token (headers: IncomingHttpHeaders, client: string, form: URLSearchParams): Promise<{ token: string, access_token: string, expires_in: number, issued_at: string }> {
+  async token (headers: IncomingHttpHeaders, client: string, form: URLSearchParams): Promise<TokenGrant> {
     if (this.tokens === undefined) throw new OciError('UNSUPPORTED', 404, 'no token service is configured')
     let who: Identity | undefined
     const auth = headers.authorization
@@ -162,13 +202,19 @@ export class Gate {
       who = await this.login(form.get('username') ?? '', form.get('password') ?? '', headers.host, client)
     }
     const access: Access[] = []
-    for (const s of parseScopes(form.getAll('scope'))) {
+    const requested = parseScopes(form.getAll('scope'))
+    for (const s of requested) {
       const allowed = this.policy.actions(who, s.name)
       const actions = s.actions.filter(a => allowed.includes(a))
       if (actions.length > 0) access.push({ type: 'repository', name: s.name, actions })
     }
     const token = await this.tokens.issue(who?.name, access)
-    return { token, access_token: token, expires_in: this.tokens.expiresIn, issued_at: new Date().toISOString() }
+    return {
+      token: { token, access_token: token, expires_in: this.tokens.expiresIn, issued_at: new Date().toISOString() },
+      principal: who === undefined ? ANONYMOUS : { name: who.name, kind: who.kind },
+      requested,
+      granted: access,
+    }
   }
 }
 

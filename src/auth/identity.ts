@@ -3,9 +3,9 @@
 // more file implementing IdentitySource.
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
-import bcrypt from 'bcryptjs'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from '../observe/logger.ts'
+import { bcryptCompare } from './bcrypt-pool.ts'
 
 export interface Identity {
   readonly kind: 'user' | 'robot' | 'replicator'
@@ -16,14 +16,18 @@ export interface Identity {
 }
 
 export interface IdentitySource {
-  /** The identity these credentials prove, or undefined. Never throws on bad input. */
+  /** The identity these credentials prove, or undefined. Never throws on bad input (AuthBusy when too many checks wait). */
   verify (user: string, password: string): Promise<Identity | undefined>
+  /** Whether `user` still exists here (a token issued to a user removed since stops working). */
+  knows (user: string): Promise<boolean>
 }
 
 /**
  * Users with bcrypt hashes, and their groups. A verified pair is remembered
  * for a minute (by a hash of it, never the password): bcrypt costs tens of
  * milliseconds, and Basic auth repeats the credentials on every request.
+ * Comparisons run off the event loop (bcrypt-pool.ts); the gate makes sure
+ * one credential is checked once at a time however many requests carry it.
  */
 class BcryptUsers implements IdentitySource {
   protected users = new Map<string, string>()
@@ -44,10 +48,15 @@ class BcryptUsers implements IdentitySource {
     const known = this.verified.get(key)
     if (known !== undefined) return known
     const hash = this.users.get(user)
-    if (hash === undefined || !await bcrypt.compare(password, hash)) return undefined
+    if (hash === undefined || !await bcryptCompare(password, hash)) return undefined
     const identity: Identity = { kind: 'user', name: user, groups: this.groups.get(user) ?? [] }
     this.verified.set(key, identity)
     return identity
+  }
+
+  async knows (user: string): Promise<boolean> {
+    this.refresh()
+    return this.users.has(user)
   }
 }
 
@@ -66,6 +75,7 @@ export class HtpasswdSource extends BcryptUsers {
   private readonly path: string
   private readonly log: Logger
   private mtime = -1
+  private lookedAt = 0
 
   constructor (path: string, groups: Readonly<Record<string, readonly string[]>>, log: Logger) {
     super(groups)
@@ -75,6 +85,10 @@ export class HtpasswdSource extends BcryptUsers {
   }
 
   protected override refresh (): void {
+    // a stat at most once a second, however many requests ask
+    const now = Date.now()
+    if (now - this.lookedAt < 1000) return
+    this.lookedAt = now
     let m: number
     try { m = statSync(this.path).mtimeMs } catch { return }
     if (m === this.mtime) return

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import bcrypt from 'bcryptjs'
 import { LRUCache } from 'lru-cache'
 import type { RegionState, RobotRecord } from '../state/region-state.ts'
+import { bcryptCompare, DUMMY_HASH } from './bcrypt-pool.ts'
 import type { Identity, IdentitySource } from './identity.ts'
 
 export const ROBOT_PREFIX = 'robot$'
@@ -27,19 +28,27 @@ export class RobotSource implements IdentitySource {
     return r
   }
 
+  async knows (user: string): Promise<boolean> {
+    return await this.valid(user) !== undefined
+  }
+
   async verify (user: string, password: string): Promise<Identity | undefined> {
     const r = await this.valid(user)
     if (r === undefined) return undefined
     const key = createHash('sha256').update(`${r.hash}\u0000${password}`).digest('hex')
     if (this.verified.get(key) === undefined) {
-      if (!await bcrypt.compare(password, r.hash)) return undefined
+      if (!await bcryptCompare(password, r.hash)) return undefined
       this.verified.set(key, true)
     }
     return { kind: 'robot', name: `${ROBOT_PREFIX}${r.name}`, groups: [], scopes: r.scopes }
   }
 }
 
-/** Tries each source in turn. */
+/**
+ * Tries each source in turn. A user no source knows costs one comparison
+ * against a dummy hash, as a wrong password does, so the time an answer
+ * takes does not tell which user names exist.
+ */
 export class IdentitySources implements IdentitySource {
   private readonly sources: readonly IdentitySource[]
   constructor (sources: readonly IdentitySource[]) { this.sources = sources }
@@ -48,7 +57,13 @@ export class IdentitySources implements IdentitySource {
       const who = await s.verify(user, password)
       if (who !== undefined) return who
     }
+    if (!await this.knows(user)) await bcryptCompare(password, DUMMY_HASH)
     return undefined
+  }
+
+  async knows (user: string): Promise<boolean> {
+    for (const s of this.sources) if (await s.knows(user)) return true
+    return false
   }
 }
 

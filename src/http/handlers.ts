@@ -7,7 +7,8 @@ import type { ListCache, ListResult } from '../cache/lists.ts'
 import type { Manifest, ManifestCache } from '../cache/manifests.ts'
 import { BLOB_OFFSET_HEADER, BLOB_SIZE_HEADER, PEER_ONLY_HEADER } from '../common/ferry-protocol.ts'
 import type { Action } from '../auth/access.ts'
-import type { Authenticated, Gate, Principal } from '../auth/gate.ts'
+import type { Authenticated, Gate, Principal, TokenGrant } from '../auth/gate.ts'
+import type { LoginLimits } from '../auth/login-limits.ts'
 import type { HostedReads } from '../content/hosted-reads.ts'
 import type { Linker } from '../content/linker.ts'
 import type { Target, Targets } from '../content/target.ts'
@@ -45,6 +46,8 @@ export interface Services {
   readonly writes: Writes
   /** The replication secret this region accepts pushes with, if any. */
   readonly replicationSecret: () => string | undefined
+  /** Limits on guessing passwords, tokens and the replication secret. */
+  readonly logins: LoginLimits
   /** In a region of several proxies: who holds which upload session, and the way to it. */
   readonly uploadOwners?: UploadOwners
   readonly uploadRelay?: UploadRelay
@@ -64,6 +67,10 @@ export interface Call {
   denied?: boolean
   /** What was served, for the audit log. */
   served?: { digest: string, bytes: number }
+  /** A token request's answer, for the audit log. */
+  tokenGrant?: TokenGrant
+  /** The client's address, read when the request arrived (the socket may be gone by the time the answer is logged). */
+  readonly client: string
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly query: URLSearchParams

@@ -29,12 +29,16 @@ function presented (header: string | undefined): string | undefined {
   return undefined
 }
 
-/** The request carries this region's replication credential. */
+/** The request carries this region's replication credential (without access rules, guesses count against the address). */
 function fromReplicator (s: Services, c: Call): boolean {
   if (c.principal !== undefined) return c.principal.kind === 'replicator'
   const secret = s.replicationSecret()
   const given = presented(c.req.headers.authorization)
-  return secret !== undefined && given !== undefined && sameSecret(given, secret)
+  if (secret === undefined || given === undefined) return false
+  const settle = s.logins.admitCheap(c.client, 'replication secret')
+  const ok = sameSecret(given, secret)
+  settle(ok ? 'ok' : 'failed')
+  return ok
 }
 
 /**

@@ -10,29 +10,34 @@ import { handleDelete, handleManifestPut, handleUpload } from './push.ts'
 import { sendBody, sendError, toOciError } from './respond.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
 import { parseName } from '../oci/reference.ts'
-import { DeniedTo } from '../auth/gate.ts'
+import { DeniedTo, LoginFailed } from '../auth/gate.ts'
+import { LoginThrottled } from '../auth/login-limits.ts'
 import type { AuditLog } from '../observe/audit.ts'
 
 export function createEdgeServer (services: Services, log: Logger, tls?: { cert: Buffer, key: Buffer }): Server {
   const options = { keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => { void handle(services, log, req, res) }
   const server = tls === undefined ? createServer(options, onRequest) : createHttpsServer({ ...options, ...tls }, onRequest)
-  server.on('clientError', (err, socket) => {
-    log.debug({ err: err.message }, 'client error')
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
-    else socket.destroy()
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    log.debug({ err: err.message, code: err.code }, 'client error')
+    if (!socket.writable) { socket.destroy(); return }
+    // what the HTTP parser refused still gets an OCI error body
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+    const body = JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message: tooLarge ? 'request headers too large' : 'malformed HTTP request', detail: null }] })
+    socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   })
   return server
 }
 
 function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {
+  if (e.kind === 'token') { auditToken(log, c, status); return }
   const access = c.access ?? accessOf(e, c.req.method)
   if (access === undefined) return
   const reference = e.kind === 'manifest' ? e.reference : e.kind === 'blob' ? e.digest : undefined
   log.record({
     who: c.principal?.name ?? 'anonymous',
     kind: c.principal?.kind ?? 'anonymous',
-    client: c.req.socket.remoteAddress ?? '',
+    client: c.client,
     action: access.action,
     repository: access.repository,
     reference,
@@ -42,6 +47,22 @@ function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {
     status,
     bytes: c.served?.bytes ?? 0,
   })
+}
+
+/** A token request: a line per scope asked for, granted or not; a refused login, one line. */
+function auditToken (log: AuditLog, c: Call, status: number): void {
+  const base = { client: c.client, reference: undefined, digest: undefined, status, bytes: 0 }
+  const grant = c.tokenGrant
+  if (grant === undefined) {
+    log.record({ ...base, who: c.principal?.name ?? 'anonymous', kind: c.principal?.kind ?? 'anonymous', action: 'token', repository: undefined, decision: 'deny' })
+    return
+  }
+  for (const r of grant.requested) {
+    const got = grant.granted.find(g => g.name === r.name)?.actions ?? []
+    for (const action of r.actions) {
+      log.record({ ...base, who: grant.principal.name, kind: grant.principal.kind, action: `token:${action}`, repository: r.name, decision: got.includes(action) ? 'allow' : 'deny' })
+    }
+  }
 }
 
 async function readForm (c: Call): Promise<string> {
@@ -61,7 +82,7 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
   const q = url.indexOf('?')
   const path = q === -1 ? url : url.slice(0, q)
   const endpoint = matchEndpoint(path)
-  const call: Call = { req, res, query: q === -1 ? NO_QUERY : new URLSearchParams(url.slice(q + 1)), head: req.method === 'HEAD', log }
+  const call: Call = { req, res, query: q === -1 ? NO_QUERY : new URLSearchParams(url.slice(q + 1)), head: req.method === 'HEAD', log, client: req.socket.remoteAddress ?? '' }
   res.on('close', () => {
     const ms = performance.now() - started
     const status = res.headersSent ? res.statusCode : 499
@@ -73,6 +94,12 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
   try {
     await dispatch(s, call, endpoint)
   } catch (err) {
+    if (err instanceof LoginFailed || err instanceof LoginThrottled) {
+      // the audit log says whose password was tried
+      if (err.tried !== '') call.principal = { name: err.tried, kind: 'user' }
+      call.denied = true
+      if (err instanceof LoginThrottled) s.metrics.loginsRefused.inc({ reason: err.busy ? 'busy' : 'throttled' })
+    }
     const { error, expected } = toOciError(err)
     if (!expected) log.error({ err, path }, 'unexpected error')
     else if (error.status >= 500) log.warn({ path, code: error.code, status: error.status, err: (err as Error).message, detail: error.detail }, 'request failed')
@@ -122,7 +149,7 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
     const access = c.access
     if (access !== undefined) {
       try {
-        c.auth = await s.gate.check(c.req.headers, c.req.socket.remoteAddress ?? '', access.repository, access.action)
+        c.auth = await s.gate.check(c.req.headers, c.client, access.repository, access.action)
         c.principal = c.auth.principal
       } catch (err) {
         if (err instanceof DeniedTo) { c.principal = err.principal; c.denied = true }
@@ -135,7 +162,8 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
       if (s.gate === undefined) throw new OciError('UNSUPPORTED', 404, 'no token service is configured')
       const form = new URLSearchParams(c.query)
       if (c.req.method === 'POST') for (const [k, v] of new URLSearchParams(await readForm(c))) form.append(k, v)
-      sendBody(c.res, 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(await s.gate.token(c.req.headers, c.req.socket.remoteAddress ?? '', form)), c.head)
+      c.tokenGrant = await s.gate.token(c.req.headers, c.client, form)
+      sendBody(c.res, 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(c.tokenGrant.token), c.head)
       return
     }
     case 'base':

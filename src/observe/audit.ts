@@ -4,7 +4,7 @@
 // A file rotated at maxBytes (one previous file kept, `.1`), or stdout.
 // It never holds a password, a token or an Authorization header: only the
 // fields below are written.
-import { createWriteStream, mkdirSync, renameSync, type WriteStream } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, renameSync, statSync, type WriteStream } from 'node:fs'
 import { dirname } from 'node:path'
 
 export interface AuditRecord {
@@ -30,6 +30,8 @@ export class AuditLog {
     this.file = opts.file
     this.maxBytes = opts.maxBytes
     if (opts.file !== undefined) mkdirSync(dirname(opts.file), { recursive: true })
+    // a restart goes on counting from what the file holds, so it still rotates at maxBytes
+    this.written = opts.file !== undefined && existsSync(opts.file) ? statSync(opts.file).size : 0
     this.out = this.open()
   }
 
@@ -40,7 +42,7 @@ export class AuditLog {
   record (r: AuditRecord): void {
     const line = JSON.stringify({ time: new Date().toISOString(), ...r }) + '\n'
     this.out.write(line)
-    this.written += line.length
+    this.written += Buffer.byteLength(line)
     if (this.file !== undefined && this.written > this.maxBytes) this.rotate()
   }
 

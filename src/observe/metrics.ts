@@ -109,6 +109,19 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly passwordChecks = new Counter({
+    name: 'ferry_auth_password_checks_total',
+    help: 'Password (bcrypt) comparisons run, off the event loop; remembered and concurrent identical credentials are checked once.',
+    registers: [this.registry],
+  })
+
+  readonly loginsRefused = new Counter({
+    name: 'ferry_auth_logins_refused_total',
+    help: 'Logins refused before any check, by reason (throttled: the login limits; busy: too many checks waiting).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
   readonly gcRuns = new Counter({
     name: 'ferry_gc_runs_total',
     help: 'Garbage collections of hosted repositories this process ran.',

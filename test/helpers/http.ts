@@ -11,12 +11,12 @@ export interface Answer {
   header (name: string): string | undefined
 }
 
-export async function get (url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' = 'GET'): Promise<Answer> {
+export async function get (url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' = 'GET', opts: { localAddress?: string } = {}): Promise<Answer> {
   const m = /^http:\/\/([^/]+)(\/.*)?$/.exec(url)
   if (m === null) throw new Error(`not an http URL: ${url}`)
   const [host, port] = m[1]!.split(':') as [string, string]
   return await new Promise((resolve, reject) => {
-    const req = request({ host, port: Number(port), path: m[2] ?? '/', method, headers }, res => {
+    const req = request({ host, port: Number(port), path: m[2] ?? '/', method, headers, ...opts }, res => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('error', reject)
