@@ -160,7 +160,15 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const lists = new ListCache(state, log, metrics)
   const targets = new Targets(router, config.hosted)
   const uploads = new UploadSessions(join(config.data, 'uploads'))
-  await uploads.init()
+  await uploads.init(config.gc.uploadsMs)
+  // abandoned uploads go while the process runs, not only at its next start
+  const sweeper = setInterval(() => {
+    uploads.sweep(config.gc.uploadsMs).then(n => { if (n > 0) log.info({ sessions: n }, 'abandoned upload sessions removed') }, (err: unknown) => {
+      log.warn({ err: (err as Error).message }, 'upload sessions not swept; next interval')
+    })
+  }, Math.min(config.gc.intervalMs, config.gc.uploadsMs))
+  sweeper.unref()
+  closers.push(async () => { clearInterval(sweeper) })
   const quotas = new Quotas({ targets, state, store, gauge: metrics.namespaceBytes })
   const writes = new Writes({ state, manifests: manifestStore, blobs, uploads, quotas, log })
   if (config.hosted.length > 0 && (mode === 'single' || cluster.worker?.id === 1)) {

@@ -252,7 +252,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
     upstreams,
     defaultUpstream: upstreams.find(u => u.isDefault) ?? (upstreams.length === 1 ? upstreams[0] : undefined),
     hosted: d.hosted.map(h => ({ prefix: h.prefix, quota: h.quota === undefined ? undefined : bytes(h.quota) })),
-    gc: { intervalMs: ms(d.gc.interval), graceMs: ms(d.gc.grace) },
+    gc: { intervalMs: ms(d.gc.interval), graceMs: ms(d.gc.grace), uploadsMs: ms(d.gc.uploads) },
   }
 }
 

@@ -124,5 +124,5 @@ export interface RegionConfig {
   readonly upstreams: readonly UpstreamConfig[]
   readonly defaultUpstream: UpstreamConfig | undefined
   readonly hosted: readonly HostedNamespace[]
-  readonly gc: { readonly intervalMs: number, readonly graceMs: number }
+  readonly gc: { readonly intervalMs: number, readonly graceMs: number, readonly uploadsMs: number }
 }

@@ -220,7 +220,8 @@ export const regionFile = fields({
   gc: doc(v.optional(fields({
     interval: doc(v.optional(duration(), '1h'), 'how often a proxy collects garbage (one proxy of a region at a time)'),
     grace: doc(v.optional(duration(), '1h'), 'how old an unreferenced blob or manifest must be before it goes'),
-  }), {}), 'garbage collection of hosted repositories', 'as below'),
+    uploads: doc(v.optional(duration(), '24h'), 'how long an upload session nobody writes to is kept (each proxy sweeps its own every interval)'),
+  }), {}), 'garbage collection of hosted repositories and abandoned uploads', 'as below'),
 })
 
 export type RegionFile = v.InferInput<typeof regionFile>

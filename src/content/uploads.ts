@@ -42,7 +42,7 @@ class Flusher {
 
 const FLUSH_EVERY = 32 * 1024 * 1024
 const SESSION = /^[0-9a-f-]{36}$/
-/** Sessions untouched this long are removed at start. */
+/** Sessions untouched this long are removed (unless the region file says otherwise: gc.uploads). */
 const STALE_MS = 24 * 3600_000
 
 export class UploadSessions {
@@ -54,12 +54,26 @@ export class UploadSessions {
 
   constructor (root: string) { this.root = root }
 
-  async init (): Promise<void> {
+  async init (idleMs = STALE_MS): Promise<void> {
     await mkdir(this.root, { recursive: true })
-    for (const name of await readdir(this.root)) {
-      const s = await stat(join(this.root, name)).catch(() => undefined)
-      if (s !== undefined && Date.now() - s.mtimeMs > STALE_MS) await rm(join(this.root, name), { force: true })
+    await this.sweep(idleMs)
+  }
+
+  /** Remove the sessions nobody wrote to for `idleMs` (and their files); how many went. */
+  async sweep (idleMs: number): Promise<number> {
+    let removed = 0
+    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+      const session = name.endsWith('.repo') ? name.slice(0, -5) : name
+      if (this.busy.has(session)) continue
+      const s = await stat(join(this.root, session)).catch(() => undefined)
+      // a session's age is its data file's; a lone .repo file goes with it
+      if (s === undefined ? name.endsWith('.repo') : Date.now() - s.mtimeMs > idleMs) {
+        await rm(join(this.root, name), { force: true })
+        this.live.delete(session)
+        if (!name.endsWith('.repo')) removed++
+      }
     }
+    return removed
   }
 
   private path (session: string): string {
@@ -70,8 +84,8 @@ export class UploadSessions {
   /** A new session for `repo`. */
   async start (repo: string): Promise<string> {
     const session = randomUUID()
-    await writeFile(`${this.path(session)}.repo`, repo)
     await writeFile(this.path(session), '')
+    await writeFile(`${this.path(session)}.repo`, repo)
     return session
   }
 

@@ -64,6 +64,35 @@ export const PUSHABLE_TYPES: ReadonlySet<string> = new Set([
 const INDEXES: ReadonlySet<string> = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'])
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/
 
+/** Image manifests and indexes nest four or five levels; anything far deeper is an attack on whoever parses it next. */
+const MAX_NESTING = 32
+
+/** How deep objects and arrays nest in a JSON text, read byte by byte (strings skipped) before any parser sees it. */
+function nesting (body: Buffer): number {
+  let depth = 0
+  let deepest = 0
+  let inString = false
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash escapes the next byte
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > deepest) deepest = depth
+      if (deepest > MAX_NESTING) return deepest
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--
+    }
+  }
+  return deepest
+}
+
+function stringMap (v: Record<string, unknown>): boolean {
+  return Object.values(v).every(x => typeof x === 'string')
+}
+
 /**
  * A pushed manifest, checked against the image spec before anything of it is
  * kept: JSON, schemaVersion 2, a media type that the body and Content-Type
@@ -72,6 +101,7 @@ const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/
  * layers for an image, manifests for an index. Throws ManifestInvalid (400).
  */
 export function validateManifest (body: Buffer, contentType: string | undefined): ParsedManifest & { mediaType: string } {
+  if (nesting(body) > MAX_NESTING) throw new ManifestInvalid(`nested deeper than ${MAX_NESTING} levels`)
   let parsed: ParsedManifest
   try { parsed = parseManifest(body) } catch (err) {
     throw err instanceof ManifestInvalid ? err : new ManifestInvalid('not JSON')
@@ -88,6 +118,7 @@ export function validateManifest (body: Buffer, contentType: string | undefined)
   if (index && (parsed.config !== undefined || parsed.layers.length > 0)) throw new ManifestInvalid(`an index (${type}) has no config and no layers`)
   if (!index && parsed.config === undefined) throw new ManifestInvalid(`an image manifest (${type}) needs a config`)
   if (!index && parsed.manifests.length > 0) throw new ManifestInvalid(`an image manifest (${type}) has no manifests list`)
+  if (parsed.annotations !== undefined && !stringMap(parsed.annotations)) throw new ManifestInvalid('annotations must map strings to strings')
   const all = [...(parsed.config !== undefined ? [parsed.config] : []), ...parsed.layers, ...parsed.manifests, ...(parsed.subject !== undefined ? [parsed.subject] : [])]
   for (const d of all) {
     if (!DIGEST.test(d.digest)) throw new ManifestInvalid(`a descriptor's digest is not a valid digest: ${d.digest.slice(0, 80)}`)

@@ -20,24 +20,29 @@ export type RangeSpec =
   /** The last `length` bytes. */
   | { readonly kind: 'suffix', readonly length: number }
 
-/** A client's Range header; undefined: serve the whole blob. Throws RangeInvalid (416) on nonsense. */
+/**
+ * A client's Range header; undefined: serve the whole blob. As RFC 9110
+ * 14.2 says: a unit other than bytes, or a value that is not a byte range
+ * at all, is ignored (the whole blob); a last position past the end is
+ * clamped to it. Throws RangeInvalid (416) for a range that is well formed
+ * but cannot be satisfied (inverted, or a zero-length suffix).
+ */
 export function parseRangeHeader (header: string | undefined): RangeSpec | undefined {
   if (header === undefined) return undefined
   const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header)
-  if (m === null) {
-    if (/^\s*bytes\s*=.*,/i.test(header)) return undefined
-    throw new RangeInvalid(header.slice(0, 100))
-  }
+  if (m === null) return undefined
   const [, first, last] = m as unknown as [string, string, string]
-  if (first === '' && last === '') throw new RangeInvalid(header)
+  if (first === '' && last === '') return undefined
   if (first === '') {
     const length = Number(last)
-    if (length === 0 || !Number.isSafeInteger(length)) throw new RangeInvalid(header)
-    return { kind: 'suffix', length }
+    if (length === 0) throw new RangeInvalid(header)
+    // a suffix longer than any blob is the whole blob
+    return { kind: 'suffix', length: Number.isSafeInteger(length) ? length : Number.MAX_SAFE_INTEGER }
   }
-  const start = Number(first)
-  const end = last === '' ? undefined : Number(last)
-  if (!Number.isSafeInteger(start) || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) throw new RangeInvalid(header)
+  // positions past any possible size: a first one is unsatisfiable where it is served (416 with the size), a last one is clamped
+  const start = Math.min(Number(first), Number.MAX_SAFE_INTEGER)
+  const end = last === '' || !Number.isSafeInteger(Number(last)) ? undefined : Number(last)
+  if (end !== undefined && end < start) throw new RangeInvalid(header.slice(0, 100))
   return { kind: 'from', start, end }
 }
 

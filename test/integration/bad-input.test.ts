@@ -43,7 +43,6 @@ t.test('a table of bad requests', async t => {
     ['catalog page size', '/v2/_catalog?n=lots', 400, 'PAGINATION_NUMBER_INVALID'],
     ['inverted range', `/v2/good/repo/blobs/${img.layers[0]!.digest}`, 416, 'RANGE_INVALID', { range: 'bytes=9-2' }],
     ['range past the end', `/v2/good/repo/blobs/${img.layers[0]!.digest}`, 416, 'RANGE_INVALID', { range: 'bytes=999999-' }],
-    ['garbage range', `/v2/good/repo/blobs/${img.layers[0]!.digest}`, 416, 'RANGE_INVALID', { range: 'bytes=x-y' }],
   ]
   for (const [what, path, status, code, headers] of table) {
     const a = await get(ferry.url + path, { accept: img.manifest.mediaType, ...headers })
