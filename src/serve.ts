@@ -27,6 +27,9 @@ import type { RegionConfig } from './config/region-config.ts'
 import { closeBcryptPool, onBcryptCompare } from './auth/bcrypt-pool.ts'
 import { LoginLimits } from './auth/login-limits.ts'
 import { createEdgeServer } from './http/server.ts'
+import { createMetricsServer } from './http/metrics-endpoint.ts'
+import { Readiness } from './observe/readiness.ts'
+import { RegionSecret } from './blobs/region-secret.ts'
 import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
@@ -131,7 +134,9 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   }
   // a proxy listening on port 0 advertises the port it got
   let advertise = config.peer.advertise
-  const regionPeers = redis !== undefined ? new RegionPeers() : undefined
+  const regionSecret = redis !== undefined ? new RegionSecret(redis, keyPrefix) : undefined
+  void regionSecret?.get()
+  const regionPeers = regionSecret !== undefined ? new RegionPeers(regionSecret) : undefined
   const leases = redis !== undefined && config.state.type === 'redis'
     ? new RedisLeases({ redis, prefix: keyPrefix, leaseMs: config.state.leaseMs, peer: () => advertise, log, onFallback: () => metrics.leaseFallbacks.inc() })
     : new NoLeases()
@@ -198,12 +203,20 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   // a region's proxies share no disk: an upload session started on one is relayed to it from the others
   const uploadRelay = redis !== undefined ? new UploadRelay() : undefined
   closers.push(async () => { await uploadRelay?.close() })
+  const metricsEnv = config.metrics.tokenEnv
+  const metricsToken = (): string | undefined => metricsEnv === undefined ? undefined : process.env[metricsEnv] || undefined
   const services: Services = {
     targets, blobs, manifests, lists, metrics, metricsText, writes, linker,
     hosted: new HostedReads(state, manifestStore),
     links: state.links,
     replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
     logins,
+    readiness: new Readiness([
+      { name: 'state', run: () => opened.ping() },
+      { name: 'store', run: () => store.probe() },
+    ]),
+    metricsAccess: { here: config.metrics.listen === undefined, token: metricsToken },
+    ...(regionSecret !== undefined ? { regionSecret } : {}),
     ...(gate !== undefined ? { gate } : {}),
     ...(audit !== undefined ? { audit } : {}),
     ...(uploadRelay !== undefined && redis !== undefined ? { uploadRelay, uploadOwners: new UploadOwners({ redis, prefix: keyPrefix, self: () => advertise, log }) } : {}),
@@ -227,6 +240,15 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     server.once('error', reject)
     server.listen(config.listen.port, config.listen.host, () => { server.off('error', reject); resolve() })
   })
+  if (config.metrics.listen !== undefined) {
+    const m = config.metrics.listen
+    const metricsServer = createMetricsServer(metricsText, metricsToken)
+    await new Promise<void>((resolve, reject) => {
+      metricsServer.once('error', reject)
+      metricsServer.listen(m.port, m.host, () => { metricsServer.off('error', reject); resolve() })
+    })
+    closers.push(async () => { await new Promise<void>(resolve => { metricsServer.close(() => resolve()); metricsServer.closeAllConnections() }) })
+  }
   const a = server.address() as AddressInfo
   const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
   if (config.listen.port === 0 && advertise.endsWith(':0')) advertise = `${advertise.slice(0, -2)}:${a.port}`

@@ -240,6 +240,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
           access: a.access,
         },
     tls: d.tls === undefined ? undefined : { certFile: resolve(d.tls.certFile), keyFile: resolve(d.tls.keyFile) },
+    metrics: { listen: d.metrics.listen === undefined ? undefined : parseListen(d.metrics.listen), tokenEnv: d.metrics.tokenEnv },
     audit: d.audit === undefined ? undefined : { file: d.audit.file === '-' ? undefined : resolve(d.audit.file), maxBytes: bytes(d.audit.maxBytes) },
     logLevel: d.log.level,
     manifestCacheBytes: bytes(d.cache.manifestMemory),

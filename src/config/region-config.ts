@@ -109,6 +109,8 @@ export interface RegionConfig {
   readonly tls: { readonly certFile: string, readonly keyFile: string } | undefined
   /** Where access decisions are recorded; absent: nowhere. `file` undefined: stdout. */
   readonly audit: { readonly file: string | undefined, readonly maxBytes: number } | undefined
+  /** Where /metrics is served (undefined: on the proxy's port) and the variable holding the token it requires (undefined: open). */
+  readonly metrics: { readonly listen: { readonly host: string, readonly port: number } | undefined, readonly tokenEnv: string | undefined }
   /** Processes serving the port; 1 serves from the primary itself. */
   readonly workers: number
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'

@@ -196,6 +196,10 @@ export const regionFile = fields({
     file: doc(text('a file path, or "-" for stdout'), 'the audit log (`-`: stdout)', '(required)'),
     maxBytes: doc(v.optional(size(), '100MiB'), 'rotated to `.1` past this'),
   })), 'the audit log: `file`, `maxBytes`', 'none'),
+  metrics: doc(v.optional(fields({
+    listen: doc(v.optional(listen()), 'serve `/metrics` on this address only (not on the proxy\'s port)', 'the proxy\'s port'),
+    tokenEnv: doc(v.optional(envName('the metrics token')), 'NAME of the variable holding a token `/metrics` requires (`Authorization: Bearer <token>`)', 'none: open'),
+  }), {}), 'where `/metrics` is served and who may read it', 'as below'),
   tls: doc(v.optional(fields({
     certFile: doc(text('the path of a PEM certificate (chain)'), 'the certificate chain', '(required)'),
     keyFile: doc(text('the path of its PEM private key'), 'its key', '(required)'),

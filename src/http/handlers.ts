@@ -15,7 +15,7 @@ import type { Target, Targets } from '../content/target.ts'
 import type { UploadOwners } from '../content/upload-owners.ts'
 import type { Writes } from '../content/writes.ts'
 import type { Body } from '../io/body.ts'
-import { BlobUnknown, ManifestUnknown, OciError, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unsupported } from '../oci/errors.ts'
+import { BlobUnknown, ManifestUnknown, OciError, PaginationNumberInvalid, RangeInvalid, TagInvalid, Unauthorized, Unsupported } from '../oci/errors.ts'
 import { parseAccept } from '../oci/media-types.ts'
 import { parseRangeHeader } from '../oci/range.ts'
 import { parseDigest, parseName, parseReference, type Reference } from '../oci/reference.ts'
@@ -23,6 +23,8 @@ import type { AuditLog } from '../observe/audit.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { Links } from '../state/region-state.ts'
+import type { RegionSecret } from '../blobs/region-secret.ts'
+import type { Readiness } from '../observe/readiness.ts'
 import { page } from '../content/paging.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
 import type { UploadRelay } from './upload-relay.ts'
@@ -48,6 +50,12 @@ export interface Services {
   readonly replicationSecret: () => string | undefined
   /** Limits on guessing passwords, tokens and the replication secret. */
   readonly logins: LoginLimits
+  /** In a region of several proxies: the secret they show each other (absent: the region-peer endpoint is not served). */
+  readonly regionSecret?: RegionSecret
+  /** What /readyz checks. */
+  readonly readiness: Readiness
+  /** Whether /metrics is served on this port, and the token it requires (undefined: open). */
+  readonly metricsAccess: { readonly here: boolean, readonly token: () => string | undefined }
   /** In a region of several proxies: who holds which upload session, and the way to it. */
   readonly uploadOwners?: UploadOwners
   readonly uploadRelay?: UploadRelay
@@ -212,6 +220,9 @@ async function sendBlobBody (s: Services, c: Call, body: Body, digest: string, s
 
 /** A fill in flight here (or the blob on this proxy's disk), for another proxy of the region. */
 export async function handleRegionPeerFill (s: Services, c: Call, rawDigest: string): Promise<void> {
+  // only for the region's other proxies, which show the region's secret; a proxy alone in its region has no such endpoint
+  if (s.regionSecret === undefined) throw new OciError('UNSUPPORTED', 404, 'no such endpoint')
+  if (!await s.regionSecret.shownIn(c.req.headers.authorization)) throw new Unauthorized('the region-peer endpoint is for the proxies of this region')
   readOnly(c.req.method)
   const digest = parseDigest(rawDigest)
   const range = parseRangeHeader(c.req.headers.range)

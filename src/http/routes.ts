@@ -16,6 +16,7 @@ export type Endpoint =
   | { readonly kind: 'catalog' }
   | { readonly kind: 'metrics' }
   | { readonly kind: 'health' }
+  | { readonly kind: 'ready' }
   /** The Docker token flow's endpoint (auth.token). */
   | { readonly kind: 'token' }
   /** Another proxy of the region reads a fill led here (blobs/sources/region-peer.ts). */
@@ -48,6 +49,7 @@ export function matchEndpoint (path: string): Endpoint {
   if (path.startsWith(REGION_PEER_PATH)) return { kind: 'region-peer-fill', digest: path.slice(REGION_PEER_PATH.length) }
   if (path === '/token') return { kind: 'token' }
   if (path === '/metrics') return { kind: 'metrics' }
-  if (path === '/healthz' || path === '/readyz') return { kind: 'health' }
+  if (path === '/healthz') return { kind: 'health' }
+  if (path === '/readyz') return { kind: 'ready' }
   return { kind: 'unknown' }
 }

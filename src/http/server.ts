@@ -8,6 +8,7 @@ import type { Logger } from '../observe/logger.ts'
 import { handleBlob, handleCatalog, handleRegionPeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
 import { handleDelete, handleManifestPut, handleUpload } from './push.ts'
 import { sendBody, sendError, toOciError } from './respond.ts'
+import { serveMetrics } from './metrics-endpoint.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
 import { parseName } from '../oci/reference.ts'
 import { DeniedTo, LoginFailed } from '../auth/gate.ts'
@@ -179,14 +180,18 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
     case 'referrers': return await handleReferrers(s, c, e.name, e.digest)
     case 'upload': return await handleUpload(s, c, e.name, e.session)
     case 'catalog': return await handleCatalog(s, c)
-    case 'metrics': {
-      const { text, contentType } = await s.metricsText()
-      sendBody(c.res, 200, { 'content-type': contentType }, text, c.head)
+    case 'metrics':
+      if (!s.metricsAccess.here) throw new OciError('UNSUPPORTED', 404, 'no such endpoint')
+      await serveMetrics(c.req, c.res, s.metricsText, s.metricsAccess.token)
       return
-    }
     case 'health':
       sendBody(c.res, 200, { 'content-type': 'text/plain' }, 'ok\n', c.head)
       return
+    case 'ready': {
+      const failing = await s.readiness.failing()
+      sendBody(c.res, failing.length === 0 ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify({ ready: failing.length === 0, failing }), c.head)
+      return
+    }
     case 'unknown':
       throw new OciError('UNSUPPORTED', 404, 'no such endpoint')
   }

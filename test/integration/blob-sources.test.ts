@@ -9,7 +9,10 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
+import { Redis } from 'ioredis'
 import t from 'tap'
+import { RegionSecret } from '../../src/blobs/region-secret.ts'
+import { startRedis, type RedisServer } from '../helpers/redis.ts'
 import type { BlobSource } from '../../src/blobs/source.ts'
 import { MemorySource } from '../../src/blobs/sources/memory.ts'
 import { PeerRegionSource } from '../../src/blobs/sources/peer-region.ts'
@@ -41,6 +44,7 @@ const REPO = 'sources/blob'
 let registry: Registry
 let s3: S3Server
 let leader: Ferry
+let redis: RedisServer
 let otherRegion: Ferry
 let big: Blob
 let small: Blob
@@ -59,7 +63,9 @@ t.before(async () => {
   route = { upstream, repo: REPO }
   // another proxy of the region: an S3 store and an L1, so it serves what its disk holds to its peers
   s3 = await startS3Server(join(dir, 's3'))
+  redis = await startRedis()
   leader = await startFerry({ config: {
+    state: { type: 'redis', url: redis.url, keyPrefix: 'ferry:sources:' },
     store: { type: 's3', bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1' },
     l1: { path: join(dir, 'leader-l1'), maxBytes: '1GiB' },
     upstreams: [{ name: 'up', url: registry.url, default: true }],
@@ -74,7 +80,7 @@ t.before(async () => {
 })
 t.teardown(async () => {
   for (const c of closers) await c()
-  await leader?.stop(); await otherRegion?.stop(); await s3?.close(); await registry?.stop()
+  await leader?.stop(); await otherRegion?.stop(); await s3?.close(); await redis?.stop(); await registry?.stop()
 })
 
 /** A source holding `holds`, and whether it is one of this region's tiers (which serve any range, and sizes alone). */
@@ -100,8 +106,11 @@ const subjects: Record<string, () => Promise<Subject>> = {
   l1: async () => ({ source: await storeWith('l1', big), holds: big, tier: true }),
   store: async () => ({ source: await storeWith('store', big), holds: big, tier: true }),
   'region-peer': async () => {
-    const peers = new RegionPeers()
-    closers.push(() => peers.close())
+    // a proxy of the same region: it knows the region's secret from the region's Redis
+    const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await client.connect()
+    const peers = new RegionPeers(new RegionSecret(client, 'ferry:sources:'))
+    closers.push(async () => { await peers.close(); client.disconnect() })
     return { source: peers.at(leader.url), holds: big, tier: false }
   },
   'peer-region': async () => {

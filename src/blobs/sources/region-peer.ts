@@ -9,18 +9,22 @@ import { RegistryClient } from '../../registry-client/client.ts'
 import { createDispatcher } from '../../registry-client/dispatcher.ts'
 import { RegistryError } from '../../registry-client/errors.ts'
 import { declaredSize } from '../../upstream/upstream.ts'
+import type { RegionSecret } from '../region-secret.ts'
 import type { BlobSource, BlobWant, OpenedBlob } from '../source.ts'
 
 /** The region's other proxies, each reached at the URL its lease names. */
 export class RegionPeers {
   private readonly dispatcher = createDispatcher({ connectTimeoutMs: 2000, headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000, connections: 64 })
   private readonly clients = new Map<string, RegionPeerSource>()
+  private readonly secret: RegionSecret
+
+  constructor (secret: RegionSecret) { this.secret = secret }
 
   /** The proxy at `url` as a source (its fills in flight). */
   at (url: string): RegionPeerSource {
     let source = this.clients.get(url)
     if (source === undefined) {
-      source = new RegionPeerSource(new RegistryClient({ name: `proxy ${url}`, origin: url, dispatcher: this.dispatcher }))
+      source = new RegionPeerSource(new RegistryClient({ name: `proxy ${url}`, origin: url, dispatcher: this.dispatcher }), this.secret)
       if (this.clients.size >= 256) this.clients.clear()
       this.clients.set(url, source)
     }
@@ -33,15 +37,21 @@ export class RegionPeers {
 export class RegionPeerSource implements BlobSource {
   readonly name = 'region-peer'
   private readonly client: RegistryClient
+  private readonly secret: RegionSecret
 
-  constructor (client: RegistryClient) { this.client = client }
+  constructor (client: RegistryClient, secret: RegionSecret) {
+    this.client = client
+    this.secret = secret
+  }
 
   /** The fill from the offset wanted; undefined when that proxy no longer has it (ended: look in the store). Throws when it is unreachable. */
   async open (want: BlobWant): Promise<OpenedBlob | undefined> {
     const offset = want.range?.kind === 'from' ? want.range.start : 0
+    const secret = await this.secret.get()
+    if (secret === undefined) throw new RegistryError('REGISTRY_UNREACHABLE', 'the region\'s secret is not known yet (Redis has not answered)', { registry: this.client.name, resource: 'blob' })
     const res = await this.client.request({
       method: 'GET', path: `${REGION_PEER_PATH}${want.digest.value}`, resource: 'blob',
-      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+      headers: { authorization: `Bearer ${secret}`, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
     })
     if (res.status === 404 || res.status === 416) {
       res.body.resume()
