@@ -30,6 +30,7 @@ import { createEdgeServer } from './http/server.ts'
 import { createMetricsServer } from './http/metrics-endpoint.ts'
 import { Readiness } from './observe/readiness.ts'
 import { RegionSecret } from './blobs/region-secret.ts'
+import { MissBudget } from './upstream/miss-budget.ts'
 import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
@@ -79,7 +80,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const opened = await openState(config, log)
   const { state, redis } = opened
   const keyPrefix = config.state.type === 'redis' ? config.state.keyPrefix : ''
-  const upstreams = config.upstreams.map(u => new Upstream(u, metrics))
+  const budget = config.limits.upstreamFetchesPerSecond > 0 ? new MissBudget(config.limits.upstreamFetchesPerSecond, config.limits.upstreamFetchBurst) : undefined
+  const upstreams = config.upstreams.map(u => new Upstream(u, metrics, budget))
   const fallback = upstreams.find(u => u.config === config.defaultUpstream)
   const router = new Router(upstreams, fallback)
   const closers: (() => Promise<void>)[] = []

@@ -1,9 +1,13 @@
-// Tags lists and referrers: always forwarded to the upstream (they change
-// without notice), with the last good answer kept and served when the
-// upstream is down. Referrers fall back to the referrers tag schema
-// (distribution-spec "Referrers Tag Schema") for upstreams without the API.
+// Tags lists and referrers. A repository's tags list is fetched whole (every
+// page the upstream sends) at most once per tagTTL, like a tag, and clients'
+// pages (n, last) are cut from it here: however many pages clients ask for,
+// the upstream is asked once and one answer is kept. Referrers are forwarded
+// per subject. The last good answer of either is served when the upstream is
+// down. Referrers fall back to the referrers tag schema (distribution-spec
+// "Referrers Tag Schema") for upstreams without the API.
 import { parseManifest } from '../oci/manifest.ts'
 import { OCI_INDEX } from '../oci/media-types.ts'
+import { page } from '../oci/paging.ts'
 import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
@@ -17,10 +21,16 @@ export interface ListResult extends ListAnswer {
   readonly filtersApplied?: string
 }
 
+const TAGS_KEY = 'tags'
+/** How much of a tags list ferry follows: pages, and tags in all. */
+const MAX_TAG_PAGES = 100
+const MAX_TAGS = 100_000
+
 export class ListCache {
   private readonly state: RegionState
   private readonly log: Logger
   private readonly metrics: Metrics
+  private readonly fetching = new Map<string, Promise<ListResult>>()
 
   constructor (state: RegionState, log: Logger, metrics: Metrics) {
     this.state = state
@@ -28,21 +38,47 @@ export class ListCache {
     this.metrics = metrics
   }
 
-  /** `clientName` is the name the client used; pagination links are rewritten to it. */
+  /** `clientName` is the name the client used; pagination links name it. */
   async tags (route: Route, clientName: string, query: { n?: number | undefined, last?: string | undefined }): Promise<ListResult> {
-    const params = new URLSearchParams()
-    if (query.n !== undefined) params.set('n', String(query.n))
-    if (query.last !== undefined) params.set('last', query.last)
-    const qs = params.toString()
-    return await this.forward(route, `tags|${qs}`, async () => {
-      const list = await route.upstream.tags(route.repo, qs)
+    const all = await this.allTags(route)
+    const tags = (JSON.parse(all.body) as { tags: string[] }).tags
+    const { items, link } = page(tags, query, `/v2/${clientName}/tags/list`)
+    return { contentType: 'application/json', link, body: JSON.stringify({ name: clientName, tags: items }), fetchedAt: all.fetchedAt, stale: all.stale }
+  }
+
+  /** Every tag of the repository: the kept answer while it is fresh, else every page from the upstream (once, however many ask). */
+  private async allTags (route: Route): Promise<ListResult> {
+    const repo = canonicalName(route)
+    const kept = await this.state.lists.get(repo, TAGS_KEY).catch(() => undefined)
+    if (kept !== undefined && Date.now() - kept.fetchedAt < route.upstream.config.tagTTLMs) {
+      this.metrics.cache.inc({ kind: 'list', result: 'hit' })
+      return { ...kept, stale: false }
+    }
+    const key = `${route.upstream.name}|${route.repo}`
+    let running = this.fetching.get(key)
+    if (running === undefined) {
+      running = this.forward(route, TAGS_KEY, () => this.fetchAllTags(route)).finally(() => this.fetching.delete(key))
+      this.fetching.set(key, running)
+    }
+    return await running
+  }
+
+  private async fetchAllTags (route: Route): Promise<ListAnswer> {
+    const tags: string[] = []
+    let query = ''
+    for (let pages = 0; ; pages++) {
+      const list = await route.upstream.tags(route.repo, query)
       const doc = json(list.body, route, 'tags') as { name?: unknown, tags?: unknown }
       if (!Array.isArray(doc.tags) && doc.tags !== null && doc.tags !== undefined) throw invalid(route, 'tags', 'an invalid tags list')
-      const tags = ((doc.tags ?? []) as unknown[]).filter((x): x is string => typeof x === 'string')
-      const link = rewriteLink(list.next, clientName, 'tags/list')
-      const page = link === undefined ? paginate(tags, query, clientName) : { tags, link }
-      return { contentType: 'application/json', link: page.link, body: JSON.stringify({ name: clientName, tags: page.tags }), fetchedAt: Date.now() }
-    })
+      for (const t of (doc.tags ?? []) as unknown[]) if (typeof t === 'string' && tags.length < MAX_TAGS) tags.push(t)
+      const next = nextQuery(list.next)
+      if (next === undefined || next === query || tags.length >= MAX_TAGS || pages + 1 >= MAX_TAG_PAGES) {
+        if (next !== undefined && next !== query) this.log.warn({ upstream: route.upstream.name, repo: route.repo, tags: tags.length }, 'tags list cut: more pages than ferry follows')
+        break
+      }
+      query = next
+    }
+    return { contentType: 'application/json', link: undefined, body: JSON.stringify({ tags: [...new Set(tags)].sort() }), fetchedAt: Date.now() }
   }
 
   async referrers (route: Route, clientName: string, subject: Digest, artifactType: string | undefined): Promise<ListResult> {
@@ -78,7 +114,8 @@ export class ListCache {
     const repo = canonicalName(route)
     try {
       const answer = await fetch()
-      await this.state.lists.put(repo, key, answer)
+      // an empty referrers index is not worth keeping (random subjects would each leave one behind)
+      if (!(key.startsWith('referrers|') && isEmptyIndex(answer.body))) await this.state.lists.put(repo, key, answer)
       return { ...answer, stale: false }
     } catch (err) {
       if (upstreamDown(err) || (err instanceof RegistryError && err.code === 'REGISTRY_BAD_ANSWER')) {
@@ -107,19 +144,14 @@ function index (body: Buffer, route: Route): ReturnType<typeof parseManifest> {
   try { return parseManifest(body) } catch { throw invalid(route, 'referrers', 'an invalid referrers index') }
 }
 
-/**
- * Upstreams without tag pagination (distribution 2.x) ignore n and last and
- * send every tag; then ferry pages the list itself, in lexical order as the
- * spec orders it, so clients get the same answer from any upstream.
- */
-function paginate (tags: readonly string[], query: { n?: number, last?: string }, clientName: string): { tags: readonly string[], link: string | undefined } {
-  if (query.n === undefined && query.last === undefined) return { tags, link: undefined }
-  let rest = [...tags].sort()
-  if (query.last !== undefined) rest = rest.filter(t => t > query.last!)
-  if (query.n === undefined || rest.length <= query.n) return { tags: rest, link: undefined }
-  const page = rest.slice(0, query.n)
-  const next = new URLSearchParams({ n: String(query.n), last: page[page.length - 1] ?? '' })
-  return { tags: page, link: query.n === 0 ? undefined : `</v2/${clientName}/tags/list?${next.toString()}>; rel="next"` }
+/** The query of an upstream's next page (`/v2/<repo>/tags/list?last=x&n=y`), to ask it the same way. */
+function nextQuery (next: string | undefined): string | undefined {
+  if (next === undefined) return undefined
+  try { return new URL(next, 'http://upstream.invalid').search.slice(1) } catch { return undefined }
+}
+
+function isEmptyIndex (body: string): boolean {
+  try { return ((JSON.parse(body) as { manifests?: unknown[] }).manifests ?? []).length === 0 } catch { return false }
 }
 
 /** Point an upstream's next page (`/v2/<repo>/tags/list?last=x&n=y`) at the client's name. */

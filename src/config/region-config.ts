@@ -18,6 +18,8 @@ export interface UpstreamConfig {
   readonly dockerHub: boolean
   readonly tagTTLMs: number
   readonly staleIfErrorMs: number
+  /** How long a 404 from the upstream is remembered (a blob, a manifest, a tag). */
+  readonly notFoundTTLMs: number
   readonly credentials: Credentials | undefined
   readonly caFile: string | undefined
   readonly insecure: boolean
@@ -109,6 +111,8 @@ export interface RegionConfig {
   readonly tls: { readonly certFile: string, readonly keyFile: string } | undefined
   /** Where access decisions are recorded; absent: nowhere. `file` undefined: stdout. */
   readonly audit: { readonly file: string | undefined, readonly maxBytes: number } | undefined
+  /** What one client may cost the upstreams: fetches a second and at once (0 a second: no limit). */
+  readonly limits: { readonly upstreamFetchesPerSecond: number, readonly upstreamFetchBurst: number }
   /** Where /metrics is served (undefined: on the proxy's port) and the variable holding the token it requires (undefined: open). */
   readonly metrics: { readonly listen: { readonly host: string, readonly port: number } | undefined, readonly tokenEnv: string | undefined }
   /** Processes serving the port; 1 serves from the primary itself. */

@@ -83,6 +83,7 @@ const upstream = fields({
   dockerHub: doc(v.optional(bool()), 'add `library/` to one-component names', 'from the URL'),
   tagTTL: doc(v.optional(duration(), '5m'), 'how long a tag is served without asking the upstream'),
   staleIfError: doc(v.optional(duration(), '24h'), 'how long past its TTL a tag is served while the upstream fails'),
+  notFoundTTL: doc(v.optional(duration(), '30s'), 'how long the upstream\'s "not found" for a blob, manifest or tag is believed without asking again'),
   credentials: doc(v.optional(credentials('the upstream (Basic, or for its token service)')), '`username` and `passwordEnv` for the upstream', 'none'),
   caFile: doc(v.optional(text('the path of a PEM bundle')), 'PEM bundle of CAs to trust for this upstream', 'none'),
   insecure: doc(v.optional(bool(), false), 'skip TLS verification (testing only)'),
@@ -196,6 +197,10 @@ export const regionFile = fields({
     file: doc(text('a file path, or "-" for stdout'), 'the audit log (`-`: stdout)', '(required)'),
     maxBytes: doc(v.optional(size(), '100MiB'), 'rotated to `.1` past this'),
   })), 'the audit log: `file`, `maxBytes`', 'none'),
+  limits: doc(v.optional(fields({
+    upstreamFetchesPerSecond: doc(v.optional(integer(0, 1_000_000), 100), 'upstream fetches one client (its user, else its address) may cause a second, on average; 0: no limit'),
+    upstreamFetchBurst: doc(v.optional(integer(1, 10_000_000), 2000), 'and at once, before that rate applies'),
+  }), {}), 'what one client may cost the upstreams (past it: 429 with Retry-After)', 'as below'),
   metrics: doc(v.optional(fields({
     listen: doc(v.optional(listen()), 'serve `/metrics` on this address only (not on the proxy\'s port)', 'the proxy\'s port'),
     tokenEnv: doc(v.optional(envName('the metrics token')), 'NAME of the variable holding a token `/metrics` requires (`Authorization: Bearer <token>`)', 'none: open'),

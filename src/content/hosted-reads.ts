@@ -9,7 +9,7 @@ import { ManifestUnknown } from '../oci/errors.ts'
 import { OCI_INDEX } from '../oci/media-types.ts'
 import type { Reference } from '../oci/reference.ts'
 import type { RegionState } from '../state/region-state.ts'
-import { page } from './paging.ts'
+import { page } from '../oci/paging.ts'
 
 export class HostedReads {
   private readonly state: RegionState

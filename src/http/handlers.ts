@@ -25,7 +25,7 @@ import type { Metrics } from '../observe/metrics.ts'
 import type { Links } from '../state/region-state.ts'
 import type { RegionSecret } from '../blobs/region-secret.ts'
 import type { Readiness } from '../observe/readiness.ts'
-import { page } from '../content/paging.ts'
+import { page } from '../oci/paging.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
 import type { UploadRelay } from './upload-relay.ts'
 

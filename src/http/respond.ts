@@ -40,7 +40,8 @@ function fromRegistry (err: RegistryError): OciError {
       if (err.resource === 'manifest') return new OciError('MANIFEST_UNKNOWN', 404, 'manifest unknown', { ...detail, reference })
       return new OciError('NAME_UNKNOWN', 404, 'repository name not known to registry', { ...detail, reference })
     case 'REGISTRY_DENIED': return new OciError('DENIED', 403, 'upstream denied access', detail)
-    case 'REGISTRY_RATE_LIMITED': return new OciError('TOOMANYREQUESTS', 429, 'too many requests', detail, err.retryAfter !== undefined ? { 'retry-after': err.retryAfter } : {})
+    // with no status, the limit is ferry's own (limits.upstreamFetches), and it says so
+    case 'REGISTRY_RATE_LIMITED': return new OciError('TOOMANYREQUESTS', 429, 'too many requests', err.status === undefined ? { ...detail, reason: err.message } : detail, err.retryAfter !== undefined ? { 'retry-after': err.retryAfter } : {})
     case 'REGISTRY_UNAVAILABLE': return new OciError('UNAVAILABLE', 503, 'upstream unavailable', detail)
     case 'REGISTRY_TIMEOUT': return new OciError('UNAVAILABLE', 504, 'upstream timed out', detail)
     case 'REGISTRY_FAILED': return new OciError('UNAVAILABLE', err.status === 504 ? 504 : 502, `upstream answered ${err.status ?? 'an error'}`, detail)

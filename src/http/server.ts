@@ -10,6 +10,7 @@ import { handleDelete, handleManifestPut, handleUpload } from './push.ts'
 import { sendBody, sendError, toOciError } from './respond.ts'
 import { serveMetrics } from './metrics-endpoint.ts'
 import { matchEndpoint, type Endpoint } from './routes.ts'
+import { requester } from '../upstream/miss-budget.ts'
 import { parseName } from '../oci/reference.ts'
 import { DeniedTo, LoginFailed } from '../auth/gate.ts'
 import { LoginThrottled } from '../auth/login-limits.ts'
@@ -92,8 +93,10 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
     // the hot path: build the line only when it will be written
     if (log.isLevelEnabled('info')) log.info({ method: req.method, path, ns: call.query.get('ns') ?? undefined, status, ...(call.principal !== undefined ? { who: call.principal.name } : {}), ms: Math.round(ms * 10) / 10, complete: res.writableFinished, ua: req.headers['user-agent'] }, 'request')
   })
+  // upstream fetches this request causes are counted against who asked (upstream/miss-budget.ts)
+  const asking = { who: call.client }
   try {
-    await dispatch(s, call, endpoint)
+    await requester.run(asking, () => dispatch(s, call, endpoint, asking))
   } catch (err) {
     if (err instanceof LoginFailed || err instanceof LoginThrottled) {
       // the audit log says whose password was tried
@@ -141,7 +144,7 @@ function routedAccess (s: Services, c: Call, access: Access): Access {
   }
 }
 
-async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
+async function dispatch (s: Services, c: Call, e: Endpoint, asking: { who: string }): Promise<void> {
   if (s.gate !== undefined || s.audit !== undefined) {
     const given = accessOf(e, c.req.method)
     if (given !== undefined) c.access = routedAccess(s, c, given)
@@ -152,6 +155,7 @@ async function dispatch (s: Services, c: Call, e: Endpoint): Promise<void> {
       try {
         c.auth = await s.gate.check(c.req.headers, c.client, access.repository, access.action)
         c.principal = c.auth.principal
+        if (c.principal.kind !== 'anonymous') asking.who = `${c.principal.kind}:${c.principal.name}`
       } catch (err) {
         if (err instanceof DeniedTo) { c.principal = err.principal; c.denied = true }
         throw err

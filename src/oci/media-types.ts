@@ -16,9 +16,10 @@ export const ALL_MANIFEST_TYPES: readonly string[] = [OCI_INDEX, OCI_MANIFEST, D
 export const INDEX_TYPES: ReadonlySet<string> = new Set([OCI_INDEX, DOCKER_MANIFEST_LIST])
 
 /**
- * The client's Accept header as a sorted, de-duplicated list of bare media
- * types (parameters and q-values dropped). Docker varies the order from
- * request to request, so only the set carries meaning.
+ * The client's Accept header as a sorted, de-duplicated list of the manifest
+ * media types it accepts (parameters and q-values dropped, wildcards
+ * expanded, other types ignored). Docker varies the order from request to
+ * request, so only the set carries meaning.
  */
 export function parseAccept (headers: string | string[] | undefined): readonly string[] {
   if (headers === undefined) return []
@@ -34,11 +35,18 @@ export function parseAccept (headers: string | string[] | undefined): readonly s
 
 const acceptSets = new Map<string, readonly string[]>()
 
+/**
+ * Only manifest types carry meaning for a registry: a wildcard stands for the
+ * ones it covers, anything else is dropped. So however many Accept headers
+ * clients invent, there are at most 2^6 distinct sets (one cache entry and
+ * one upstream request each, not one per variant).
+ */
 function parseAcceptText (raw: string): string[] {
   const types = new Set<string>()
   for (const part of raw.split(',')) {
     const type = part.split(';', 1)[0]!.trim().toLowerCase()
-    if (type.length > 0 && type.length < 256) types.add(type)
+    if (type === '*/*' || type === 'application/*') for (const t of ALL_MANIFEST_TYPES) types.add(t)
+    else if (ALL_MANIFEST_TYPES.includes(type)) types.add(type)
   }
   return [...types].sort()
 }

@@ -3,6 +3,7 @@
 // typed answers, and every failure a RegistryError. What statuses and
 // headers mean stays here; the cache never sees a raw response.
 import type { Readable } from 'node:stream'
+import { LRUCache } from 'lru-cache'
 import type { UpstreamConfig } from '../config/region-config.ts'
 import { BodyTooLarge, readBounded } from '../io/read-bounded.ts'
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
@@ -13,6 +14,7 @@ import { RegistryClient, type RegistryResponse } from '../registry-client/client
 import { createDispatcher } from '../registry-client/dispatcher.ts'
 import { RegistryError, type RegistryResource } from '../registry-client/errors.ts'
 import { TokenAuth } from '../registry-client/token-auth.ts'
+import type { MissBudget } from './miss-budget.ts'
 
 export interface UpstreamBlob {
   /** The whole blob's size, when the upstream said it. */
@@ -44,10 +46,19 @@ export class Upstream {
   readonly config: UpstreamConfig
   readonly name: string
   private readonly client: RegistryClient
+  /**
+   * The upstream's recent "not found" answers, by what was asked: thousands
+   * of requests for a digest or tag that does not exist cost it one.
+   */
+  private readonly notFound: LRUCache<string, RegistryError> | undefined
 
-  constructor (config: UpstreamConfig, metrics: Metrics) {
+  private readonly budget: MissBudget | undefined
+
+  constructor (config: UpstreamConfig, metrics: Metrics, budget?: MissBudget) {
+    this.budget = budget
     this.config = config
     this.name = config.name
+    this.notFound = config.notFoundTTLMs > 0 ? new LRUCache({ max: 10_000, ttl: config.notFoundTTLMs }) : undefined
     const dispatcher = createDispatcher({
       caFile: config.caFile,
       insecure: config.insecure,
@@ -76,10 +87,25 @@ export class Upstream {
     return this.client.request({ method, path: `/v2/${repo}/${path}`, headers, resource, scope: `repository:${repo}:pull` })
   }
 
+  /** Throws the upstream's recent "not found" for this, if it said so within notFoundTTL. */
+  private knownMissing (resource: RegistryResource, repo: string, reference: string): void {
+    const known = this.notFound?.get(`${resource}|${repo}|${reference}`)
+    if (known !== undefined) throw known
+  }
+
+  /** The failure of an answer, a "not found" remembered. */
+  private async failed (res: RegistryResponse, resource: RegistryResource, repo: string, reference: string): Promise<RegistryError> {
+    const err = await this.client.failure(res, resource, reference)
+    if (err.code === 'REGISTRY_NOT_FOUND') this.notFound?.set(`${resource}|${repo}|${reference}`, err)
+    return err
+  }
+
   /** The size of a blob, from a HEAD (no bytes move). */
   async blobSize (repo: string, digest: Digest): Promise<number | undefined> {
+    this.knownMissing('blob', repo, digest.value)
+    this.budget?.spend(this.name, 'blob')
     const res = await this.get(repo, `blobs/${digest.value}`, 'blob', {}, 'HEAD')
-    if (res.status !== 200) throw await this.client.failure(res, 'blob', digest.value)
+    if (res.status !== 200) throw await this.failed(res, 'blob', repo, digest.value)
     res.body.resume()
     return declaredSize(res.headers['content-length'])
   }
@@ -90,6 +116,10 @@ export class Upstream {
    * the whole blob instead says so with `start: 0`.
    */
   async blob (repo: string, digest: Digest, from: number, etag?: string): Promise<UpstreamBlob> {
+    if (from === 0) {
+      this.knownMissing('blob', repo, digest.value)
+      this.budget?.spend(this.name, 'blob')
+    }
     const headers: Record<string, string> = {}
     if (from > 0) {
       headers.range = `bytes=${from}-`
@@ -107,13 +137,15 @@ export class Upstream {
       }
       return { size: range.size, start: from, body: res.body, etag: etag ?? strongEtag(res.headers.etag) }
     }
-    throw await this.client.failure(res, 'blob', digest.value)
+    throw await this.failed(res, 'blob', repo, digest.value)
   }
 
   /** What a manifest reference resolves to now, from a HEAD. */
   async manifestHead (repo: string, reference: string, accept: readonly string[]): Promise<{ digest: string | undefined, mediaType: string | undefined }> {
+    this.knownMissing('manifest', repo, reference)
+    this.budget?.spend(this.name, 'manifest')
     const res = await this.get(repo, `manifests/${reference}`, 'manifest', acceptHeader(accept), 'HEAD')
-    if (res.status !== 200) throw await this.client.failure(res, 'manifest', reference)
+    if (res.status !== 200) throw await this.failed(res, 'manifest', repo, reference)
     res.body.resume()
     const digest = res.headers['docker-content-digest']
     return { digest: typeof digest === 'string' ? digest : undefined, mediaType: contentType(res.headers['content-type']) }
@@ -121,8 +153,10 @@ export class Upstream {
 
   /** A manifest's bytes (at most 4 MiB) and what the upstream said of them. `accept` undefined: no Accept header. */
   async manifest (repo: string, reference: string, accept: readonly string[] | undefined): Promise<UpstreamManifest> {
+    this.knownMissing('manifest', repo, reference)
+    this.budget?.spend(this.name, 'manifest')
     const res = await this.get(repo, `manifests/${reference}`, 'manifest', accept === undefined ? {} : acceptHeader(accept))
-    if (res.status !== 200) throw await this.client.failure(res, 'manifest', reference)
+    if (res.status !== 200) throw await this.failed(res, 'manifest', repo, reference)
     const tooLarge = (): RegistryError => new RegistryError('REGISTRY_BAD_ANSWER', `the upstream's manifest is larger than ${MAX_MANIFEST_BYTES} bytes`, { registry: this.name, resource: 'manifest', reference })
     if (Number(res.headers['content-length']) > MAX_MANIFEST_BYTES) {
       res.body.destroy()
@@ -140,6 +174,7 @@ export class Upstream {
 
   /** A repository's tags list as the upstream sends it (its query passed on). */
   async tags (repo: string, query: string): Promise<UpstreamList> {
+    this.budget?.spend(this.name, 'tags')
     const res = await this.get(repo, `tags/list${query === '' ? '' : `?${query}`}`, 'tags')
     if (res.status !== 200) throw await this.client.failure(res, 'tags', repo)
     return await this.list(res, 'tags', repo)
@@ -147,6 +182,7 @@ export class Upstream {
 
   /** The referrers API's index for `subject`, or undefined when the upstream has no referrers API (404). */
   async referrers (repo: string, subject: Digest): Promise<UpstreamList | undefined> {
+    this.budget?.spend(this.name, 'referrers')
     const res = await this.get(repo, `referrers/${subject.value}`, 'referrers', { accept: 'application/vnd.oci.image.index.v1+json' })
     if (res.status === 404) { res.body.resume(); return undefined }
     if (res.status !== 200) throw await this.client.failure(res, 'referrers', subject.value)

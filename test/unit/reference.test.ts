@@ -2,7 +2,7 @@ import t from 'tap'
 import { OciError } from '../../src/oci/errors.ts'
 import { parseDigest, parseName, parseReference } from '../../src/oci/reference.ts'
 import { parseRange } from '../../src/oci/range.ts'
-import { accepts, parseAccept } from '../../src/oci/media-types.ts'
+import { accepts, ALL_MANIFEST_TYPES, parseAccept } from '../../src/oci/media-types.ts'
 import { parseChallenges } from '../../src/registry-client/challenge.ts'
 
 function code (fn: () => unknown): string | undefined {
@@ -36,7 +36,7 @@ t.test('references are tags or digests; bad tags are TAG_INVALID', async t => {
   t.equal(code(() => parseReference('sha256:xyz')), 'DIGEST_INVALID')
 })
 
-t.test('ranges: single byte ranges, suffixes, open ends; unsatisfiable ones are RANGE_INVALID', async t => {
+t.test('ranges: single byte ranges, suffixes, open ends; unsatisfiable ones are RANGE_INVALID; what is no byte range is ignored', async t => {
   t.equal(parseRange(undefined, 100), undefined)
   t.same(parseRange('bytes=0-9', 100), { start: 0, end: 9 })
   t.same(parseRange('bytes=90-', 100), { start: 90, end: 99 })
@@ -44,14 +44,20 @@ t.test('ranges: single byte ranges, suffixes, open ends; unsatisfiable ones are 
   t.same(parseRange('bytes=95-200', 100), { start: 95, end: 99 }, 'end clamped to the size')
   t.same(parseRange('bytes=-500', 100), { start: 0, end: 99 })
   t.equal(parseRange('bytes=0-1,5-6', 100), undefined, 'several ranges: the whole blob')
-  for (const bad of ['bytes=100-', 'bytes=5-1', 'bytes=-0', 'bytes=-', 'items=0-1', 'bytes=a-b', 'bytes=99999999999999999999-']) {
+  t.same(parseRange('bytes=0-99999999999999999999', 100), { start: 0, end: 99 }, 'a last position past any size is clamped')
+  for (const bad of ['bytes=100-', 'bytes=5-1', 'bytes=-0', 'bytes=99999999999999999999-']) {
     t.equal(code(() => parseRange(bad, 100)), 'RANGE_INVALID', bad)
   }
+  for (const ignored of ['bytes=-', 'items=0-1', 'bytes=a-b', 'garbage']) t.equal(parseRange(ignored, 100), undefined, `${ignored}: ignored (RFC 9110 14.2)`)
 })
 
-t.test('Accept is a set: order, parameters and duplicates do not matter', async t => {
-  t.same(parseAccept('b/x;q=0.5, a/y ,b/x'), ['a/y', 'b/x'])
-  t.same(parseAccept(['a/y', 'c/z']), ['a/y', 'c/z'])
+t.test('Accept is a set of manifest types: order, parameters, duplicates and other types do not matter; wildcards stand for what they cover', async t => {
+  const OCI = 'application/vnd.oci.image.manifest.v1+json'
+  const INDEX = 'application/vnd.oci.image.index.v1+json'
+  t.same(parseAccept(`${OCI};q=0.5, ${INDEX} ,${OCI}`), [INDEX, OCI])
+  t.same(parseAccept([INDEX, 'c/z', 'application/json']), [INDEX], 'types that are no manifest are dropped')
+  t.same(parseAccept('*/*'), [...ALL_MANIFEST_TYPES].sort(), 'a wildcard is every manifest type')
+  t.same(parseAccept('x/y, z/w'), [], 'nothing known: as no Accept at all')
   t.same(parseAccept(undefined), [])
   t.ok(accepts(['*/*'], 'application/vnd.oci.image.index.v1+json'))
   t.ok(accepts(['application/*'], 'application/vnd.oci.image.index.v1+json'))
