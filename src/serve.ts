@@ -223,7 +223,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     ...(audit !== undefined ? { audit } : {}),
     ...(uploadRelay !== undefined && redis !== undefined ? { uploadRelay, uploadOwners: new UploadOwners({ redis, prefix: keyPrefix, self: () => advertise, log }) } : {}),
   }
-  const server = createEdgeServer(services, log, readTls())
+  const server = createEdgeServer(services, log, config.limits, readTls())
   if (tlsFiles !== undefined) {
     // a renewed certificate is taken for new connections; open ones go on with the old
     const reload = (): void => {

@@ -112,7 +112,15 @@ export interface RegionConfig {
   /** Where access decisions are recorded; absent: nowhere. `file` undefined: stdout. */
   readonly audit: { readonly file: string | undefined, readonly maxBytes: number } | undefined
   /** What one client may cost the upstreams: fetches a second and at once (0 a second: no limit). */
-  readonly limits: { readonly upstreamFetchesPerSecond: number, readonly upstreamFetchBurst: number }
+  readonly limits: {
+    readonly upstreamFetchesPerSecond: number
+    readonly upstreamFetchBurst: number
+    /** No byte either way this long: the connection is closed. */
+    readonly idleTimeoutMs: number
+    readonly headersTimeoutMs: number
+    readonly connections: number
+    readonly connectionsPerClient: number
+  }
   /** Where /metrics is served (undefined: on the proxy's port) and the variable holding the token it requires (undefined: open). */
   readonly metrics: { readonly listen: { readonly host: string, readonly port: number } | undefined, readonly tokenEnv: string | undefined }
   /** Processes serving the port; 1 serves from the primary itself. */

@@ -200,7 +200,11 @@ export const regionFile = fields({
   limits: doc(v.optional(fields({
     upstreamFetchesPerSecond: doc(v.optional(integer(0, 1_000_000), 100), 'upstream fetches one client (its user, else its address) may cause a second, on average; 0: no limit'),
     upstreamFetchBurst: doc(v.optional(integer(1, 10_000_000), 2000), 'and at once, before that rate applies'),
-  }), {}), 'what one client may cost the upstreams (past it: 429 with Retry-After)', 'as below'),
+    idleTimeout: doc(v.optional(duration(), '60s'), 'a connection on which no byte moves for this long (a client that sends nothing, or reads nothing) is closed'),
+    headersTimeout: doc(v.optional(duration(), '30s'), 'a request whose headers take longer is refused'),
+    connections: doc(v.optional(integer(1, 1_000_000), 20_000), 'open client connections at most; more are closed at once'),
+    connectionsPerClient: doc(v.optional(integer(1, 1_000_000), 1000), 'open connections from one address at most; more are closed at once'),
+  }), {}), 'what one client may cost: upstream fetches (past them, 429 with Retry-After), connections, time', 'as below'),
   metrics: doc(v.optional(fields({
     listen: doc(v.optional(listen()), 'serve `/metrics` on this address only (not on the proxy\'s port)', 'the proxy\'s port'),
     tokenEnv: doc(v.optional(envName('the metrics token')), 'NAME of the variable holding a token `/metrics` requires (`Authorization: Bearer <token>`)', 'none: open'),

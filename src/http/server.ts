@@ -2,6 +2,7 @@
 // into an OCI error body by respond.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
+import type { Socket } from 'node:net'
 import { BodyTooLarge, readRequestBounded } from '../io/read-bounded.ts'
 import { OciError, Unsupported } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
@@ -16,19 +17,57 @@ import { DeniedTo, LoginFailed } from '../auth/gate.ts'
 import { LoginThrottled } from '../auth/login-limits.ts'
 import type { AuditLog } from '../observe/audit.ts'
 
-export function createEdgeServer (services: Services, log: Logger, tls?: { cert: Buffer, key: Buffer }): Server {
-  const options = { keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }
+export interface ConnectionLimits {
+  readonly idleTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly connections: number
+  readonly connectionsPerClient: number
+}
+
+export function createEdgeServer (services: Services, log: Logger, limits: ConnectionLimits, tls?: { cert: Buffer, key: Buffer }): Server {
+  // keep-alive below the idle timeout, so an idle kept-alive connection is closed politely first
+  // headersTimeout is enforced when Node checks its connections: every second, not every 30 s
+  const options = { keepAliveTimeout: Math.min(65_000, limits.idleTimeoutMs), headersTimeout: limits.headersTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: 1000 }
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => { void handle(services, log, req, res) }
   const server = tls === undefined ? createServer(options, onRequest) : createHttpsServer({ ...options, ...tls }, onRequest)
+  // no byte either way for idleTimeout: a client that never sends a request, or stops reading its answer (Node destroys the socket)
+  server.timeout = limits.idleTimeoutMs
+  server.maxConnections = limits.connections
+  limitPerClient(server, limits.connectionsPerClient, log)
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     log.debug({ err: err.message, code: err.code }, 'client error')
     if (!socket.writable) { socket.destroy(); return }
-    // what the HTTP parser refused still gets an OCI error body
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
-    const body = JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message: tooLarge ? 'request headers too large' : 'malformed HTTP request', detail: null }] })
-    socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    // what the HTTP parser refused, or a request that never came whole, still gets an OCI error body; then the connection goes
+    const [status, message] = err.code === 'HPE_HEADER_OVERFLOW'
+      ? ['431 Request Header Fields Too Large', 'request headers too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'the request did not arrive in time'] : ['400 Bad Request', 'malformed HTTP request']
+    const body = JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message, detail: null }] })
+    socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    // a client that does not read the answer does not keep the connection either
+    setTimeout(() => socket.destroy(), 1000).unref()
   })
   return server
+}
+
+/** At most `max` open connections per client address; the next ones are closed as they arrive. */
+function limitPerClient (server: Server, max: number, log: Logger): void {
+  const open = new Map<string, number>()
+  let warned = 0
+  // the TCP connection, before any TLS handshake or HTTP parsing
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? ''
+    const n = (open.get(address) ?? 0) + 1
+    if (n > max) {
+      if (Date.now() - warned > 10_000) { warned = Date.now(); log.warn({ client: address, max }, 'too many connections from one client; closing the new ones') }
+      socket.destroy()
+      return
+    }
+    open.set(address, n)
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1
+      if (left <= 0) open.delete(address); else open.set(address, left)
+    })
+  })
 }
 
 function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {

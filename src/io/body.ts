@@ -5,7 +5,7 @@
 import type { FileHandle } from 'node:fs/promises'
 import { PassThrough, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { CHUNK, pool } from './buffer-pool.ts'
+import { CHUNK, pool, smallPool } from './buffer-pool.ts'
 import { BodyTooLarge } from './read-bounded.ts'
 
 export interface Body {
@@ -34,14 +34,20 @@ function writeChunk (out: Writable, chunk: Buffer): Promise<void> {
   })
 }
 
+/** Bytes a client must take promptly (each write done before the next read is) before it gets 1 MiB buffers. */
+const PROVEN = 4 * CHUNK
+
 /**
  * Copy bytes [start, end) of `fh` to `out`. With `growth`, bytes past the
- * current limit are waited for.
+ * current limit are waited for. Small buffers first; large ones once the
+ * client keeps up, and small again when it stops keeping up.
  */
 export async function copyRange (fh: FileHandle, start: number, end: number, out: Writable, growth?: Growth): Promise<number> {
   let pos = start
   let inFlight: Promise<void> | undefined
+  let writing = false
   let failed: unknown
+  let kept = 0
   const gone = new Promise<never>((_, reject) => {
     out.once('close', () => reject(new Error('client went away')))
   })
@@ -54,18 +60,22 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         await Promise.race([growth.changed(), gone])
         continue
       }
-      const buf = pool.get()
+      const from = kept >= PROVEN ? pool : smallPool
+      const buf = from.get()
       let n: number
       try {
-        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(CHUNK, limit - pos), pos))
+        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(buf.length, limit - pos), pos))
       } catch (err) {
-        pool.put(buf)
+        from.put(buf)
         throw err
       }
-      if (n === 0) { pool.put(buf); throw new Error('file shorter than expected') }
+      if (n === 0) { from.put(buf); throw new Error('file shorter than expected') }
+      // the client kept up if the last write is done by the time the next chunk is read
+      kept = writing ? 0 : kept + n
       if (inFlight !== undefined) await Promise.race([inFlight, gone])
       if (failed !== undefined) throw failed
-      inFlight = writeChunk(out, buf.subarray(0, n)).then(() => pool.put(buf), err => { failed = err })
+      writing = true
+      inFlight = writeChunk(out, buf.subarray(0, n)).then(() => { writing = false; from.put(buf) }, err => { failed = err })
       pos += n
     }
     if (inFlight !== undefined) await Promise.race([inFlight, gone])
