@@ -34,6 +34,7 @@ import { MissBudget } from './upstream/miss-budget.ts'
 import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
+import { hostedHoldings } from './content/hosted-holdings.ts'
 import { Collector } from './content/gc.ts'
 import { gcMetrics, scheduleGc } from './content/gc-schedule.ts'
 import { Linker } from './content/linker.ts'
@@ -103,7 +104,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     table = new LocalFillTable()
     metricsText = async () => ({ text: await metrics.text(), contentType: metrics.registry.contentType })
     if (redis !== undefined) {
-      const regionIndex = new RegionIndex({ redis, prefix: keyPrefix, store, maxBytes: config.cache.maxBytes, owner: `${config.peer.advertise}/${process.pid}`, log, metrics })
+      const regionIndex = new RegionIndex({ redis, prefix: keyPrefix, store, maxBytes: config.cache.maxBytes, keep: hostedHoldings(state, config.hosted.map(h => h.prefix)), owner: `${config.peer.advertise}/${process.pid}`, log, metrics })
       regionIndex.start()
       index = regionIndex
       closers.push(() => regionIndex.close())
@@ -113,6 +114,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
         lowWatermark: 0.95,
         snapshotPath: join(config.data, 'state', 'recency.json'),
         snapshotEveryMs: 30_000,
+        keep: hostedHoldings(state, config.hosted.map(h => h.prefix)),
       }, log, metrics)
       await eviction.init()
       index = eviction

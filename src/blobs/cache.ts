@@ -21,6 +21,7 @@ import type { Digest } from '../oci/reference.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import { canonicalName, type Route } from '../upstream/router.ts'
+import { FsBlobStore } from '../store/fs-blob-store.ts'
 import type { Committer } from './commit.ts'
 import { FillError } from './errors.ts'
 import { Fill } from './fill.ts'
@@ -140,6 +141,18 @@ export class BlobCache {
    */
   async adopt (digest: Digest, path: string, size: number): Promise<void> {
     await this.o.committer.commit(digest, path, size, { newToRegion: true, record: false })
+  }
+
+  /** A write other than a fill (an upload) found this proxy's disk full: counted, logged, and room made. */
+  diskFull (write: 'upload', err: Error): void {
+    this.o.metrics.diskFull.inc({ write })
+    this.o.log.error({ write, err: err.message }, 'the disk is full: write refused, the client told 507; evicting cached blobs to make room')
+    this.makeRoom(32 * 1024 * 1024)
+  }
+
+  /** This proxy's disk is full: evict cached blobs from it (L1, or the store when the store is this disk). */
+  makeRoom (bytes: number): void {
+    if (this.o.l1 !== undefined || this.o.store.store instanceof FsBlobStore) this.local.index.makeRoom(bytes)
   }
 
   /** A tier's answer, for a repository that does not hold the digest yet: only once its upstream says yes. */
@@ -317,7 +330,7 @@ export class BlobCache {
         return 'ok'
       }
       fill.onChange = update => this.o.table.progress(digest.value, update)
-      const from = await lead({ ...this.o, feed: { ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined } }, route, fill, viaStore)
+      const from = await lead({ ...this.o, feed: { ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined }, makeRoom: bytes => { this.makeRoom(bytes) } }, route, fill, viaStore)
       source.fetched = from === 'upstream' || from === 'peer-region'
       return 'ok'
     })()

@@ -9,6 +9,10 @@ export type FillErrorCode =
   | 'FILL_SIZE_MISMATCH'
   /** The source broke off and could not be resumed, or no source could be had. */
   | 'FILL_SOURCE_FAILED'
+  /** This proxy's disk is full: the staging file could not take the bytes. Not the source's fault, so not retried. */
+  | 'FILL_NO_SPACE'
+  /** The staging file could not be written for another reason of this proxy's disk. */
+  | 'FILL_STAGING_FAILED'
 
 export class FillError extends Error {
   readonly code: FillErrorCode
@@ -20,8 +24,15 @@ export class FillError extends Error {
     this.detail = detail
   }
 
-  /** The short reason logs and metrics use: digest_mismatch, size_mismatch, source. */
+  /** The short reason logs and metrics use: upstream, digest_mismatch, size_mismatch, no_space, staging_failed. */
   get reason (): string {
     return this.code === 'FILL_SOURCE_FAILED' ? 'upstream' : this.code.slice('FILL_'.length).toLowerCase()
   }
+}
+
+/** What a failure of the staging file is: the disk full, or another fault of this proxy's disk. */
+export function stagingError (err: unknown, path: string): FillError {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new FillError('FILL_NO_SPACE', 'no space left on this proxy\'s disk', { path })
+  return new FillError('FILL_STAGING_FAILED', 'this proxy could not write the blob to its disk', { path, cause: code ?? (err as Error).message })
 }

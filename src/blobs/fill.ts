@@ -16,7 +16,7 @@ import { bufferBody, copyRange, type Body, type Growth } from '../io/body.ts'
 import { CHUNK } from '../io/buffer-pool.ts'
 import { RegistryError } from '../registry-client/errors.ts'
 import { StoreError } from '../store/errors.ts'
-import { FillError } from './errors.ts'
+import { FillError, stagingError } from './errors.ts'
 import type { FillUpdate } from './fill-table.ts'
 import type { OpenedBlob } from './source.ts'
 
@@ -34,8 +34,10 @@ export interface FillOptions {
 
 /**
  * Not worth another attempt: the bytes are wrong, or the source answered
- * that the blob is not there or not ours to have. Anything else (a break, a
- * stall, a 5xx, a 429, a store that failed) is resumed.
+ * that the blob is not there or not ours to have, or this proxy's disk
+ * failed (full: asking the source again would only fail again, at the
+ * upstream's cost). Anything else (a break, a stall, a 5xx, a 429, a store
+ * that failed to send) is resumed.
  */
 function final (err: unknown): boolean {
   if (err instanceof FillError) return err.code !== 'FILL_SOURCE_FAILED'
@@ -57,6 +59,8 @@ export class Fill {
   ready: Promise<void> = Promise.resolve()
   private fh: FileHandle | undefined
   private writing: Promise<void> = Promise.resolve()
+  /** The staging file could not be written: the fill ends, whatever the source did. */
+  private stagingFailure: FillError | undefined
   private users = 1 // the fill itself
   private tick!: Promise<void>
   private wake!: () => void
@@ -172,7 +176,7 @@ export class Fill {
     // set before the first await: readers that come once the fill is ready see it
     if (first.size !== undefined && first.size <= this.holdUpTo) this.held = []
     try {
-      this.fh = await open(this.tempPath, 'w+')
+      this.fh = await open(this.tempPath, 'w+').catch((err: unknown) => { throw stagingError(err, this.tempPath) })
       this.notify() // followers in other workers may open the file now
       const hash = createHash(this.digest.algorithm)
       let source: OpenedBlob | undefined = first
@@ -189,10 +193,12 @@ export class Fill {
             throw new FillError('FILL_SOURCE_FAILED', 'the source closed the transfer early', { declared: this.size, received: this.written })
           }
           break
-        } catch (err) {
+        } catch (caught) {
           source?.body.discard()
           source = undefined
           await this.writing // a write still in flight lands before the next attempt appends
+          // the source's side may report the cut its own way; the disk's failure is the one that counts
+          const err = this.stagingFailure ?? caught
           if (final(err) || ++failures > opts.attempts) throw err
           opts.onResume(this.written, err)
           await sleep(opts.backoffMs * 2 ** (failures - 1))
@@ -208,7 +214,7 @@ export class Fill {
       // clients get their last byte now; making it durable in the store is not their wait
       this.state = 'verified'
       this.notify()
-      await this.fh.datasync()
+      await this.fh.datasync().catch((err: unknown) => { throw stagingError(err, this.tempPath) })
       await opts.commit(this.tempPath)
       this.outcome = 'verified'
     } catch (err) {
@@ -256,10 +262,18 @@ export class Fill {
       if (this.size !== undefined && this.written + n > this.size) {
         throw new FillError('FILL_SIZE_MISMATCH', 'the source sent more bytes than it declared', { declared: this.size })
       }
+      // positional writes: readers share this handle and read at their own offsets
+      let wrote: number
+      try {
+        wrote = (await this.fh!.writev(chunks, this.written)).bytesWritten
+      } catch (err) {
+        throw (this.stagingFailure = stagingError(err, this.tempPath))
+      }
+      // a short write to a file is the disk filling up
+      if (wrote !== n) throw (this.stagingFailure = new FillError('FILL_NO_SPACE', 'no space left on this proxy\'s disk', { path: this.tempPath, wrote, of: n }))
+      // hashed once written, so the hash always stands for the bytes held
       for (const c of chunks) hash.update(c)
       if (this.held !== undefined) for (const c of chunks) this.held.push(Buffer.from(c)) // the source may reuse its buffers
-      // positional writes: readers share this handle and read at their own offsets
-      await this.fh!.writev(chunks, this.written)
       this.written += n
       onBytes(n)
       this.notify()

@@ -2,10 +2,13 @@
 // resumes and verifies, the commit puts the blob where it belongs; then the
 // outcome is logged and counted, and the region lease given back (with a
 // "stored" mark when the region's store has it now).
+import { statfs } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import type { Route } from '../upstream/router.ts'
 import type { Committer } from './commit.ts'
+import { StoreError } from '../store/errors.ts'
 import { FillError } from './errors.ts'
 import type { Fill } from './fill.ts'
 import { FillFeed, type FeedSources } from './fill-feed.ts'
@@ -21,7 +24,12 @@ export interface Leading {
   readonly policy: { readonly resumeAttempts: number, readonly resumeBackoffMs: number }
   readonly log: Logger
   readonly metrics: Metrics
+  /** This proxy's disk is full: evict cached blobs to free about `bytes`. */
+  readonly makeRoom: (bytes: number) => void
 }
+
+/** Freed at least when the disk is full: a few more blobs of the kind that just failed fit after it. */
+const ROOM_AT_LEAST = 32 * 1024 * 1024
 
 /** Resolves with the source of the first bytes once they flow (the fill runs on); rejects when no source could be had. */
 export async function lead (o: Leading, route: Route, fill: Fill, viaStore: boolean): Promise<BlobSourceName | undefined> {
@@ -32,6 +40,15 @@ export async function lead (o: Leading, route: Route, fill: Fill, viaStore: bool
   let first: OpenedBlob
   try {
     first = await feed.open(0)
+    if (first.size !== undefined && !await roomFor(dirname(fill.tempPath), first.size)) {
+      // known before a byte is written or a header sent: the client gets a 507 now, not a cut transfer later
+      first.body.discard()
+      o.metrics.diskFull.inc({ write: 'fill' })
+      o.metrics.fillFailures.inc({ reason: 'no_space' })
+      o.makeRoom(Math.max(2 * first.size, ROOM_AT_LEAST))
+      o.log.error({ digest: digest.value, upstream, size: first.size, path: dirname(fill.tempPath) }, 'the disk is full: blob not cached, the client told 507; evicting cached blobs to make room')
+      throw new FillError('FILL_NO_SPACE', 'no space left on this proxy\'s disk', { size: first.size })
+    }
   } catch (err) {
     // no fill ran: followers in other workers must not wait for one
     o.table.progress(digest.value, { size: undefined, written: 0, outcome: 'failed' })
@@ -51,8 +68,16 @@ export async function lead (o: Leading, route: Route, fill: Fill, viaStore: bool
       log.warn({ digest: digest.value, upstream, from: feed.label, offset, err: (err as Error).message }, `${feed.label} transfer broke; resuming`)
     },
   }).then(() => {
+    const full = noSpace(fill.state === 'failed' ? fill.error : fill.commitError)
+    if (full) {
+      metrics.diskFull.inc({ write: fill.state === 'failed' ? 'fill' : 'commit' })
+      o.makeRoom(Math.max(2 * (fill.size ?? fill.written), ROOM_AT_LEAST))
+    }
     if (fill.state === 'verified' && fill.outcome === 'failed') {
       log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
+    } else if (full) {
+      metrics.fillFailures.inc({ reason: 'no_space' })
+      log.error({ digest: digest.value, upstream, size: fill.size, path: (fill.error as FillError).detail?.path }, 'the disk is full: blob not cached, the client told 507; evicting cached blobs to make room')
     } else if (fill.state === 'failed') {
       const reason = fill.error instanceof FillError ? fill.error.reason : 'upstream'
       metrics.fillFailures.inc({ reason })
@@ -64,4 +89,17 @@ export async function lead (o: Leading, route: Route, fill: Fill, viaStore: bool
     }
   }).finally(() => feed.lease?.release(fill.outcome === 'verified' && feed.newToRegion))
   return feed.from
+}
+
+async function roomFor (folder: string, bytes: number): Promise<boolean> {
+  try {
+    const fs = await statfs(folder)
+    return fs.bavail * fs.bsize >= bytes
+  } catch {
+    return true // the write will tell
+  }
+}
+
+function noSpace (err: unknown): boolean {
+  return (err instanceof FillError && err.code === 'FILL_NO_SPACE') || (err instanceof StoreError && err.code === 'STORE_FULL')
 }

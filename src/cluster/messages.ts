@@ -7,6 +7,7 @@ export type ToPrimary =
   | { readonly ferry: 'progress', readonly digest: string, readonly update: FillUpdate }
   | { readonly ferry: 'touch', readonly digests: readonly string[] }
   | { readonly ferry: 'added', readonly digest: string, readonly size: number }
+  | { readonly ferry: 'make-room', readonly bytes: number }
   | { readonly ferry: 'metrics', readonly id: number }
 
 export type ToWorker =

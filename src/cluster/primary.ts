@@ -12,6 +12,8 @@ import type { RegionConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import { Metrics } from '../observe/metrics.ts'
 import { openBlobStore } from '../store/open-store.ts'
+import { hostedHoldings } from '../content/hosted-holdings.ts'
+import { openState } from '../state/open-state.ts'
 import { isFerryMessage, type ToPrimary, type ToWorker } from './messages.ts'
 
 interface Entry {
@@ -27,9 +29,12 @@ export async function runPrimary (config: RegionConfig, log: Logger): Promise<()
   const metrics = new Metrics({ defaultMetrics: false })
   const store = await openBlobStore(config.store)
   await cleanStaging(join(config.data, 'tmp'), log)
+  // read only to learn what pushed content eviction must leave alone
+  const state = config.hosted.length > 0 ? await openState(config, log) : undefined
   const eviction = new Eviction(store, {
     maxBytes: config.cache.maxBytes, lowWatermark: 0.95,
     snapshotPath: join(config.data, 'state', 'recency.json'), snapshotEveryMs: 30_000,
+    keep: state !== undefined ? hostedHoldings(state.state, config.hosted.map(h => h.prefix)) : undefined,
   }, log, metrics)
   await eviction.init()
 
@@ -77,6 +82,9 @@ export async function runPrimary (config: RegionConfig, log: Logger): Promise<()
       case 'added':
         eviction.added(m.digest, m.size)
         return
+      case 'make-room':
+        eviction.makeRoom(m.bytes)
+        return
       case 'metrics':
         void aggregator.clusterMetrics().then(async text => {
           send(worker.id, { ferry: 'metrics', id: m.id, text: text + '\n' + await metrics.indexRegistry.metrics(), contentType: aggregator.contentType })
@@ -116,5 +124,6 @@ export async function runPrimary (config: RegionConfig, log: Logger): Promise<()
     }))
     await Promise.all(exits)
     await eviction.close()
+    await state?.close()
   }
 }

@@ -85,6 +85,8 @@ export class PrimaryLink implements FillTable, CacheIndex {
 
   added (digest: string, size: number): void { this.send({ ferry: 'added', digest, size }) }
 
+  makeRoom (bytes: number): void { this.send({ ferry: 'make-room', bytes }) }
+
   /** Pins are not needed across processes for the filesystem store: an open file outlives its unlink. */
   pin (): () => void { return () => {} }
 

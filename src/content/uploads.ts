@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream'
 import { finished, pipeline } from 'node:stream/promises'
 import { BlobUploadInvalid, BlobUploadUnknown, DigestInvalid } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
+import { StoreError } from '../store/errors.ts'
 
 /** An upload grew past the most it may hold; the session is gone. */
 export class UploadTooLarge extends Error {
@@ -139,6 +140,8 @@ export class UploadSessions {
       this.live.delete(session)
       const handle = await open(path, 'r+')
       const file = createWriteStream('', { fd: handle, start: held })
+      let writeError: Error | undefined
+      file.once('error', err => { writeError = err })
       const flusher = new Flusher(handle)
       try {
         // not pipeline(): past `max` the request must stay open (drained) for the refusal to reach the client
@@ -153,6 +156,11 @@ export class UploadSessions {
       await flusher.done()
       file.end()
       await finished(file).catch(() => {})
+      if (writeError !== undefined) {
+        // this proxy's disk failed (full, most likely): what reached it is kept, the client is told
+        body.resume()
+        throw new StoreError('write the upload', writeError)
+      }
       if (over) {
         body.resume()
         await this.drop(session)

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { BlobCache } from '../blobs/cache.ts'
+import { StoreError } from '../store/errors.ts'
 import type { ManifestStore } from '../cache/manifest-store.ts'
 import { ANY_ACCEPT } from '../cache/tag-entries.ts'
 import { BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestUnknown } from '../oci/errors.ts'
@@ -60,6 +61,7 @@ export class Writes {
     try {
       return await this.uploads.append(session, start, body, undefined, room)
     } catch (err) {
+      if (err instanceof StoreError && err.code === 'STORE_FULL') this.blobs.diskFull('upload', err)
       if (!(err instanceof UploadTooLarge) || target.kind !== 'hosted') throw err
       body.resume()
       throw uploadPastRoom(target.namespace.prefix, target.namespace.quota ?? 0, room)

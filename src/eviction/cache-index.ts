@@ -8,4 +8,6 @@ export interface CacheIndex {
   added (digest: string, size: number): void
   /** Keep `digest` from eviction until the returned function is called. */
   pin (digest: string): () => void
+  /** The disk is full: free about `bytes` now, oldest first, whatever the limit says. */
+  makeRoom (bytes: number): void
 }

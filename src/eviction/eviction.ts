@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Digest } from '../oci/reference.ts'
 import { parseDigest } from '../oci/reference.ts'
+import type { Holdings } from '../content/hosted-holdings.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 
@@ -21,6 +22,8 @@ export interface EvictionOptions {
   readonly lowWatermark: number
   readonly snapshotPath: string
   readonly snapshotEveryMs: number
+  /** Digests that must stay whatever the size (pushed content); absent: everything may go. */
+  readonly keep?: Holdings | undefined
 }
 
 export class Eviction {
@@ -126,19 +129,39 @@ export class Eviction {
 
   maybeEvict (): void {
     if (this.bytes <= this.opts.maxBytes || this.evicting !== undefined) return
-    this.evicting = this.evict().catch(err => { this.log.error({ err }, 'eviction failed') }).finally(() => {
+    this.evict(this.opts.maxBytes * this.opts.lowWatermark)
+  }
+
+  /**
+   * The disk is full though the cache is under its limit (the limit is more
+   * than the disk holds, or something else fills it): free `bytes` now.
+   */
+  makeRoom (bytes: number): void {
+    if (this.evicting !== undefined) return
+    this.evict(Math.min(this.bytes - bytes, this.opts.maxBytes * this.opts.lowWatermark))
+  }
+
+  private evict (target: number): void {
+    this.evicting = this.evictTo(target).catch(err => {
+      this.log.error({ err: (err as Error).message }, 'eviction failed')
+      return 0
+    }).then(count => {
       this.evicting = undefined
-      this.maybeEvict() // blobs added while evicting
+      // blobs added while evicting; a round that could free nothing waits for the next commit
+      if (count > 0) this.maybeEvict()
     })
   }
 
-  private async evict (): Promise<void> {
-    const target = this.opts.maxBytes * this.opts.lowWatermark
+  private async evictTo (target: number): Promise<number> {
+    // pushed content is read once per round, before anything goes; if it cannot be read, nothing goes
+    const keep = this.opts.keep !== undefined && this.bytes > target ? await this.opts.keep() : undefined
     let count = 0
     let freed = 0
+    const kept: string[] = []
     for (const [digest, size] of this.lru) {
       if (this.bytes <= target) break
       if (this.pins.has(digest)) continue
+      if (keep?.has(digest) === true) { kept.push(digest); continue }
       this.forget(digest)
       let d: Digest
       try { d = parseDigest(digest) } catch { continue }
@@ -152,6 +175,12 @@ export class Eviction {
       this.metrics.evictedBytes.inc(freed)
       this.log.info({ blobs: count, bytes: freed, cacheBytes: this.bytes, maxBytes: this.opts.maxBytes }, 'evicted least recently used blobs')
     }
+    // out of the way of the next rounds
+    for (const digest of kept) {
+      const size = this.lru.get(digest)
+      if (size !== undefined) { this.lru.delete(digest); this.lru.set(digest, size) }
+    }
+    return count
   }
 
   /** Learn blobs the snapshot missed (committed after it was saved) and drop ones no longer stored. */

@@ -5,6 +5,7 @@
 // never evicted, which stands in for the pins of a single process (a proxy
 // reading a blob has just touched it).
 import type { Redis } from 'ioredis'
+import type { Holdings } from '../content/hosted-holdings.ts'
 import type { Logger } from '../observe/logger.ts'
 import type { Metrics } from '../observe/metrics.ts'
 import { parseDigest } from '../oci/reference.ts'
@@ -30,6 +31,8 @@ export interface RegionIndexOptions {
   readonly metrics: Metrics
   readonly graceMs?: number
   readonly checkEveryMs?: number
+  /** Digests that must stay whatever the size (pushed content). */
+  readonly keep?: Holdings | undefined
 }
 
 export class RegionIndex implements CacheIndex {
@@ -79,17 +82,25 @@ export class RegionIndex implements CacheIndex {
     }).finally(() => { this.running = undefined })
   }
 
-  private async evictIfOver (): Promise<void> {
+  /** The disk is full: free about `bytes` now, whatever the limit says. */
+  makeRoom (bytes: number): void {
+    if (this.running !== undefined) return
+    this.running = this.evictIfOver(bytes).catch(err => {
+      this.o.log.debug({ err: (err as Error).message }, 'region eviction skipped')
+    }).finally(() => { this.running = undefined })
+  }
+
+  private async evictIfOver (room = 0): Promise<void> {
     const r = this.o.redis
     const total = Number(await r.get(this.keys.total) ?? 0)
     this.o.metrics.cacheBytes.set(total)
     this.o.metrics.cacheBlobs.set(await r.zcard(this.keys.recency))
     const mustReconcile = await r.exists(this.keys.reconciled) === 0
-    if (total <= this.o.maxBytes && !mustReconcile) return
+    if (total <= this.o.maxBytes && !mustReconcile && room === 0) return
     if (await r.set(this.keys.evictor, this.o.owner, 'PX', 120_000, 'NX') !== 'OK') return
     try {
       if (mustReconcile) await this.reconcile()
-      await this.evict()
+      await this.evict(Math.min(this.o.maxBytes * 0.95, total - room))
     } finally {
       await r.eval(RELEASE, 1, this.keys.evictor, this.o.owner).catch(() => {})
     }
@@ -110,11 +121,13 @@ export class RegionIndex implements CacheIndex {
     this.o.log.info({ learned }, 'region index reconciled with the store')
   }
 
-  private async evict (): Promise<void> {
+  private async evict (target: number): Promise<void> {
     const r = this.o.redis
-    const target = this.o.maxBytes * 0.95
     const newest = Date.now() - (this.o.graceMs ?? 10 * 60_000)
     let total = Number(await r.get(this.keys.total) ?? 0)
+    if (total <= target) return
+    // pushed content is read once per round, before anything goes; if it cannot be read, nothing goes
+    const keep = await this.o.keep?.()
     let count = 0
     let freed = 0
     while (total > target) {
@@ -122,9 +135,12 @@ export class RegionIndex implements CacheIndex {
       if (oldest.length === 0) break
       for (const digest of oldest) {
         if (total <= target) break
-        try { await this.o.store.delete(parseDigest(digest)) } catch (err) {
-          if ((err as { status?: number }).status === 503) throw err
+        if (keep?.has(digest) === true) {
+          // out of the way of the next rounds
+          await r.zadd(this.keys.recency, 'XX', String(Date.now()), digest)
+          continue
         }
+        await this.o.store.delete(parseDigest(digest))
         const size = Number(await r.eval(REMOVE, 3, this.keys.recency, this.keys.sizes, this.keys.total, digest) ?? 0)
         total -= size
         freed += size

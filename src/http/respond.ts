@@ -17,9 +17,13 @@ export function toOciError (err: unknown): { error: OciError, expected: boolean 
   if (err instanceof OciError) return { error: err, expected: true }
   if (err instanceof RegistryError) return { error: fromRegistry(err), expected: true }
   if (err instanceof FillError) {
+    // this proxy's disk, not the source: 507 says so, and the eviction it set off makes room for a retry
+    if (err.code === 'FILL_NO_SPACE') return { error: new OciError('UNAVAILABLE', 507, err.message, { reason: err.reason }, { 'retry-after': '5' }), expected: true }
+    if (err.code === 'FILL_STAGING_FAILED') return { error: new OciError('UNAVAILABLE', 503, err.message, { reason: err.reason }), expected: true }
     return { error: new OciError('UNAVAILABLE', 502, err.message, { reason: err.reason, ...err.detail }), expected: true }
   }
   if (err instanceof StoreError) {
+    if (err.code === 'STORE_FULL') return { error: new OciError('UNAVAILABLE', 507, 'no space left on the region\'s storage', { operation: err.operation }, { 'retry-after': '5' }), expected: true }
     return { error: new OciError('UNAVAILABLE', 503, 'the region\'s blob store is unavailable', { operation: err.operation, cause: err.message }), expected: true }
   }
   if (err instanceof StateError) {

@@ -60,8 +60,15 @@ export class Metrics {
 
   readonly fillFailures = new Counter({
     name: 'ferry_fill_failures_total',
-    help: 'Blob fills that failed, by reason (digest_mismatch, size_mismatch, upstream).',
+    help: 'Blob fills that failed, by reason (digest_mismatch, size_mismatch, upstream, no_space, staging_failed).',
     labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  readonly diskFull = new Counter({
+    name: 'ferry_disk_full_total',
+    help: 'Writes refused because this proxy\'s disk was full, by what was written (fill, commit, upload); each sets off an eviction.',
+    labelNames: ['write'] as const,
     registers: [this.registry],
   })
 

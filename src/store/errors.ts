@@ -3,7 +3,7 @@
 // anything else the store could not do is a StoreError. The bytes are not
 // lost, only unreachable now.
 
-export type StoreErrorCode = 'STORE_UNAVAILABLE'
+export type StoreErrorCode = 'STORE_UNAVAILABLE' | 'STORE_FULL'
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode
@@ -12,7 +12,8 @@ export class StoreError extends Error {
   constructor (operation: string, cause: unknown) {
     super(`the blob store could not ${operation}: ${describeCause(cause)}`, { cause })
     this.name = 'StoreError'
-    this.code = 'STORE_UNAVAILABLE'
+    const code = (cause as { code?: unknown } | undefined)?.code
+    this.code = code === 'ENOSPC' || code === 'EDQUOT' ? 'STORE_FULL' : 'STORE_UNAVAILABLE'
     this.operation = operation
   }
 }
