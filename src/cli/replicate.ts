@@ -1,6 +1,7 @@
 // ferry replicate: the replicator, and the operator's views of it.
 import { loadRegion } from '../config/load.ts'
 import { createLogger } from '../observe/logger.ts'
+import { StateError } from '../state/errors.ts'
 import { defineCommand, requireConfig, UsageError } from './command.ts'
 import { listenFailure, untilSignal } from './serve.ts'
 
@@ -28,6 +29,10 @@ export const replicateCommand = defineCommand({
     try {
       result = await replicate(config, modes[0] ?? 'run', log, line => console.log(line))
     } catch (err) {
+      if (err instanceof StateError) {
+        console.error(`ferry replicate: ${err.message}`)
+        return 1
+      }
       const listen = config.replication.metricsListen
       const why = listen === undefined ? undefined : listenFailure(err, `${listen.host}:${listen.port}`)
       if (why === undefined) throw err

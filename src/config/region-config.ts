@@ -67,7 +67,7 @@ export interface ReplicationConfig {
   /** Edges ask the peers for a missing blob or manifest before the upstream. */
   readonly fallback: boolean
   readonly fallbackTimeoutMs: number
-  /** Attempts at an event a peer refuses (4xx) before it goes to the dead letters. */
+  /** Attempts at an event a peer refuses (4xx), or this region cannot produce, before it goes to the dead letters. */
   readonly attempts: number
   /** This region's edge, which the replicator asks for content the region should hold but does not yet. */
   readonly edge: string | undefined

@@ -150,7 +150,7 @@ const replication = fields({
   metricsListen: doc(v.optional(listen()), 'where `ferry replicate` serves `/metrics`', 'none'),
   fallback: doc(v.optional(bool()), 'ask peers for a missing blob or manifest before the upstream', '`true` with peers'),
   fallbackTimeout: doc(v.optional(duration(), '2s'), 'how long each peer gets to answer a fallback'),
-  attempts: doc(v.optional(integer(1, 100), 5), 'tries at an event a peer refuses before it is dead-lettered'),
+  attempts: doc(v.optional(integer(1, 100), 5), 'tries at an event a peer refuses, or whose content this region cannot produce, before it is dead-lettered'),
   edge: doc(v.optional(httpUrl('an http:// URL of this region\'s edge')), 'this region\'s edge, for the replicator to fetch what the region does not hold yet', 'from `listen`'),
 })
 

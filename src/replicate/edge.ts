@@ -42,7 +42,7 @@ export class Edge {
       if (info !== undefined) return info
       await sleep(100)
     }
-    throw new PushError(`blob ${digest.value} did not land in this region's store`, true)
+    throw new PushError(`blob ${digest.value} did not land in this region's store`, false)
   }
 
   async close (): Promise<void> { await this.client.close() }

@@ -6,8 +6,10 @@
 // manifests go only where the rule says `deletes: true`.
 //
 // A peer that is down or failing (network, 5xx, 429) is retried with backoff
-// for ever: lag grows, nothing is lost. An event the peer refuses (4xx) is
-// tried `attempts` times, then kept in the dead letters and skipped.
+// for ever: lag grows, nothing is lost. An event the peer refuses (4xx), or
+// whose content this region cannot produce (its edge answers but the store
+// stays without it), is tried `attempts` times, then kept in the dead
+// letters with the reason and skipped, so lag can reach 0.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PassThrough, type Readable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
@@ -28,6 +30,7 @@ import type { Rules } from './rules.ts'
 const BATCH = 100
 const IDLE_POLL_MS = 250
 const MAX_BACKOFF_MS = 30_000
+const MANIFEST_LANDS_WITHIN_MS = 5000
 
 /** What every peer's loop shares: the region, the rules, and whether the replicator is stopping. */
 export interface ReplicationContext {
@@ -122,7 +125,7 @@ export class PeerLoop {
         if (!retryable && ++refused >= this.c.config.attempts) {
           await this.c.state.events.addDeadLetter(this.peer, { id: item.id, event: e, error: (err as Error).message, at: Date.now() })
           this.c.metrics.deadLettered(this.peer)
-          log.error({ ...what, err: (err as Error).message }, 'peer refuses this event; kept in the dead letters')
+          log.error({ ...what, err: (err as Error).message }, 'event cannot be delivered; kept in the dead letters')
           return
         }
         this.c.metrics.failed(this.peer)
@@ -150,9 +153,15 @@ export class PeerLoop {
     if (mediaType === undefined || blob === undefined) {
       // evicted since: the region's edge brings it back
       await this.c.edge.fetch(name, 'manifests', digest)
-      mediaType = (await this.c.state.manifests.get(digest))?.mediaType
-      blob = await this.c.store.open(d)
-      if (mediaType === undefined || blob === undefined) throw new PushError(`manifest ${digest} is not in this region's store`, true)
+      // the edge saves what it fetched just after it answered
+      for (let i = 0; i < MANIFEST_LANDS_WITHIN_MS / 100; i++) {
+        mediaType = (await this.c.state.manifests.get(digest))?.mediaType
+        blob = mediaType === undefined ? undefined : await this.c.store.open(d)
+        if (blob !== undefined) break
+        await sleep(100)
+      }
+      // the edge answered, yet the store has nothing: asking again gives the same; the dead letters keep it for --retry-dead
+      if (mediaType === undefined || blob === undefined) throw new PushError(`manifest ${digest} is not in this region's store`, false)
     }
     return { mediaType, body: await collect(blob.body(), MAX_MANIFEST_BYTES) }
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { RegionConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import { embeddedState } from './embedded/index.ts'
+import { StateError } from './errors.ts'
 import type { RegionState } from './region-state.ts'
 
 export interface OpenedState {
@@ -17,15 +18,28 @@ export interface OpenedState {
   close (): Promise<void>
 }
 
-export async function openState (config: RegionConfig, log: Logger): Promise<OpenedState> {
+export interface OpenStateOptions {
+  /** Wait this long for Redis to be ready before anything is asked of it; past it, a StateError. */
+  readonly readyWithinMs?: number
+}
+
+export async function openState (config: RegionConfig, log: Logger, opts: OpenStateOptions = {}): Promise<OpenedState> {
   if (config.state.type !== 'redis') {
     const folder = join(config.data, 'state')
     const state = embeddedState(folder, config.workers > 1)
     return { state, redis: undefined, ping: async () => { await access(folder, constants.W_OK) }, close: () => state.close() }
   }
-  const { connectRedis } = await import('./redis/connect.ts')
+  const { connectRedis, redactedUrl, whenReady } = await import('./redis/connect.ts')
   const { redisState } = await import('./redis/index.ts')
   const redis = connectRedis(config.state, log)
+  if (opts.readyWithinMs !== undefined) {
+    try {
+      await whenReady(redis, opts.readyWithinMs)
+    } catch (err) {
+      redis.disconnect()
+      throw new StateError(`reach Redis at ${redactedUrl(config.state.url)} within ${opts.readyWithinMs / 1000} s`, err)
+    }
+  }
   const state = redisState(redis, config.state.keyPrefix, log)
   return { state, redis, ping: async () => { await redis.ping() }, close: async () => { await state.close(); redis.disconnect() } }
 }

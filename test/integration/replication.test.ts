@@ -208,7 +208,8 @@ t.test('a blob the peer holds in another repository is mounted; dead letters are
   await pushImage(upstream.url, 'apps/oci-copy', 'v1', i.img)
   await pullThrough(a.url, 'apps/oci-copy', 'v1', i.img)
   t.ok(await recorded('apps/oci-copy', 'v1'))
-  await caughtUp(['b', 'c'])
+  const s = await caughtUp(['b', 'c'])
+  t.equal(s.b?.deadLetters, 0, 'B refused nothing')
   const layer = i.img.layers[0]!.digest
   t.ok(c.requests().some(r => r.method === 'POST' && r.path.startsWith(`/v2/apps/oci-copy/blobs/uploads/?mount=${encodeURIComponent(layer)}&from=apps%2Foci`) && r.status === 201),
     'C was asked to mount the layer from apps/oci, and did')
@@ -272,6 +273,7 @@ t.test('a peer that is down: lag grows, nothing is lost, it drains when the peer
   b = await startFerry({ data: bData, config: bConfig(), env: { FERRY_REPLICATION_SECRET: SECRET } })
   const after = await caughtUp(['b'])
   t.equal(after.b?.eventsBehind, 0, 'drained')
+  t.equal(after.b?.deadLetters, 0, 'nothing dead-lettered while B was away')
   const top = await get(`${b.url}/v2/apps/late/manifests/v1`, ACCEPT)
   t.equal(top.status, 200)
   const layer = await pullBlob(`${b.url}/v2/apps/late/blobs/${late.layers[0]!.digest}`)
@@ -323,6 +325,7 @@ t.test('kill -9 of the replicator mid-blob: it resumes the upload, and B never s
   watching = false
   await watcher
   t.equal(s.b?.eventsBehind, 0, 'caught up after the restart')
+  t.equal(s.b?.deadLetters, 0, 'nothing dead-lettered by the restart')
   t.notOk(sawIncomplete, 'B never showed the tag before all its blobs')
   t.ok(restarted.lines.some(l => l.includes('resuming an upload') && /"offset":[1-9]/.test(l)), 'the restarted replicator resumed the upload at the offset B held')
   const got = await pullBlob(`${b.url}/v2/apps/big/blobs/${big.digest}`)
