@@ -1,17 +1,23 @@
 // HTTPS upstreams: a private CA trusted per upstream (caFile), or no
 // verification at all (insecure), and refusal without either. And ferry
-// serving HTTPS itself, with a certificate renewed on disk.
+// serving HTTPS itself, with a certificate renewed on disk, and the token
+// flow over it with skopeo and containerd.
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { X509Certificate } from 'node:crypto'
+import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { join } from 'node:path'
+import bcrypt from 'bcryptjs'
 import t from 'tap'
+import { startContainerd } from '../helpers/containerd.ts'
 import { startFerry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { image, pushImage } from '../helpers/images.ts'
 import { requireBinary, startRegistry } from '../helpers/registry.ts'
+import { registerSecret } from '../helpers/secrets.ts'
+
+const TOKEN_PASSWORD = 'alice-Tls-token-1'
 
 t.test('an HTTPS upstream with a private CA', async t => {
   requireBinary('openssl', 'openssl')
@@ -99,4 +105,66 @@ t.test('ferry serves HTTPS, and takes a renewed certificate without dropping con
   })
   t.match(answer, /^HTTP\/1\.1 200/, 'a connection opened before the renewal still works')
   before.socket.destroy()
+})
+
+t.test('HTTPS with the token flow: the challenge names an https realm, and skopeo and ctr log in and pull', async t => {
+  requireBinary('openssl', 'openssl')
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-tls-token-'))
+  const sh = (args: string[]): void => { execFileSync('openssl', args, { stdio: 'ignore' }) }
+  sh(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '1', '-subj', '/CN=ferry token CA'])
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n')
+  sh(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr'), '-subj', '/CN=127.0.0.1'])
+  sh(['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', join(dir, 'ca.crt'), '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-out', join(dir, 'server.pem'), '-days', '1', '-extfile', join(dir, 'ext.cnf')])
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  writeFileSync(join(dir, 'token.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }))
+  registerSecret(TOKEN_PASSWORD)
+
+  const upstream = await startRegistry()
+  t.teardown(() => upstream.stop())
+  const img = await image({ files: { 'tls.txt': 'pulled over https with a token\n' } })
+  await pushImage(upstream.url, 'tls/private', 'v1', img)
+  const ferry = await startFerry({ config: {
+    upstreams: [{ name: 'up', url: upstream.url, default: true }],
+    tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
+    auth: {
+      users: { alice: bcrypt.hashSync(TOKEN_PASSWORD, 6) },
+      access: [{ repositories: ['**'], allow: { 'user:alice': 'reader' } }],
+      token: { keyFile: join(dir, 'token.pem'), service: 'ferry-tls', ttl: '5m' },
+    },
+  } })
+  t.teardown(() => ferry.stop())
+  const host = `127.0.0.1:${ferry.port}`
+
+  const challenge = await new Promise<string>((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: ferry.port, ca: readFileSync(join(dir, 'ca.crt')) }, () => {
+      socket.write(`GET /v2/ HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`)
+    })
+    let text = ''
+    socket.on('data', (d: Buffer) => { text += d.toString() })
+    socket.on('end', () => resolve(text))
+    socket.on('error', reject)
+  })
+  t.match(challenge, new RegExp(`www-authenticate: Bearer realm="https://${host.replace(/\./g, '\\.')}/token",service="ferry-tls"`, 'i'), 'the realm is https, as the client came')
+
+  const certDir = join(dir, 'certs'); mkdirSync(certDir); copyFileSync(join(dir, 'ca.crt'), join(certDir, 'ca.crt'))
+  requireBinary('skopeo', 'skopeo')
+  const creds = `alice:${TOKEN_PASSWORD}`
+  const raw = execFileSync('skopeo', ['--insecure-policy', 'inspect', '--raw', '--cert-dir', certDir, '--creds', creds, `docker://${host}/tls/private:v1`], { encoding: 'utf8' })
+  t.equal(raw, img.manifest.bytes.toString(), 'skopeo: the token flow over HTTPS')
+  const out = join(dir, 'copy')
+  execFileSync('skopeo', ['--insecure-policy', 'copy', '--src-cert-dir', certDir, '--src-creds', creds, `docker://${host}/tls/private:v1`, `oci:${out}:v1`], { stdio: 'ignore' })
+  const layer = img.layers[0]!.digest
+  t.equal(createHash('sha256').update(readFileSync(join(out, 'blobs', 'sha256', layer.slice(7)))).digest('hex'), layer.slice(7), 'and its layer, byte for byte')
+  t.throws(() => execFileSync('skopeo', ['--insecure-policy', 'inspect', '--raw', '--cert-dir', certDir, `docker://${host}/tls/private:v1`], { stdio: 'ignore' }), 'without credentials: refused')
+
+  // containerd resolves through hosts.toml with the CA, as a Kubernetes node would
+  const containerd = await startContainerd({})
+  t.teardown(() => containerd.stop())
+  const hosts = join(dir, 'hosts'); mkdirSync(join(hosts, host), { recursive: true })
+  writeFileSync(join(hosts, host, 'hosts.toml'), `server = "https://${host}"\n\n[host."https://${host}"]\n  capabilities = ["pull", "resolve"]\n  ca = "${join(dir, 'ca.crt')}"\n`)
+  const ctr = (args: string[]): string => execFileSync('ctr', ['--address', containerd.sock, ...args], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+  ctr(['images', 'pull', '--hosts-dir', hosts, '--user', creds, '--snapshotter', 'native', `${host}/tls/private:v1`])
+  t.match(ctr(['images', 'ls']), `${host}/tls/private:v1`, 'ctr: pulled over HTTPS with the token flow')
+  t.match(ctr(['content', 'ls']), layer, 'with the layer in its content store')
+  t.throws(() => ctr(['images', 'pull', '--hosts-dir', hosts, '--snapshotter', 'native', `${host}/tls/private:v1`]), 'ctr without credentials: refused')
 })
