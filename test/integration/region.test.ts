@@ -127,6 +127,22 @@ t.test('one cold blob, 16 clients over three proxies: one upstream GET for the r
   t.equal(stream.filter(([, f]) => f.some(v => v.includes(`"kind":"blob","digest":"${b.digest}"`))).length, 1, 'committed once to the region stream')
 })
 
+t.test('a corrupting upstream, 16 clients over three proxies: none receives the whole length of the wrong blob, nothing is kept', async t => {
+  const b = await newBlob(12 * MiB)
+  const size = b.bytes.length
+  faulty.fault = req => req.url === blobPath(b) ? { bytesPerSecond: 12 * MiB, corruptAt: size - 10 } : undefined
+  const pulls = await Promise.all(Array.from({ length: 16 }, (_, i) => pullBlob(`${proxies[i % 3]!.url}${blobPath(b)}`)))
+  faulty.fault = undefined
+  // a proxy cut by the leader before the bad byte resumes from the upstream by Range, which this fault leaves intact
+  const whole = pulls.filter(p => p.bytes === size)
+  t.same(whole.filter(p => p.digest !== b.digest).map(p => p.digest), [], `no client received the whole length of wrong bytes (${whole.length} got the right blob after a resume, ${pulls.length - whole.length} were cut)`)
+  t.ok(pulls.some(p => !p.complete && p.bytes < size), 'the leader\'s own clients were cut')
+  const gets = faulty.seen.filter(r => r.method === 'GET' && r.path === blobPath(b))
+  t.equal(gets.filter(r => r.range === undefined).length, 1, 'one whole upstream GET for the region')
+  // whatever a proxy kept, it verified: the next pulls from every proxy get the right bytes
+  expectWhole(t, await Promise.all(proxies.map(p => pullBlob(`${p.url}${blobPath(b)}`))), b)
+})
+
 t.test('the tiers: an L1 miss that the region store has is streamed from it, then hits L1', async t => {
   const b = await newBlob(6 * MiB)
   const first = await pullBlob(`${proxies[0]!.url}${blobPath(b)}`)

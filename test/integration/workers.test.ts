@@ -52,6 +52,28 @@ t.test('two workers, 16 clients, one cold blob: one upstream GET, every client v
   t.match(metrics, /ferry_cache_blobs 2\b/, 'the primary\'s cache index knows both blobs')
 })
 
+t.test('a corrupting upstream, two workers, 16 clients: none receives the whole length of the wrong blob, nothing is kept', async t => {
+  const { upstream, faulty, ferry } = await twoWorkers(t)
+  const size = 8 * MiB
+  const b = blob('application/octet-stream', randomBytes(size))
+  await pushBlob(upstream.url, 'workers/corrupt', b)
+  const path = `/v2/workers/corrupt/blobs/${b.digest}`
+  // the wrong byte near the end: followers learn how much is written before they learn the digest failed
+  faulty.fault = req => req.url === path ? { bytesPerSecond: 16 * MiB, corruptAt: size - 10 } : undefined
+  const pulls = await Promise.all(Array.from({ length: 16 }, () => pullBlob(ferry.url + path, { headers: { connection: 'close' } })))
+  faulty.fault = undefined
+  const served = new Set((await ferry.waitForLogs(l => l.msg === 'request' && l.path === path, 16)).map(l => l.worker))
+  t.same([...served].sort(), [1, 2], 'both workers served clients')
+  for (const p of pulls) {
+    t.notOk(p.complete, 'the transfer was cut')
+    t.ok(p.bytes < size, `never the whole length (${p.bytes} of ${size})`)
+  }
+  t.equal(faulty.count('GET', path), 1, 'a wrong digest is not fetched again for the same clients')
+  const honest = await pullBlob(ferry.url + path, { headers: { connection: 'close' } })
+  t.equal(honest.digest, b.digest, 'nothing wrong was kept: the next pull fetches again and verifies')
+  t.equal(faulty.count('GET', path), 2)
+})
+
 t.test('a worker killed mid-fill: its followers are cut, the worker is replaced, the next pull refills once', async t => {
   const { upstream, faulty, ferry } = await twoWorkers(t)
   const b = blob('application/octet-stream', randomBytes(8 * MiB))
