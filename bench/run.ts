@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --out DIR]
+// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --fuzz
 // ferry side by side with the proxies users would pick instead, in one run
 // on this machine: the upstream itself (direct), ferry, the CNCF
 // distribution registry in proxy mode, and nginx proxy_cache with
@@ -260,8 +260,18 @@ function checks (r: Results): Check[] {
   ]
 }
 
-main().then(stopAll, async err => {
-  process.stderr.write(`[bench] failed: ${(err as Error).stack ?? String(err)}\n`)
-  await stopAll()
-  process.exitCode = 1
-})
+if (args.includes('--faults')) {
+  // the fault run is its own program (faults.ts), as is the long fuzz run
+  await import('./faults.ts')
+} else if (args.includes('--fuzz')) {
+  const fuzz = spawnSync(process.execPath, [join(here, '..', 'test', 'run.ts'), join(here, '..', 'test', 'integration', 'fuzz.test.ts')], {
+    stdio: 'inherit', env: { ...process.env, FERRY_FUZZ_RUNS: process.env.FERRY_FUZZ_RUNS ?? '5000', FERRY_FUZZ_SEED: process.env.FERRY_FUZZ_SEED ?? String(Date.now() % 1_000_000) },
+  })
+  process.exitCode = fuzz.status ?? 1
+} else {
+  main().then(stopAll, async err => {
+    process.stderr.write(`[bench] failed: ${(err as Error).stack ?? String(err)}\n`)
+    await stopAll()
+    process.exitCode = 1
+  })
+}

@@ -8,6 +8,8 @@ export interface S3Server {
   readonly port: number
   readonly bucket: string
   close (): Promise<void>
+  /** Stop at once, as a crash: open connections are cut, not drained. */
+  crash (): Promise<void>
 }
 
 export const S3_BUCKET = 'ferry-test'
@@ -18,5 +20,10 @@ export async function startS3Server (dir: string, port = 0): Promise<S3Server> {
   process.env.AWS_SECRET_ACCESS_KEY ??= 'S3RVER'
   const server = new S3rver({ address: '127.0.0.1', port, silent: true, directory: dir, configureBuckets: [{ name: S3_BUCKET }] })
   const { port: bound } = await server.run()
-  return { endpoint: `http://127.0.0.1:${bound}`, port: bound, bucket: S3_BUCKET, close: () => server.close() }
+  const crash = async (): Promise<void> => {
+    const closing = server.close()
+    ;(server as unknown as { httpServer?: import('node:http').Server }).httpServer?.closeAllConnections()
+    await closing
+  }
+  return { endpoint: `http://127.0.0.1:${bound}`, port: bound, bucket: S3_BUCKET, close: () => server.close(), crash }
 }
