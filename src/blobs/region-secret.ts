@@ -6,30 +6,39 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { sameSecret } from '../auth/credentials.ts'
+import { whenReady } from '../state/redis/ready.ts'
 
 const RETRY_MS = 1000
+/** At start the connection may not be ready yet: a first ask waits this long for it rather than refusing. */
+const READY_WAIT_MS = 3000
 
 export class RegionSecret {
   private readonly redis: Redis
   private readonly key: string
   private value: string | undefined
-  private triedAt = 0
+  private failedAt = 0
+  private pending: Promise<string | undefined> | undefined
 
   constructor (redis: Redis, prefix: string) {
     this.redis = redis
     this.key = `${prefix}region-secret`
   }
 
-  /** The secret, once Redis has answered (undefined while it has not: region-peer reads are then refused both ways). */
+  /** The secret, once Redis has answered (undefined while it cannot: region-peer reads are then refused both ways). */
   async get (): Promise<string | undefined> {
     if (this.value !== undefined) return this.value
-    if (Date.now() - this.triedAt < RETRY_MS) return undefined
-    this.triedAt = Date.now()
+    this.pending ??= this.read().finally(() => { this.pending = undefined })
+    return await this.pending
+  }
+
+  private async read (): Promise<string | undefined> {
+    if (Date.now() - this.failedAt < RETRY_MS) return undefined
     try {
+      if (this.redis.status !== 'ready') await whenReady(this.redis, READY_WAIT_MS)
       await this.redis.set(this.key, randomBytes(32).toString('base64url'), 'NX')
       this.value = (await this.redis.get(this.key)) ?? undefined
     } catch {
-      this.value = undefined
+      this.failedAt = Date.now()
     }
     return this.value
   }

@@ -58,6 +58,12 @@ export class Replicator {
     await this.c.edge.close()
   }
 
+  /** Drop the events every peer has passed (its cursor); true when something went. */
+  async compact (): Promise<boolean> {
+    const cursors = await Promise.all(this.clients.map(c => this.c.state.events.cursor(c.peer.name)))
+    return await this.c.state.events.compact(cursors)
+  }
+
   /** Try every dead letter of every peer once more; those that go through leave the list. */
   async retryDeadLetters (): Promise<{ retried: number, delivered: number }> {
     let retried = 0; let delivered = 0

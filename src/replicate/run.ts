@@ -1,6 +1,8 @@
 // `ferry replicate`: the replicator as a process, its /metrics, and the
 // operator's views of it (--status, --dead-letters, --retry-dead).
 import { createServer } from 'node:http'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { RegionConfig } from '../config/region-config.ts'
 import type { Logger } from '../observe/logger.ts'
 import { openBlobStore } from '../store/open-store.ts'
@@ -8,6 +10,7 @@ import { openState } from '../state/open-state.ts'
 import type { RegionState } from '../state/region-state.ts'
 import { ReplicationMetrics } from './metrics.ts'
 import { lagOf } from './lag.ts'
+import { FileReplicatorLease, RedisReplicatorLease, type ReplicatorLease } from './lease.ts'
 import { Replicator } from './replicator.ts'
 
 export type ReplicateMode = 'run' | 'status' | 'dead-letters' | 'retry-dead'
@@ -51,18 +54,18 @@ export async function replicate (config: RegionConfig, mode: ReplicateMode, log:
   const opened = await openState(config, log, { readyWithinMs: mode === 'run' ? RUN_WAITS_FOR_STATE_MS : VIEW_WAITS_FOR_STATE_MS })
   const store = await openBlobStore(config.store)
   const metrics = new ReplicationMetrics()
-  const replicator = new Replicator({ state: opened.state, store, config: config.replication, edge: edgeOf(config), log, metrics })
-  const done = async (): Promise<void> => { await replicator.stop(); store.close?.(); await opened.close() }
+  const done = async (): Promise<void> => { store.close?.(); await opened.close() }
 
   if (mode !== 'run') {
+    const replicator = new Replicator({ state: opened.state, store, config: config.replication, edge: edgeOf(config), log, metrics })
     try {
       return await view(mode, config, opened.state, replicator, print)
     } finally {
+      await replicator.stop()
       await done()
     }
   }
 
-  replicator.start()
   let server: ReturnType<typeof createServer> | undefined
   const listen = config.replication.metricsListen
   if (listen !== undefined) {
@@ -74,9 +77,57 @@ export async function replicate (config: RegionConfig, mode: ReplicateMode, log:
     })
     await new Promise<void>(resolve => server!.listen(listen.port, listen.host, resolve))
   }
-  log.info({ peers: config.replication.peers.map(p => ({ name: p.name, url: p.url.origin })), edge: edgeOf(config), metrics: listen === undefined ? undefined : `${listen.host}:${listen.port}` }, 'replicating')
+  const lease = opened.redis !== undefined && config.state.type === 'redis'
+    ? new RedisReplicatorLease(opened.redis, config.state.keyPrefix)
+    : new FileReplicatorLease(join(config.data, 'state', 'replicator.lock'))
+  const stopping = new AbortController()
+  const supervising = supervise(lease, stopping.signal, log, () => new Replicator({ state: opened.state, store, config: config.replication, edge: edgeOf(config), log, metrics }), () => {
+    log.info({ peers: config.replication.peers.map(p => ({ name: p.name, url: p.url.origin })), edge: edgeOf(config), metrics: listen === undefined ? undefined : `${listen.host}:${listen.port}` }, 'replicating')
+  })
   return async () => {
+    stopping.abort()
+    await supervising
     server?.close()
     await done()
+  }
+}
+
+/**
+ * Replicate while this process holds the region's lease; stand by while
+ * another does. Between renewals the event log is compacted up to where
+ * every peer has passed.
+ */
+async function supervise (lease: ReplicatorLease, signal: AbortSignal, log: Logger, make: () => Replicator, onStart: () => void): Promise<void> {
+  const pause = (ms: number): Promise<void> => sleep(ms, undefined, { signal }).catch(() => {})
+  let standingBy = false
+  while (!signal.aborted) {
+    let got = false
+    try { got = await lease.tryAcquire() } catch (err) { log.warn({ err: (err as Error).message }, 'replicator lease: the region state did not answer; trying again') }
+    if (!got) {
+      if (!standingBy) log.info({ holder: await lease.holder().catch(() => undefined) }, 'another replicator holds this region\'s lease; standing by')
+      standingBy = true
+      await pause(lease.renewEveryMs)
+      continue
+    }
+    standingBy = false
+    const replicator = make()
+    replicator.start()
+    onStart()
+    let renewed = Date.now()
+    while (!signal.aborted) {
+      await pause(lease.renewEveryMs)
+      if (signal.aborted) break
+      const ours = await lease.renew().then(ok => ok ? 'yes' : 'no', () => 'unknown')
+      if (ours === 'yes') renewed = Date.now()
+      // not renewed for three periods (the state is down): another replicator may hold it by now
+      if (ours === 'no' || Date.now() - renewed > 3 * lease.renewEveryMs) {
+        log.error('replicator lease lost; stopping deliveries and standing by')
+        break
+      }
+      await replicator.compact().catch((err: unknown) => { log.warn({ err: (err as Error).message }, 'event log compaction failed') })
+    }
+    await replicator.stop()
+    if (signal.aborted) await replicator.compact().catch(() => {})
+    await lease.release().catch(() => {})
   }
 }

@@ -29,7 +29,8 @@ export async function openState (config: RegionConfig, log: Logger, opts: OpenSt
     const state = embeddedState(folder, config.workers > 1)
     return { state, redis: undefined, ping: async () => { await access(folder, constants.W_OK) }, close: () => state.close() }
   }
-  const { connectRedis, redactedUrl, whenReady } = await import('./redis/connect.ts')
+  const { connectRedis, redactedUrl } = await import('./redis/connect.ts')
+  const { whenReady } = await import('./redis/ready.ts')
   const { redisState } = await import('./redis/index.ts')
   const redis = connectRedis(config.state, log)
   if (opts.readyWithinMs !== undefined) {

@@ -118,6 +118,12 @@ export interface EventLog {
   addDeadLetter (peer: string, letter: DeadLetter): Promise<void>
   deadLetters (peer: string): Promise<DeadLetter[]>
   removeDeadLetter (peer: string, id: string): Promise<void>
+  /**
+   * Drop what lies before the lowest of `cursors` (every peer has passed
+   * it). Reads from an earlier position start at what is kept. Resolves
+   * with whether anything was dropped.
+   */
+  compact (cursors: readonly string[]): Promise<boolean>
 }
 
 /** A robot account: a named, non-human credential with a scope and maybe an expiry. Its secret is kept only as a bcrypt hash. */

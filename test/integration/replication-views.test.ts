@@ -4,14 +4,14 @@
 // it ends in the dead letters with its reason, lag reaches 0, and
 // --retry-dead delivers it once the content is back.
 import { execFile } from 'node:child_process'
-import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { stringify } from 'yaml'
 import { CLI, NODE_FLAGS, startFerry } from '../helpers/ferry.ts'
 import { get } from '../helpers/http.ts'
-import { image, pushImage, OCI_MANIFEST } from '../helpers/images.ts'
+import { image, pushImage, pushManifest, OCI_MANIFEST } from '../helpers/images.ts'
 import { eventually, freePort, scratchDir, startProc } from '../helpers/procs.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { startRegistry } from '../helpers/registry.ts'
@@ -60,7 +60,14 @@ t.test('--status, --dead-letters and --retry-dead with Redis state: answers when
   await replicator.waitFor(/"msg":"replicating"/)
   await new Promise(resolve => setTimeout(resolve, 500))
   t.same(replicator.lines.filter(l => /writeable|offline queue/i.test(l)), [], 'the running replicator starts without a Redis error')
+  const second = startProc(process.execPath, [...NODE_FLAGS, CLI, 'replicate', '--config', config])
+  t.teardown(() => second.stop())
+  await second.waitFor(/standing by/)
+  t.notOk(second.lines.some(l => l.includes('"msg":"replicating"')), 'a second replicator of the region stands by (the lease in Redis)')
   await replicator.stop()
+  await second.waitFor(/"msg":"replicating"/, 20_000)
+  t.pass('and takes over once the first has stopped')
+  await second.stop()
 
   await redis.stop()
   for (const view of ['--status', '--dead-letters', '--retry-dead']) {
@@ -121,4 +128,54 @@ t.test('a manifest this region\'s store lost: dead-lettered with the reason, lag
   t.equal(there.status, 200, 'the peer has the tag now')
   t.equal(there.headers['docker-content-digest'], digest)
   t.equal((await cli(['replicate', '--config', a.configPath, '--dead-letters'])).stdout.trim(), '', 'no dead letters left')
+})
+
+t.test('one replicator per region, embedded: a second stands by and takes over from a killed one; the passed events are freed on disk', async t => {
+  const upstream = await startRegistry()
+  t.teardown(() => upstream.stop())
+  const peer = await startRegistry()
+  t.teardown(() => peer.stop())
+  const img = await image({ files: { 'b.txt': 'many tags\n' } })
+  await pushImage(upstream.url, 'lib/tags', 'v0', img)
+  const tags = Array.from({ length: 80 }, (_, i) => `t${i}`)
+  for (const tag of tags) await pushManifest(upstream.url, 'lib/tags', tag, img.manifest)
+  const config = {
+    region: 'a', listen: `127.0.0.1:${await freePort()}`,
+    upstreams: [{ name: 'up', url: upstream.url, default: true }],
+    replication: { peers: [{ name: 'c', url: peer.url }] },
+  }
+  const a = await startFerry({ config })
+  t.teardown(() => a.stop())
+  for (const tag of tags) t.equal((await get(`${a.url}/v2/lib/tags/manifests/${tag}`, { accept: OCI_MANIFEST })).status, 200)
+  const events = join(a.data, 'state', 'events.jsonl')
+  t.ok(await eventually(() => existsSync(events) && readFileSync(events, 'utf8').includes('"tag":"t79"')), 'every tag recorded')
+
+  const first = startProc(process.execPath, [...NODE_FLAGS, CLI, 'replicate', '--config', a.configPath])
+  t.teardown(() => first.stop())
+  await first.waitFor(/"msg":"replicating"/)
+  const second = startProc(process.execPath, [...NODE_FLAGS, CLI, 'replicate', '--config', a.configPath])
+  t.teardown(() => second.stop())
+  await second.waitFor(/standing by/)
+  const status = async (): Promise<{ eventsBehind: number, deadLetters: number, position: string }> => JSON.parse((await cli(['replicate', '--config', a.configPath, '--status'])).stdout.trim()) as { eventsBehind: number, deadLetters: number, position: string }
+  let s = await status()
+  for (let i = 0; i < 120 && s.eventsBehind > 0; i++) { await new Promise(resolve => setTimeout(resolve, 250)); s = await status() }
+  t.equal(s.eventsBehind, 0, 'the first caught up')
+  t.equal(s.deadLetters, 0)
+  t.equal((await get(`${peer.url}/v2/lib/tags/manifests/t79`, { accept: OCI_MANIFEST })).status, 200, 'the peer has the last tag')
+
+  // compaction runs between lease renewals (every 5 s with the embedded state)
+  const compacted = join(a.data, 'state', 'events.compacted')
+  t.ok(await eventually(() => existsSync(compacted) && Number(readFileSync(compacted, 'utf8')) === Number(s.position), 15_000), `compacted up to the peer's position (${s.position})`)
+  const st = statSync(events)
+  t.ok(st.blocks * 512 < st.size, `the passed part takes no disk (${st.blocks * 512} bytes allocated of ${st.size})`)
+  t.equal((await status()).eventsBehind, 0, 'the status reads the kept part')
+
+  await first.stop('SIGKILL')
+  await second.waitFor(/"msg":"replicating"/, 20_000)
+  t.notOk(first.lines.some(l => /lease lost/.test(l)), 'the first held its lease until it was killed')
+  await pushManifest(upstream.url, 'lib/tags', 'after', img.manifest)
+  t.equal((await get(`${a.url}/v2/lib/tags/manifests/after`, { accept: OCI_MANIFEST })).status, 200)
+  let there = 0
+  for (let i = 0; i < 80 && there !== 200; i++) { await new Promise(resolve => setTimeout(resolve, 250)); there = (await get(`${peer.url}/v2/lib/tags/manifests/after`, { accept: OCI_MANIFEST })).status }
+  t.equal(there, 200, 'the second, having taken over, delivers what comes after the compacted part')
 })

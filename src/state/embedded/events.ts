@@ -1,5 +1,7 @@
 // The region's event stream as a file of JSON lines, <root>/events.jsonl,
-// with each peer's cursor and dead letters beside it.
+// with each peer's cursor and dead letters beside it, and how far the
+// replicator has compacted it (events.compacted).
+import { execFile } from 'node:child_process'
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StateError } from '../errors.ts'
@@ -77,11 +79,38 @@ export class EmbeddedEvents implements EventLog {
     return n
   }
 
+  private get compactedPath (): string { return join(this.root, 'events.compacted') }
+
+  /** Where the kept part of the stream begins: bytes before it were freed. */
+  private async compactedTo (): Promise<number> {
+    try { return Number((await readFile(this.compactedPath, 'utf8')).trim()) || 0 } catch { return 0 }
+  }
+
+  /**
+   * An event's id is its byte offset, so the file cannot shrink from the
+   * front while other processes append to it. Instead the passed prefix is
+   * freed on disk (a hole punched: it reads as zeros and takes no blocks)
+   * and readers start at `events.compacted`.
+   */
+  async compact (cursors: readonly string[]): Promise<boolean> {
+    if (cursors.length === 0) return false
+    const lowest = Math.min(...cursors.map(c => Number(c) || 0))
+    if (lowest <= await this.compactedTo()) return false
+    await new Promise<void>((resolve, reject) => {
+      execFile('fallocate', ['--punch-hole', '--offset', '0', '--length', String(lowest), this.eventsPath], err => {
+        if (err === null) resolve()
+        else reject(new StateError('free the passed part of the event stream (fallocate --punch-hole)', err))
+      })
+    })
+    await this.files.write(this.compactedPath, String(lowest))
+    return true
+  }
+
   private async scanEvents (after: string, each: (id: string, line: string) => boolean): Promise<void> {
     let fh
     try { fh = await open(this.eventsPath, 'r') } catch { return }
     try {
-      let pos = Number(after) || 0
+      let pos = Math.max(Number(after) || 0, await this.compactedTo())
       const buf = Buffer.allocUnsafe(256 * 1024)
       let rest = Buffer.alloc(0)
       let lineStart = pos

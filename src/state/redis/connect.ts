@@ -33,30 +33,6 @@ export function connectRedis (settings: RedisSettings, log: Logger): Redis {
   return redis
 }
 
-/**
- * Resolves once `redis` is connected and ready for commands; rejects after
- * `timeoutMs` with the last connection error. For commands that run once and
- * exit (with no offline queue, a command sent while connecting fails).
- */
-export async function whenReady (redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return
-  let last: Error | undefined
-  const onError = (err: Error): void => { last = err }
-  redis.on('error', onError)
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        redis.off('ready', ready)
-        reject(new Error(last?.message ?? 'no answer'))
-      }, timeoutMs)
-      const ready = (): void => { clearTimeout(timer); resolve() }
-      redis.once('ready', ready)
-    })
-  } finally {
-    redis.off('error', onError)
-  }
-}
-
 /** The Redis URL as logs and messages may show it: no password. */
 export function redactedUrl (url: string): string {
   try {

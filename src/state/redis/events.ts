@@ -1,5 +1,6 @@
 // The region's event stream in Redis (an XADD stream, trimmed approximately
-// at a million entries), each peer's cursor, and its dead letters (a hash).
+// at a million entries and, by the replicator, up to where every peer has
+// passed), each peer's cursor, and its dead letters (a hash).
 import type { DeadLetter, EventLog, RegionEvent, StoredEvent } from '../region-state.ts'
 import { parse, RedisPart } from './base.ts'
 
@@ -51,7 +52,22 @@ export class RedisEvents extends RedisPart implements EventLog {
     return all.map(v => parse<DeadLetter>(v)).filter((d): d is DeadLetter => d !== undefined)
   }
 
+  async compact (cursors: readonly string[]): Promise<boolean> {
+    if (cursors.length === 0 || cursors.includes('0')) return false
+    const lowest = cursors.reduce((a, b) => compareIds(a, b) <= 0 ? a : b)
+    // the entry at the lowest cursor itself stays: XTRIM MINID keeps ids >= it
+    const dropped = await this.call('compact the event stream', () => this.redis.xtrim(`${this.prefix}events`, 'MINID', lowest))
+    return dropped > 0
+  }
+
   async removeDeadLetter (peer: string, id: string): Promise<void> {
     await this.call('remove a dead letter', () => this.redis.hdel(`${this.prefix}replication:${peer}:dead`, id))
   }
+}
+
+/** Stream ids ("<ms>-<seq>") in order. */
+function compareIds (a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number)
+  const [bm = 0, bs = 0] = b.split('-').map(Number)
+  return am !== bm ? am - bm : as - bs
 }
