@@ -164,6 +164,17 @@ for (const [name, make] of Object.entries(subjects)) {
       t.same([...first, ...rest].map(s => s.event), events, 'resumed from the last id read: nothing lost, nothing twice')
       t.equal(await b.events.countAfter(first[first.length - 1]!.id), events.length - 10)
       t.same(await b.events.read(all[all.length - 1]!.id, 10), [], 'nothing after the last')
+
+      // compaction up to the lowest of the peers' cursors: what they passed goes, the rest reads as before
+      t.equal(await a.events.compact([all[14]!.id, all[9]!.id]), true, 'compacted')
+      t.same((await b.events.read('0', 100)).map(s => s.event), events.slice(10), 'a read from the start begins after the lowest cursor')
+      t.equal(await b.events.countAfter('0'), events.length - 10)
+      t.same((await b.events.read(all[14]!.id, 100)).map(s => s.event), events.slice(15), 'a peer further on reads on unchanged')
+      t.equal(await a.events.compact([all[14]!.id, all[9]!.id]), false, 'nothing more to drop at the same cursors')
+      t.equal(await a.events.compact(['0', all[20]!.id]), false, 'a peer that has read nothing holds everything')
+      await a.events.append({ kind: 'blob', digest: digest(999), size: 1, at: 40 })
+      const after = await b.events.read(all[all.length - 1]!.id, 10)
+      t.same(after.map(s => s.event), [{ kind: 'blob', digest: digest(999), size: 1, at: 40 }], 'appends go on after a compaction')
     })
 
     await t.test('replication cursors: per peer, "0" until set', async t => {

@@ -55,8 +55,9 @@ export class RedisEvents extends RedisPart implements EventLog {
   async compact (cursors: readonly string[]): Promise<boolean> {
     if (cursors.length === 0 || cursors.includes('0')) return false
     const lowest = cursors.reduce((a, b) => compareIds(a, b) <= 0 ? a : b)
-    // the entry at the lowest cursor itself stays: XTRIM MINID keeps ids >= it
-    const dropped = await this.call('compact the event stream', () => this.redis.xtrim(`${this.prefix}events`, 'MINID', lowest))
+    // XTRIM MINID keeps ids >= its argument: the id just after the cursor, so the delivered event goes too
+    const [ms = '0', seq = '0'] = lowest.split('-')
+    const dropped = await this.call('compact the event stream', () => this.redis.xtrim(`${this.prefix}events`, 'MINID', `${ms}-${Number(seq) + 1}`))
     return dropped > 0
   }
 
