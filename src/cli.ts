@@ -4,6 +4,7 @@
 import { auditCommand } from './cli/audit.ts'
 import { checkCommand } from './cli/check.ts'
 import { gcCommand } from './cli/gc.ts'
+import { mirrorCommand } from './cli/mirror.ts'
 import { UsageError, type CliCommand } from './cli/command.ts'
 import { passwdCommand } from './cli/passwd.ts'
 import { replicateCommand } from './cli/replicate.ts'
@@ -18,7 +19,7 @@ import { ConfigError } from './config/parse.ts'
 process.env.UV_THREADPOOL_SIZE ??= '16'
 
 const VERSION = '0.1.0'
-const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, gcCommand, auditCommand, robotCommand, passwdCommand, schemaCommand]
+const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, mirrorCommand, gcCommand, auditCommand, robotCommand, passwdCommand, schemaCommand]
 
 const USAGE = `ferry: pull-through cache and replicator for OCI registries
 

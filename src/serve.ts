@@ -1,7 +1,7 @@
 // Assemble one edge proxy from a region config and run it until a signal.
 import cluster from 'node:cluster'
 import { readFileSync, unwatchFile, watchFile } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import type { Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -34,6 +34,7 @@ import { MissBudget } from './upstream/miss-budget.ts'
 import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
+import { parseDigest } from './oci/reference.ts'
 import { hostedHoldings } from './content/hosted-holdings.ts'
 import { Collector } from './content/gc.ts'
 import { gcMetrics, scheduleGc } from './content/gc-schedule.ts'
@@ -49,6 +50,7 @@ import { HtpasswdSource, StaticUsers } from './auth/identity.ts'
 import { IdentitySources, RobotSource } from './auth/robots.ts'
 import { TokenService } from './auth/tokens.ts'
 import { AuditLog } from './observe/audit.ts'
+import { pino } from 'pino'
 import { createLogger, type Logger } from './observe/logger.ts'
 import { Metrics } from './observe/metrics.ts'
 import { FsBlobStore } from './store/fs-blob-store.ts'
@@ -61,7 +63,36 @@ import { Upstream } from './upstream/upstream.ts'
 export interface Running {
   readonly address: string
   readonly log: Logger
+  /** What the region holds, asked in process (for commands that run an edge of their own). */
+  readonly view: LocalView
   close (): Promise<void>
+}
+
+export interface LocalView {
+  /** The repository as the region records it (an upstream's prefix and its path), or undefined when nothing serves the name. */
+  canonical (name: string): string | undefined
+  /** The repository holds this blob or manifest, and the region has its bytes. */
+  holds (repo: string, kind: 'blob' | 'manifest', digest: string): Promise<boolean>
+}
+
+/**
+ * A command's own edge (ferry mirror, export): loopback only, on a free
+ * port, no credentials asked (nothing but the command talks to it), no
+ * upstream budget of its own, a staging folder of its own (a proxy serving
+ * the same data folder keeps its fills), and no garbage collection.
+ */
+export async function serveForCommand (config: RegionConfig): Promise<Running> {
+  return await serve({
+    ...config,
+    listen: { host: '127.0.0.1', port: 0 },
+    auth: undefined,
+    audit: undefined,
+    tls: undefined,
+    metrics: { listen: undefined, tokenEnv: undefined },
+    limits: { ...config.limits, upstreamFetchesPerSecond: 0 },
+    // what goes wrong reaches the report; the edge's own warnings would repeat it
+    logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error',
+  }, 'single', { forCommand: true })
 }
 
 /**
@@ -69,10 +100,12 @@ export interface Running {
  * several processes sharing the port; fills and the cache index are
  * coordinated by the primary (cluster/primary.ts).
  */
-export async function serve (config: RegionConfig, mode: 'single' | 'worker' = 'single'): Promise<Running> {
-  const log = createLogger(config.logLevel).child({ region: config.region, ...(mode === 'worker' ? { worker: cluster.worker?.id } : {}) })
+export async function serve (config: RegionConfig, mode: 'single' | 'worker' = 'single', opts: { forCommand?: boolean } = {}): Promise<Running> {
+  // a command's stdout is its report: its edge logs to stderr
+  const log = createLogger(config.logLevel, opts.forCommand === true ? pino.destination({ dest: 2, sync: false }) : undefined).child({ region: config.region, ...(mode === 'worker' ? { worker: cluster.worker?.id } : {}) })
   const metrics = new Metrics()
-  const staging = join(config.data, 'tmp')
+  const forCommand = opts.forCommand === true
+  const staging = forCommand ? join(config.data, 'tmp', `command-${process.pid}`) : join(config.data, 'tmp')
   const store = await openBlobStore(config.store)
   // a bucket that does not exist or credentials that do not work are named now, not at the first miss
   store.probe().catch((err: unknown) => {
@@ -101,6 +134,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     closers.push(async () => { link.close() })
   } else {
     await cleanStaging(staging, log)
+    if (forCommand) closers.push(async () => { await rm(staging, { recursive: true, force: true }) })
     table = new LocalFillTable()
     metricsText = async () => ({ text: await metrics.text(), contentType: metrics.registry.contentType })
     if (redis !== undefined) {
@@ -180,7 +214,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   closers.push(async () => { clearInterval(sweeper) })
   const quotas = new Quotas({ targets, state, store, gauge: metrics.namespaceBytes })
   const writes = new Writes({ state, manifests: manifestStore, blobs, uploads, quotas, log })
-  if (config.hosted.length > 0 && (mode === 'single' || cluster.worker?.id === 1)) {
+  if (config.hosted.length > 0 && !forCommand && (mode === 'single' || cluster.worker?.id === 1)) {
     const collector = new Collector({ state, store, manifests: manifestStore, hostedPrefixes: config.hosted.map(h => h.prefix), graceMs: config.gc.graceMs, log, metrics: gcMetrics(metrics) })
     const stop = scheduleGc({ collector, intervalMs: config.gc.intervalMs, redis, prefix: keyPrefix, owner: `${config.peer.advertise}/${process.pid}`, log })
     closers.push(async () => { stop() })
@@ -266,9 +300,19 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     upstreams: config.upstreams.map(u => ({ name: u.name, url: u.url.origin, prefix: u.prefix, default: u === config.defaultUpstream })),
   }, 'listening')
 
+  const view: LocalView = {
+    canonical (name) {
+      try { return targets.resolve(name, undefined).name } catch { return undefined }
+    },
+    async holds (repo, kind, digest) {
+      if (await state.links.linked(repo, kind, digest) === undefined) return false
+      return kind === 'blob' ? await blobs.has(parseDigest(digest)) : await manifestStore.has(digest)
+    },
+  }
   return {
     address,
     log,
+    view,
     async close () {
       // logins waiting for bcrypt are turned away at once: a flood of them must not hold the process
       await closeBcryptPool()

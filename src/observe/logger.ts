@@ -9,7 +9,7 @@ const REDACT = [
   'password', '*.password', 'token', '*.token', 'secret', '*.secret',
 ]
 
-export function createLogger (level: string, destination?: NodeJS.WritableStream): Logger {
+export function createLogger (level: string, destination?: NodeJS.WritableStream | pino.DestinationStream): Logger {
   return pino({
     level,
     base: { pid: process.pid },
