@@ -4,6 +4,9 @@
 import { auditCommand } from './cli/audit.ts'
 import { checkCommand } from './cli/check.ts'
 import { gcCommand } from './cli/gc.ts'
+import { exportCommand } from './cli/export.ts'
+import { importCommand } from './cli/import.ts'
+import { inventoryCommand } from './cli/inventory.ts'
 import { mirrorCommand } from './cli/mirror.ts'
 import { UsageError, type CliCommand } from './cli/command.ts'
 import { passwdCommand } from './cli/passwd.ts'
@@ -19,7 +22,7 @@ import { ConfigError } from './config/parse.ts'
 process.env.UV_THREADPOOL_SIZE ??= '16'
 
 const VERSION = '0.1.0'
-const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, mirrorCommand, gcCommand, auditCommand, robotCommand, passwdCommand, schemaCommand]
+const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, mirrorCommand, inventoryCommand, exportCommand, importCommand, gcCommand, auditCommand, robotCommand, passwdCommand, schemaCommand]
 
 const USAGE = `ferry: pull-through cache and replicator for OCI registries
 

@@ -34,7 +34,7 @@ import { MissBudget } from './upstream/miss-budget.ts'
 import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
-import { parseDigest } from './oci/reference.ts'
+import { parseDigest, parseName, parseReference } from './oci/reference.ts'
 import { hostedHoldings } from './content/hosted-holdings.ts'
 import { Collector } from './content/gc.ts'
 import { gcMetrics, scheduleGc } from './content/gc-schedule.ts'
@@ -73,6 +73,18 @@ export interface LocalView {
   canonical (name: string): string | undefined
   /** The repository holds this blob or manifest, and the region has its bytes. */
   holds (repo: string, kind: 'blob' | 'manifest', digest: string): Promise<boolean>
+  /** The region has these bytes (under any repository). */
+  hasBlob (digest: string): Promise<boolean>
+  /** A verified local file becomes the blob (consumed); nothing if the region has it. */
+  adoptBlob (digest: string, path: string, size: number): Promise<void>
+  /** A hosted repository holds the blob from now on; false when the region does not have its bytes. */
+  linkBlob (repo: string, digest: string): Promise<boolean>
+  /** A manifest's bytes, if the region has them. */
+  manifestBody (digest: string): Promise<{ mediaType: string, body: Buffer } | undefined>
+  /** Put a manifest into a hosted repository, by digest or by tag, as a push does (its blobs and children must be held). */
+  putManifest (repo: string, reference: string, mediaType: string, body: Buffer): Promise<void>
+  /** Whether the name is in a hosted namespace (imports go only there). */
+  hosted (repo: string): boolean
 }
 
 /**
@@ -307,6 +319,29 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     async holds (repo, kind, digest) {
       if (await state.links.linked(repo, kind, digest) === undefined) return false
       return kind === 'blob' ? await blobs.has(parseDigest(digest)) : await manifestStore.has(digest)
+    },
+    async hasBlob (digest) { return await blobs.has(parseDigest(digest)) },
+    async adoptBlob (digest, path, size) {
+      const d = parseDigest(digest)
+      if (await blobs.has(d)) { await rm(path, { force: true }); return }
+      await blobs.adopt(d, path, size)
+    },
+    async linkBlob (repo, digest) {
+      if (!await blobs.has(parseDigest(digest))) return false
+      await state.links.link(repo, 'blob', digest)
+      return true
+    },
+    async manifestBody (digest) {
+      const m = await manifestStore.get(digest)
+      return m === undefined ? undefined : { mediaType: m.mediaType, body: m.body }
+    },
+    async putManifest (repo, reference, mediaType, body) {
+      const target = targets.resolve(parseName(repo), undefined)
+      if (target.kind !== 'hosted') throw new Error(`${repo} is not in a hosted namespace of this region`)
+      await writes.putManifest(target, parseReference(reference), mediaType, body, false)
+    },
+    hosted (repo) {
+      try { return targets.resolve(parseName(repo), undefined).kind === 'hosted' } catch { return false }
     },
   }
   return {

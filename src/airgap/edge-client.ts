@@ -83,6 +83,14 @@ export class EdgeClient {
     return n
   }
 
+  /** The blob's bytes through the edge, as a stream the caller must consume. */
+  async openBlob (name: string, digest: string): Promise<{ size: number, body: NodeJS.ReadableStream }> {
+    const res = await this.get(`/v2/${name}/blobs/${digest}`, {})
+    const size = Number(header(res.headers['content-length']))
+    if (!Number.isFinite(size)) { await res.body.dump(); throw new EdgeError(502, undefined, `blob ${digest} came without a length`) }
+    return { size, body: res.body }
+  }
+
   async close (): Promise<void> { await this.pool.close() }
 
   private async get (path: string, headers: Record<string, string>, accept: readonly number[] = []): Promise<Awaited<ReturnType<Pool['request']>>> {

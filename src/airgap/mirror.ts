@@ -47,6 +47,16 @@ export interface MirrorReport {
   readonly ms: number
 }
 
+/** What a reference needs, for an export: its manifests children first (then referrers, after their subjects), and its blobs. */
+export interface CollectedReference {
+  readonly name: string
+  readonly reference: string
+  readonly digest: string
+  readonly mediaType: string
+  readonly manifests: readonly { readonly digest: string, readonly mediaType: string, readonly body: Buffer }[]
+  readonly blobs: readonly { readonly digest: string, readonly size: number }[]
+}
+
 /** Blobs fetched at once. */
 const BLOBS_AT_ONCE = 4
 
@@ -60,11 +70,16 @@ export class Mirror {
   /** Blobs already fetched (or counted, in a dry run) in this run: an image shares layers with others. */
   private readonly done = new Set<string>()
 
-  constructor (opts: { edge: EdgeClient, view: LocalView, progress: Progress, dryRun: boolean }) {
+  private readonly collect: boolean
+  /** Filled when constructed with `collect` (an export). */
+  readonly collected: CollectedReference[] = []
+
+  constructor (opts: { edge: EdgeClient, view: LocalView, progress: Progress, dryRun: boolean, collect?: boolean }) {
     this.edge = opts.edge
     this.view = opts.view
     this.progress = opts.progress
     this.dryRun = opts.dryRun
+    this.collect = opts.collect === true
   }
 
   async run (list: MirrorList): Promise<MirrorReport> {
@@ -117,6 +132,8 @@ export class Mirror {
     const top = await this.edge.manifest(image.name, reference)
     const tally = { manifests: 0, blobs: 0, bytes: 0, fetched: 0, referrers: [] as string[] }
     const seen = new Set<string>()
+    const kept: { digest: string, mediaType: string, body: Buffer }[] = []
+    const blobsOf = new Map<string, number>()
     let platforms: ReferenceReport['platforms']
     const visit = async (m: { digest: string, mediaType: string, body: Buffer }, isTop: boolean): Promise<void> => {
       if (seen.has(m.digest)) return
@@ -124,16 +141,17 @@ export class Mirror {
       tally.manifests++
       const parsed = parseManifest(m.body)
       if (INDEX_TYPES.has(parsed.mediaType ?? m.mediaType) || parsed.manifests.length > 0) {
-        const kept = parsed.manifests.filter(d => platformWanted(image.platforms, d.platform as { os?: string, architecture?: string, variant?: string } | undefined))
+        const children = parsed.manifests.filter(d => platformWanted(image.platforms, d.platform as { os?: string, architecture?: string, variant?: string } | undefined))
         if (isTop) {
           platforms = {
-            whole: kept.length === parsed.manifests.length,
-            kept: kept.map(d => platformName(d.platform) ?? d.digest),
+            whole: children.length === parsed.manifests.length,
+            kept: children.map(d => platformName(d.platform) ?? d.digest),
           }
         }
-        for (const child of kept) await visit(await this.edge.manifest(image.name, child.digest), false)
+        for (const child of children) await visit(await this.edge.manifest(image.name, child.digest), false)
       } else {
         const blobs = [...(parsed.config !== undefined ? [parsed.config] : []), ...parsed.layers]
+        for (const b of blobs) blobsOf.set(b.digest, b.size)
         await inParallel(blobs, BLOBS_AT_ONCE, async b => {
           tally.blobs++
           tally.bytes += b.size
@@ -146,6 +164,8 @@ export class Mirror {
           this.bytesFetched += n
         })
       }
+      // after its children and blobs, before its referrers: the order an import puts them in
+      kept.push(m)
       if (image.referrers) {
         for (const digest of await this.edge.referrers(image.name, m.digest)) {
           if (seen.has(digest)) continue
@@ -156,6 +176,7 @@ export class Mirror {
     }
     await visit(top, true)
     if (this.dryRun) this.bytesFetched += tally.fetched
+    if (this.collect) this.collected.push({ name: image.name, reference, digest: top.digest, mediaType: top.mediaType, manifests: kept, blobs: [...blobsOf].map(([digest, size]) => ({ digest, size })) })
     return { reference, digest: top.digest, mediaType: top.mediaType, ...(platforms !== undefined ? { platforms } : {}), manifests: tally.manifests, blobs: tally.blobs, bytes: tally.bytes, fetched: tally.fetched, referrers: tally.referrers }
   }
 }

@@ -128,7 +128,9 @@ function crossChecks (input: Doc, fieldOf: (path: readonly PropertyKey[]) => str
   }
 
   const upstreams = Array.isArray(input.upstreams) ? input.upstreams.filter(isDoc) : []
-  if (upstreams.length === 0) problem(['upstreams'], 'at least one upstream (or --upstream URL)', input.upstreams)
+  const hostedAny = Array.isArray(input.hosted) && input.hosted.length > 0
+  // an air-gapped site serves what it imported and asks nobody
+  if (upstreams.length === 0 && !hostedAny) problem(['upstreams'], 'at least one upstream (or --upstream URL), or hosted namespaces (an air-gapped site)', input.upstreams)
   const names = new Set<unknown>(); const prefixes = new Set<unknown>()
   upstreams.forEach((u, i) => {
     if (names.has(u.name)) problem(['upstreams', i, 'name'], 'a name no other upstream has', u.name)

@@ -224,7 +224,7 @@ export const regionFile = fields({
     resumeAttempts: doc(v.optional(integer(0, 100), 5), 'how often a broken upstream transfer is resumed before the fill fails'),
     resumeBackoff: doc(v.optional(duration(), '250ms'), 'wait before the first resume, doubled for each next one'),
   }), {}), 'the cache\'s bounds and its miss path', 'as below'),
-  upstreams: doc(v.optional(v.array(upstream, 'a list of upstream registries')), 'the upstream registries (each below); `--upstream URL` adds one', '(required)'),
+  upstreams: doc(v.optional(v.array(upstream, 'a list of upstream registries')), 'the upstream registries (each below); `--upstream URL` adds one; none on an air-gapped site that serves hosted (imported) namespaces only', '(required, unless `hosted` is set)'),
   hosted: doc(v.optional(v.array(fields({
     prefix: doc(text('a repository name prefix ending in "/", such as "acme/"', /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\/$/),
       'repositories under it are this region\'s own: clients push them, they are never asked of an upstream, their tags never expire', '(required)'),

@@ -1,12 +1,17 @@
 // What a repository name means in this region: a proxied repository (an
 // upstream is its source of truth) or a hosted one (clients push it). In
-// order: an upstream's prefix, containerd's `?ns=` naming an upstream, a
+// order: an upstream's prefix, containerd's `?ns=` naming an upstream,
+// `?ns=` and the name together in a hosted namespace (imported content on an
+// air-gapped site keeps the names clients use: docker.io/library/alpine), a
 // hosted namespace, the default upstream. An `?ns=` that names an upstream
 // wins over a hosted namespace, so a node pulling docker.io/acme/app through
 // ferry never gets an image someone pushed to the hosted acme/app.
 import type { HostedNamespace } from '../config/region-config.ts'
 import { NameUnknown } from '../oci/errors.ts'
 import { canonicalName, type Route, type Router } from '../upstream/router.ts'
+
+/** What `?ns=` may be to join the name: a registry host, as a first name component may be. */
+const REGISTRY_HOST = /^[a-zA-Z0-9]+([.-][a-zA-Z0-9]+)*(:[0-9]{1,5})?$/
 
 export type Target =
   | { readonly kind: 'proxied', readonly name: string, readonly route: Route }
@@ -25,6 +30,12 @@ export class Targets {
   resolve (name: string, ns: string | undefined): Target {
     const named = this.router.named(name, ns)
     if (named !== undefined) return { kind: 'proxied', name: canonicalName(named), route: named }
+    if (ns !== undefined && REGISTRY_HOST.test(ns)) {
+      // an air-gapped site: the registry containerd names holds no upstream here, but imported content under its name
+      const full = `${ns.toLowerCase()}/${name}`
+      const imported = this.hosted.find(h => full.startsWith(h.prefix))
+      if (imported !== undefined) return { kind: 'hosted', name: full, namespace: imported }
+    }
     const namespace = this.hosted.find(h => name.startsWith(h.prefix) && name.length > h.prefix.length)
     if (namespace !== undefined) return { kind: 'hosted', name, namespace }
     const route = this.router.byDefault(name)

@@ -1,0 +1,44 @@
+// ferry import: a bundle into this region, verified before anything is visible.
+import { loadRegion } from '../config/load.ts'
+import { defineCommand, requireConfig, UsageError } from './command.ts'
+
+const usage = `usage: ferry import --config FILE DIR
+
+Import the bundle in DIR (made by ferry export) into this region's hosted
+namespaces, under the names clients use on the connected side. Every
+part's sha256 and every blob's digest are checked before anything becomes
+visible; tags are written last. A bundle that does not verify is refused,
+naming the part or the digest, and nothing is published. Safe to run again
+(after a kill, it continues; twice, it changes nothing). Prints a JSON report.
+
+  --config FILE       the region file (air-gapped side)`
+
+export const importCommand = defineCommand({
+  name: 'import',
+  summary: 'import a bundle into the region\'s hosted namespaces, verified first',
+  usage,
+  options: { config: { type: 'string', short: 'c' } },
+  async run (values, positionals) {
+    const config = await loadRegion(requireConfig(values.config, 'import', usage))
+    if (positionals.length !== 1) throw new UsageError('ferry import: one bundle folder', usage)
+    const { serveForCommand } = await import('../serve.ts')
+    const { importBundle } = await import('../airgap/import.ts')
+    const { BundleError } = await import('../airgap/bundle.ts')
+    const { progressFor } = await import('../airgap/progress.ts')
+    const edge = await serveForCommand(config)
+    const progress = progressFor(process.stderr, 'images')
+    try {
+      const report = await importBundle({ dir: positionals[0]!, data: config.data, view: edge.view, progress })
+      progress.stop()
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+      return 0
+    } catch (err) {
+      progress.stop()
+      if (!(err instanceof BundleError)) throw err
+      console.error(`ferry import: refused, nothing published: ${err.message}`)
+      return 1
+    } finally {
+      await edge.close()
+    }
+  },
+})
