@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RegionRun } from './region.ts'
+import type { AirgapRun } from './airgap.ts'
 import type { PushRun } from './push.ts'
 import type { ReplicationRun } from './replication.ts'
 
@@ -116,6 +117,16 @@ export function writeReport (r: Results, outDir: string): string {
         ['ferry', f.imagesPerSecond, f.bigMBps, f.peakRss / 1024 / 1024, `${f.imagesVerified + Number(f.bigVerified)}/${f.images + 1}`],
         ['distribution', d.imagesPerSecond, d.bigMBps, d.peakRss / 1024 / 1024, `${d.imagesVerified + Number(d.bigVerified)}/${d.images + 1}`],
       ]), '', `ferry / distribution: small images ${(f.imagesPerSecond / d.imagesPerSecond).toFixed(2)}×, big layer ${(f.bigMBps / d.bigMBps).toFixed(2)}×.`)
+  }
+  const airgap = r.scenarios['11 air-gap'] as AirgapRun | undefined
+  if (airgap !== undefined) {
+    const a = airgap
+    parts.push('', '## 11. Air-gap: ferry export and import against skopeo copy to and from an oci: directory', '',
+      `${a.images} images of one ${Math.round(a.bytes / a.images / 1024 / 1024)} MiB random layer each. ferry: \`ferry export\` from a cold connected region (it mirrors first), \`ferry import\` into a region with no upstream. skopeo: \`skopeo copy\` image by image from the upstream to an \`oci:\` directory, then from it into a plain docker-registry. MB/s is the images' bytes over each whole command's wall time.`, '',
+      table(['tool', 'export MB/s', 'import MB/s'], [
+        ['ferry', a.ferryExportMBps, a.ferryImportMBps],
+        ['skopeo', a.skopeoExportMBps, a.skopeoImportMBps],
+      ]), '', `ferry / skopeo: export ${(a.ferryExportMBps / a.skopeoExportMBps).toFixed(2)}×, import ${(a.ferryImportMBps / a.skopeoImportMBps).toFixed(2)}×; ${a.verified}/${a.images} imported images read back by tag with their digest.`)
   }
   const text = parts.join('\n') + '\n'
   writeFileSync(join(outDir, 'RESULTS.md'), text)

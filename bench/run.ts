@@ -17,6 +17,7 @@ import { pullImagesWrk, type WrkRun } from './wrk.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
 import { regionScenario, type RegionRun } from './region.ts'
+import { airgapScenario, type AirgapRun } from './airgap.ts'
 import { pushScenario, type PushRun } from './push.ts'
 import { replicationScenario, type ReplicationRun } from './replication.ts'
 import { writeReport, type Check, type Results } from './report.ts'
@@ -160,6 +161,7 @@ async function main (): Promise<void> {
   const pushes = await pushScenario({ dir, count: SIZES.small, bigSize: SIZES.big, stops, log })
   results.scenarios['10 push'] = pushes
   for (const [name, run] of Object.entries(pushes)) (results.peakRss['10 push'] ??= {})[name] = run.peakRss
+  results.scenarios['11 air-gap'] = await airgapScenario({ dir: join(dir, 'airgap'), count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log })
 
   results.checks = checks(results)
   results.seconds = Math.round((Date.now() - started) / 1000)
@@ -233,6 +235,7 @@ function checks (r: Results): Check[] {
   const region = r.scenarios['6 region'] as { one: RegionRun, two: RegionRun }
   const repl = r.scenarios['9 replication'] as ReplicationRun
   const push = r.scenarios['10 push'] as Record<'ferry' | 'distribution', PushRun>
+  const ag = r.scenarios['11 air-gap'] as AirgapRun
   const bestWarmWall = Math.min(warm.distribution!.wallMs!, warm.nginx!.wallMs!)
   const ferryPeaks = Object.values(r.peakRss).map(p => p.ferry ?? 0)
   const c = (name: string, value: number, target: string, pass: boolean): Check => ({ name, value: Math.round(value * 1000) / 1000, target, pass })
@@ -257,6 +260,9 @@ function checks (r: Results): Check[] {
     c('push, big image: throughput, ferry / distribution', push.ferry.bigMBps / push.distribution.bigMBps, '>= 1', push.ferry.bigMBps >= push.distribution.bigMBps),
     c('push: every pushed image pulls back, verified (ferry)', push.ferry.imagesVerified + Number(push.ferry.bigVerified), `= ${push.ferry.images + 1}`, push.ferry.imagesVerified === push.ferry.images && push.ferry.bigVerified),
     c('scale: warm rate with many blobs / with few', sc.many.rate! / sc.few.rate!, '>= 0.9', sc.many.rate! >= 0.9 * sc.few.rate!),
+    c('air-gap: export throughput, ferry / skopeo copy to oci:', ag.ferryExportMBps / ag.skopeoExportMBps, '>= 1', ag.ferryExportMBps >= ag.skopeoExportMBps),
+    c('air-gap: import throughput, ferry / skopeo copy from oci:', ag.ferryImportMBps / ag.skopeoImportMBps, '>= 1', ag.ferryImportMBps >= ag.skopeoImportMBps),
+    c('air-gap: imported images read back by tag', ag.verified, `= ${ag.images}`, ag.verified === ag.images),
   ]
 }
 

@@ -85,6 +85,10 @@ export interface LocalView {
   putManifest (repo: string, reference: string, mediaType: string, body: Buffer): Promise<void>
   /** Whether the name is in a hosted namespace (imports go only there). */
   hosted (repo: string): boolean
+  /** The repository's tags. */
+  tags (repo: string): Promise<string[]>
+  /** Delete a tag of a hosted repository, as a push client's DELETE does (the bytes go with garbage collection). */
+  deleteTag (repo: string, tag: string): Promise<void>
 }
 
 /**
@@ -342,6 +346,12 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     },
     hosted (repo) {
       try { return targets.resolve(parseName(repo), undefined).kind === 'hosted' } catch { return false }
+    },
+    async tags (repo) { return await state.tags.list(repo) },
+    async deleteTag (repo, tag) {
+      const target = targets.resolve(parseName(repo), undefined)
+      if (target.kind !== 'hosted') throw new Error(`${repo} is not in a hosted namespace of this region`)
+      await writes.deleteManifest(target, parseReference(tag), false)
     },
   }
   return {

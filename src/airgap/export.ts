@@ -13,6 +13,9 @@ import type { CollectedReference } from './mirror.ts'
 import type { Progress } from './progress.ts'
 import { BUNDLE_FILE, BUNDLE_FORMAT, PartWriter, partBase, type BundleImage, type BundleManifest } from './bundle.ts'
 
+/** Blobs fetched into the region ahead of the one being written. */
+const PREFETCH = 2
+
 /** A fixed time in the tar headers: the same content makes the same bundle. */
 const MTIME = new Date('2000-01-01T00:00:00Z')
 
@@ -53,6 +56,15 @@ export async function writeBundle (opts: {
 
   const written = new Set<string>()
   let manifests = 0; let blobs = 0; let bytes = 0; let skipped = 0
+  // the tar is written one blob at a time; the next blobs are fetched into the region meanwhile, so the upstream and the disk work at once
+  const wanted = [...new Map(collected.flatMap(ref => ref.blobs.filter(b => !since.has(b.digest)).map(b => [b.digest, ref.name] as const))).entries()]
+  const prefetched = new Map<string, Promise<unknown>>()
+  const prefetch = (from: number): void => {
+    for (const [digest, name] of wanted.slice(from, from + PREFETCH)) {
+      if (!prefetched.has(digest)) prefetched.set(digest, edge.blob(name, digest).catch(() => undefined))
+    }
+  }
+  let position = 0
   try {
     await entry('oci-layout', 30, Buffer.from('{"imageLayoutVersion":"1.0.0"}'))
     for (const ref of collected) {
@@ -67,6 +79,8 @@ export async function writeBundle (opts: {
         if (written.has(b.digest)) continue
         written.add(b.digest)
         if (since.has(b.digest)) { skipped++; continue }
+        prefetch(++position)
+        await prefetched.get(b.digest)
         const opened = await edge.openBlob(ref.name, b.digest)
         if (opened.size !== b.size) throw new Error(`blob ${b.digest}: the region has ${opened.size} bytes, the manifest says ${b.size}`)
         opened.body.on('data', (c: Buffer) => progress.bytes(c.length))

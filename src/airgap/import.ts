@@ -24,6 +24,8 @@ import { BUNDLE_FILE, BUNDLE_FORMAT, BundleError, concatParts, verifyParts, type
 import type { Progress } from './progress.ts'
 
 export interface ImportReport {
+  /** Tags of the bundle's repositories the bundle does not name: removed (prune), or that would be (prune: 'show'). */
+  readonly pruned?: { readonly removed: boolean, readonly tags: readonly { readonly repository: string, readonly tag: string }[] }
   readonly images: number
   readonly tags: number
   readonly manifests: number
@@ -51,7 +53,7 @@ export async function readBundleManifest (dir: string): Promise<BundleManifest> 
   return m
 }
 
-export async function importBundle (opts: { dir: string, data: string, view: LocalView, progress: Progress }): Promise<ImportReport> {
+export async function importBundle (opts: { dir: string, data: string, view: LocalView, progress: Progress, prune?: 'show' | 'yes' }): Promise<ImportReport> {
   const started = Date.now()
   const { dir, view, progress } = opts
   const bundle = await readBundleManifest(dir)
@@ -116,7 +118,17 @@ export async function importBundle (opts: { dir: string, data: string, view: Loc
     staged.push({ digest, path, size })
   }
   await reading
-  return await publish({ bundle, view, bodies, staged, staging, progress, started })
+  const report = await publish({ bundle, view, bodies, staged, staging, progress, started })
+  if (opts.prune === undefined) return report
+  // only on request, and said before it is done: the tags of the bundle's repositories that it does not name
+  const named = new Set(bundle.images.filter(i => !i.reference.includes(':')).map(i => `${i.name}:${i.reference}`))
+  const tags: { repository: string, tag: string }[] = []
+  for (const repository of new Set(bundle.images.map(i => i.name))) {
+    for (const tag of (await view.tags(repository)).sort()) if (!named.has(`${repository}:${tag}`)) tags.push({ repository, tag })
+  }
+  for (const x of tags) progress.log(x, opts.prune === 'yes' ? 'pruning' : 'would prune')
+  if (opts.prune === 'yes') for (const x of tags) await view.deleteTag(x.repository, x.tag)
+  return { ...report, pruned: { removed: opts.prune === 'yes', tags } }
 }
 
 async function publish (o: { bundle: BundleManifest, view: LocalView, bodies: Map<string, Buffer>, staged: { digest: string, path: string, size: number }[], staging: string, progress: Progress, started: number }): Promise<ImportReport> {

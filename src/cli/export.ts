@@ -6,8 +6,8 @@ import { defineCommand, requireConfig, UsageError } from './command.ts'
 
 const usage = `usage: ferry export --config FILE --list mirror.yaml --out DIR [--since site.inv [--trust KEY.pub]] [--part-size 4GiB] [--compress zstd]
 
-Mirror the list into the region (what it holds is not fetched again), then
-write a bundle into DIR (new or empty): an OCI image layout as a tar, cut
+Mirror the list into the region (what it holds is not fetched again) while
+writing a bundle of it into DIR (new or empty): an OCI image layout as a tar, cut
 into parts of at most --part-size, with bundle.json naming every part's size
 and sha256 and every image. One uncompressed part is an ordinary OCI layout
 tar (skopeo copy oci-archive:DIR/bundle.tar:NAME:TAG ...). Prints a JSON
@@ -64,7 +64,8 @@ export const exportCommand = defineCommand({
     const progress = progressFor(process.stderr, 'images')
     client.onSlowDown = ms => { progress.log({ waitMs: ms }, 'the upstream asked to slow down; waiting') }
     try {
-      const mirror = new Mirror({ edge: client, view: edge.view, progress, dryRun: false, collect: true })
+      // manifests now; each blob is fetched once, as it goes into the bundle (the edge fills the region with it on the way)
+      const mirror = new Mirror({ edge: client, view: edge.view, progress, dryRun: true, collect: true })
       const mirrored = await mirror.run(list)
       progress.start(mirror.collected.length)
       const bundle = await writeBundle({ out: values.out, edge: client, collected: mirror.collected, since, partSize, compression: values.compress === 'zstd' ? 'zstd' : 'none', progress })

@@ -8,7 +8,7 @@
 // bundles.
 import { execFile, execFileSync } from 'node:child_process'
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
-import { cpSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -124,6 +124,25 @@ t.test('export, import where there is no upstream, pull with skopeo and containe
   t.same(await siteTags('upstream.test/test/oci'), ['v1'])
 })
 
+t.test('podman pulls the imported images by tag and by digest through a path mirror', async t => {
+  requireBinary('podman', 'podman')
+  requireBinary('unshare', 'util-linux')
+  const pdir = scratchDir('ferry-airgap-podman-')
+  for (const sub of ['root', 'run', 'tmp', 'varlib']) mkdirSync(join(pdir, sub))
+  const conf = join(pdir, 'registries.conf')
+  writeFileSync(conf, ['[[registry]]', 'prefix = "upstream.test"', 'location = "127.0.0.1:1"', '', '[[registry.mirror]]', `location = "${site.host}/upstream.test"`, 'insecure = true', ''].join('\n'))
+  const podman = `CONTAINERS_REGISTRIES_CONF=${conf} podman --root ${pdir}/root --runroot ${pdir}/run --tmpdir ${pdir}/tmp --storage-driver vfs --cgroup-manager cgroupfs --events-backend file`
+  const script = [
+    'set -e', 'mount -t tmpfs tmpfs /run', 'mkdir -p /var/lib/containers', `mount --bind ${pdir}/varlib /var/lib/containers`,
+    `${podman} pull upstream.test/test/docker:v1`,
+    `${podman} pull upstream.test/test/oci@${seeded.oci.manifest.digest}`,
+    `${podman} images --digests --format '{{.Repository}}:{{.Tag}} {{.Digest}}'`,
+  ].join('\n')
+  const { stdout } = await execFileP('unshare', ['-m', 'bash', '-c', script], { timeout: 120_000, maxBuffer: 4 * 1024 * 1024 })
+  t.match(stdout, `upstream.test/test/docker:v1 ${seeded.docker.manifest.digest}`, 'by tag, with the upstream digest')
+  t.match(stdout, seeded.oci.manifest.digest, 'by digest')
+})
+
 t.test('incremental: export --since the site\'s signed inventory carries only what it lacks', async t => {
   const v2 = await image({ files: { 'v2.txt': 'the second tag\n' } })
   await pushImage(upstream.url, 'test/oci', 'v2', v2)
@@ -218,4 +237,22 @@ t.test('kill -9 in the middle of an import, then import again: complete and corr
   const layer = huge.layers[0]!
   const pulled = await get(`${site.url}/v2/upstream.test/test/huge/blobs/${layer.digest}`)
   t.equal(createHash('sha256').update(pulled.body).digest('hex'), layer.digest.slice(7), 'the 48 MiB layer, byte for byte')
+})
+
+t.test('prune only when asked, and said first: --prune lists, --prune --yes removes', async t => {
+  writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/oci', tags: ['v2'] }] }))
+  const out = join(dir, 'only-v2')
+  t.equal((await exportTo(out)).code, 0)
+  const plain = await importFrom(out)
+  t.equal(plain.code, 0)
+  t.equal((plain.report as { pruned?: unknown }).pruned, undefined, 'no prune without the flag')
+  t.same(await siteTags('upstream.test/test/oci'), ['v1', 'v2'], 'nothing removed')
+  const shown = await ferryCli(['import', '--config', site.configPath, '--prune', out])
+  t.equal(shown.code, 0)
+  t.same((JSON.parse(shown.stdout) as { pruned: unknown }).pruned, { removed: false, tags: [{ repository: 'upstream.test/test/oci', tag: 'v1' }] }, 'what would go is said')
+  t.match(shown.stderr, /would prune/)
+  t.same(await siteTags('upstream.test/test/oci'), ['v1', 'v2'], 'and nothing went')
+  const done = await ferryCli(['import', '--config', site.configPath, '--prune', '--yes', out])
+  t.equal(done.code, 0)
+  t.same(await siteTags('upstream.test/test/oci'), ['v2'], 'with --yes, v1 is gone')
 })

@@ -62,7 +62,10 @@ t.test('npm run bench -- --quick runs every scenario and reports every figure', 
     t.equal(push[target].bigVerified, true, `push: the big layer verified at ${target}`)
     t.ok(push[target].imagesPerSecond > 0 && push[target].bigMBps > 0, `push: ${target} has figures`)
   }
-  t.equal(r.checks.length, 20, 'every target is checked')
+  const airgap = r.scenarios['11 air-gap'] as unknown as Record<string, number>
+  for (const k of ['ferryExportMBps', 'skopeoExportMBps', 'ferryImportMBps', 'skopeoImportMBps']) t.ok(airgap[k]! > 0, `air-gap: ${k} measured`)
+  t.equal(airgap.verified, airgap.images, 'air-gap: every imported image reads back')
+  t.equal(r.checks.length, 23, 'every target is checked')
   t.ok(r.checks.every(c => Number.isFinite(c.value)), 'every check has a value')
   t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## Targets/)
 })

@@ -20,6 +20,7 @@ async function twoWorkers (t: Test): Promise<{ upstream: Registry, faulty: Fault
   t.teardown(() => faulty.close())
   const ferry = await startFerry({ config: { workers: 2, upstreams: [{ name: 'up', url: faulty.url, default: true }] } })
   t.teardown(() => ferry.stop())
+  await ferry.proc.waitFor(/"worker":1.*"msg":"listening"/)
   await ferry.proc.waitFor(/"worker":2.*"msg":"listening"/)
   return { upstream, faulty, ferry }
 }
