@@ -61,7 +61,9 @@ t.test('200 clients that ask for a 64 MiB blob and read nothing: little memory, 
   }, { pause: true })
   await new Promise(resolve => setTimeout(resolve, 2000))
   const during = rss()
-  t.ok(during - before < 80 * MiB, `RSS grew by ${Math.round((during - before) / MiB)} MiB for 200 stuck readers (before: ${Math.round(before / MiB)} MiB)`)
+  // the kernel takes the first tens of MiB from a client that reads nothing, so such a client reaches 256 KiB
+  // buffers (two per connection at most: one written, one read ahead), never 1 MiB ones: 100 MiB for 200, not 400
+  t.ok(during - before < 120 * MiB, `RSS grew by ${Math.round((during - before) / MiB)} MiB for 200 stuck readers (before: ${Math.round(before / MiB)} MiB)`)
   // past idleTimeout (4 s), ferry has dropped them; a paused socket learns it only when it reads again
   await new Promise(resolve => setTimeout(resolve, 5000))
   const cut = (await ferry.waitForLogs(l => l.msg === 'blob transfer cut', 200, 5000)).length
