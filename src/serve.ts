@@ -35,6 +35,7 @@ import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
 import { parseDigest, parseName, parseReference } from './oci/reference.ts'
+import type { Pacing } from './upstream/rate-pacer.ts'
 import { hostedHoldings } from './content/hosted-holdings.ts'
 import { Collector } from './content/gc.ts'
 import { gcMetrics, scheduleGc } from './content/gc-schedule.ts'
@@ -97,7 +98,7 @@ export interface LocalView {
  * upstream budget of its own, a staging folder of its own (a proxy serving
  * the same data folder keeps its fills), and no garbage collection.
  */
-export async function serveForCommand (config: RegionConfig): Promise<Running> {
+export async function serveForCommand (config: RegionConfig, onPace?: (upstream: string, p: Pacing) => void): Promise<Running> {
   return await serve({
     ...config,
     listen: { host: '127.0.0.1', port: 0 },
@@ -108,7 +109,7 @@ export async function serveForCommand (config: RegionConfig): Promise<Running> {
     limits: { ...config.limits, upstreamFetchesPerSecond: 0 },
     // what goes wrong reaches the report; the edge's own warnings would repeat it
     logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error',
-  }, 'single', { forCommand: true })
+  }, 'single', { forCommand: true, ...(onPace !== undefined ? { onPace } : {}) })
 }
 
 /**
@@ -116,7 +117,7 @@ export async function serveForCommand (config: RegionConfig): Promise<Running> {
  * several processes sharing the port; fills and the cache index are
  * coordinated by the primary (cluster/primary.ts).
  */
-export async function serve (config: RegionConfig, mode: 'single' | 'worker' = 'single', opts: { forCommand?: boolean } = {}): Promise<Running> {
+export async function serve (config: RegionConfig, mode: 'single' | 'worker' = 'single', opts: { forCommand?: boolean, onPace?: (upstream: string, p: Pacing) => void } = {}): Promise<Running> {
   // a command's stdout is its report: its edge logs to stderr
   const log = createLogger(config.logLevel, opts.forCommand === true ? pino.destination({ dest: 2, sync: false }) : undefined).child({ region: config.region, ...(mode === 'worker' ? { worker: cluster.worker?.id } : {}) })
   const metrics = new Metrics()
@@ -131,7 +132,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const { state, redis } = opened
   const keyPrefix = config.state.type === 'redis' ? config.state.keyPrefix : ''
   const budget = config.limits.upstreamFetchesPerSecond > 0 ? new MissBudget(config.limits.upstreamFetchesPerSecond, config.limits.upstreamFetchBurst) : undefined
-  const upstreams = config.upstreams.map(u => new Upstream(u, metrics, budget))
+  const onPace = opts.onPace
+  const upstreams = config.upstreams.map(u => new Upstream(u, metrics, budget, onPace === undefined ? undefined : p => { onPace(u.name, p) }))
   const fallback = upstreams.find(u => u.config === config.defaultUpstream)
   const router = new Router(upstreams, fallback)
   const closers: (() => Promise<void>)[] = []

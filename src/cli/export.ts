@@ -59,9 +59,9 @@ export const exportCommand = defineCommand({
     const { Mirror } = await import('../airgap/mirror.ts')
     const { writeBundle } = await import('../airgap/export.ts')
     const { progressFor } = await import('../airgap/progress.ts')
-    const edge = await serveForCommand(config)
-    const client = new EdgeClient(edge.address)
     const progress = progressFor(process.stderr, 'images')
+    const edge = await serveForCommand(config, (upstream, p) => { progress.log({ upstream, remaining: p.remaining, waitMs: p.waitMs }, 'the upstream\'s rate limit is nearly spent; pacing requests') })
+    const client = new EdgeClient(edge.address)
     client.onSlowDown = ms => { progress.log({ waitMs: ms }, 'the upstream asked to slow down; waiting') }
     try {
       // manifests now; each blob is fetched once, as it goes into the bundle (the edge fills the region with it on the way)

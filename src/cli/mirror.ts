@@ -38,9 +38,9 @@ export const mirrorCommand = defineCommand({
     const { EdgeClient } = await import('../airgap/edge-client.ts')
     const { Mirror } = await import('../airgap/mirror.ts')
     const { progressFor } = await import('../airgap/progress.ts')
-    const edge = await serveForCommand(config)
-    const client = new EdgeClient(edge.address)
     const progress = progressFor(process.stderr, 'images')
+    const edge = await serveForCommand(config, (upstream, p) => { progress.log({ upstream, remaining: p.remaining, waitMs: p.waitMs }, 'the upstream\'s rate limit is nearly spent; pacing requests') })
+    const client = new EdgeClient(edge.address)
     client.onSlowDown = ms => { progress.log({ waitMs: ms }, 'the upstream asked to slow down; waiting') }
     try {
       const report = await new Mirror({ edge: client, view: edge.view, progress, dryRun: values['dry-run'] === true }).run(list)

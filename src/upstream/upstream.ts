@@ -15,6 +15,7 @@ import { createDispatcher } from '../registry-client/dispatcher.ts'
 import { RegistryError, type RegistryResource } from '../registry-client/errors.ts'
 import { TokenAuth } from '../registry-client/token-auth.ts'
 import type { MissBudget } from './miss-budget.ts'
+import { RatePacer, type Pacing } from './rate-pacer.ts'
 
 export interface UpstreamBlob {
   /** The whole blob's size, when the upstream said it. */
@@ -54,8 +55,12 @@ export class Upstream {
 
   private readonly budget: MissBudget | undefined
 
-  constructor (config: UpstreamConfig, metrics: Metrics, budget?: MissBudget) {
+  /** Set for batch work (a command's edge): requests slow down as the upstream's rate limit runs out. */
+  private readonly pacer: RatePacer | undefined
+
+  constructor (config: UpstreamConfig, metrics: Metrics, budget?: MissBudget, onPace?: (p: Pacing) => void) {
     this.budget = budget
+    this.pacer = onPace === undefined ? undefined : new RatePacer(p => { onPace(p) })
     this.config = config
     this.name = config.name
     this.notFound = config.notFoundTTLMs > 0 ? new LRUCache({ max: 10_000, ttl: config.notFoundTTLMs }) : undefined
@@ -83,8 +88,11 @@ export class Upstream {
     })
   }
 
-  private get (repo: string, path: string, resource: RegistryResource, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<RegistryResponse> {
-    return this.client.request({ method, path: `/v2/${repo}/${path}`, headers, resource, scope: `repository:${repo}:pull` })
+  private async get (repo: string, path: string, resource: RegistryResource, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<RegistryResponse> {
+    await this.pacer?.before()
+    const res = await this.client.request({ method, path: `/v2/${repo}/${path}`, headers, resource, scope: `repository:${repo}:pull` })
+    this.pacer?.observe(res.headers)
+    return res
   }
 
   /** Throws the upstream's recent "not found" for this, if it said so within notFoundTTL. */

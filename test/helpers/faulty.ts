@@ -20,6 +20,8 @@ export interface Fault {
   readonly contentLength?: number
   /** Send at most this many bytes per second. */
   readonly bytesPerSecond?: number
+  /** Headers added to the registry's own answer. */
+  readonly addHeaders?: Record<string, string>
 }
 
 export interface Faulty {
@@ -51,6 +53,7 @@ export async function startFaulty (target: string): Promise<Faulty> {
     const up = request({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: { ...req.headers, host: to.host } }, upRes => {
       const headers = { ...upRes.headers }
       if (f?.contentLength !== undefined) headers['content-length'] = String(f.contentLength)
+      if (f?.addHeaders !== undefined) Object.assign(headers, f.addHeaders)
       res.writeHead(upRes.statusCode ?? 502, headers)
       if (f === undefined) { upRes.pipe(res); return }
       void relay(upRes, res, f)

@@ -168,3 +168,19 @@ t.test('an upstream that answers 429: the mirror slows down and finishes, it doe
   t.equal(limited, 3, 'told to slow down twice, then let through')
   t.match(run.stderr, /the upstream asked to slow down; waiting/)
 })
+
+t.test('an upstream whose RateLimit-Remaining runs low: the mirror paces its requests before any 429, and finishes', async t => {
+  const faulty = await startFaulty(upstream.url)
+  t.teardown(() => faulty.close())
+  // Docker Hub's form: the count, and the window in seconds
+  faulty.fault = () => ({ addHeaders: { 'ratelimit-limit': '100;w=1', 'ratelimit-remaining': '2;w=1' } })
+  const paced = await startFerry({ config: { upstreams: [{ name: 'up', url: faulty.url, prefix: 'upstream.test' }] } })
+  t.teardown(() => paced.stop())
+  const list = join(dir, 'paced.yaml')
+  writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/docker', tags: ['v1'], referrers: false }] }))
+  const run = await mirror(paced, list)
+  t.equal(run.code, 0, 'exit 0')
+  t.equal(run.report.images[0]!.references[0]!.digest, seeded.docker.manifest.digest)
+  t.match(run.stderr, /the upstream's rate limit is nearly spent; pacing requests/, 'it says it slowed down')
+  t.match(run.stderr, /"remaining":2,"waitMs":500/, 'each request waits its share of the window')
+})
