@@ -167,6 +167,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
         snapshotPath: join(config.data, 'state', 'recency.json'),
         snapshotEveryMs: 30_000,
         keep: hostedHoldings(state, config.hosted.map(h => h.prefix)),
+        snapshotReadOnly: forCommand,
       }, log, metrics)
       await eviction.init()
       index = eviction
@@ -183,6 +184,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       lowWatermark: 0.95,
       snapshotPath: join(config.data, 'state', 'l1-recency.json'),
       snapshotEveryMs: 30_000,
+      snapshotReadOnly: forCommand,
     }, log.child({ tier: 'l1' }), metrics.l1)
     await l1Eviction.init()
     l1 = new StoreSource('l1', l1Store, l1Eviction, memory)

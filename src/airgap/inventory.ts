@@ -6,6 +6,7 @@
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { RegionState } from '../state/region-state.ts'
+import type { Progress } from './progress.ts'
 
 export const INVENTORY_FORMAT = 'ferry-inventory/1'
 
@@ -20,11 +21,13 @@ export interface Inventory {
   readonly signature?: string
 }
 
-export async function takeInventory (state: RegionState, region: string): Promise<Inventory> {
+export async function takeInventory (state: RegionState, region: string, progress?: Progress): Promise<Inventory> {
   const repositories: { name: string, tags: Record<string, string> }[] = []
   const manifests = new Set<string>()
   const blobs = new Set<string>()
-  for (const name of (await state.links.repositories()).sort()) {
+  const names = (await state.links.repositories()).sort()
+  progress?.start(names.length)
+  for (const name of names) {
     for (const l of await state.links.list(name, 'manifest')) manifests.add(l.digest)
     for (const l of await state.links.list(name, 'blob')) blobs.add(l.digest)
     const tags: Record<string, string> = {}
@@ -33,7 +36,9 @@ export async function takeInventory (state: RegionState, region: string): Promis
       if (entry !== undefined) tags[tag] = entry.digest
     }
     repositories.push({ name, tags })
+    progress?.imageDone()
   }
+  progress?.stop()
   return { format: INVENTORY_FORMAT, region, created: new Date().toISOString(), repositories, manifests: [...manifests].sort(), blobs: [...blobs].sort() }
 }
 

@@ -25,9 +25,10 @@ export const inventoryCommand = defineCommand({
     const config = await loadRegion(requireConfig(values.config, 'inventory', usage))
     const { openState } = await import('../state/open-state.ts')
     const { takeInventory, signInventory } = await import('../airgap/inventory.ts')
+    const { progressFor } = await import('../airgap/progress.ts')
     const opened = await openState(config, createLogger('silent'), { readyWithinMs: 5000 })
     try {
-      let inv = await takeInventory(opened.state, config.region)
+      let inv = await takeInventory(opened.state, config.region, progressFor(process.stderr, 'repositories'))
       if (values.key !== undefined) inv = await signInventory(inv, values.key)
       process.stdout.write(JSON.stringify(inv) + '\n')
       return 0

@@ -24,6 +24,8 @@ export interface EvictionOptions {
   readonly snapshotEveryMs: number
   /** Digests that must stay whatever the size (pushed content); absent: everything may go. */
   readonly keep?: Holdings | undefined
+  /** Read the snapshot, never write it (a command's edge beside a proxy that owns it). */
+  readonly snapshotReadOnly?: boolean
 }
 
 export class Eviction {
@@ -210,6 +212,7 @@ export class Eviction {
   }
 
   async persist (): Promise<void> {
+    if (this.opts.snapshotReadOnly === true) return
     this.persisting ??= this.writeSnapshot().finally(() => { this.persisting = undefined })
     await this.persisting
   }
