@@ -76,7 +76,14 @@ export async function replicationScenario (opts: {
     const { stdout } = await run(process.execPath, [CLI, 'replicate', '--config', configPath, '--status'])
     return JSON.parse(stdout.trim().split('\n')[0]!) as { eventsBehind: number, deadLetters: number }
   }
-  const startLag = (await status()).eventsBehind
+  // region A records what it served just after answering: start once its stream has stopped growing
+  let startLag = (await status()).eventsBehind
+  for (let i = 0; i < 60; i++) {
+    await sleep(1000)
+    const now = (await status()).eventsBehind
+    if (now === startLag) break
+    startLag = now
+  }
   opts.log(`9. replication: replicating (${startLag} events behind)`)
   resetPeak(childPids(b.proc.child.pid!))
   const started = performance.now()
