@@ -48,7 +48,7 @@ export function writeReport (r: Results, outDir: string): string {
     '',
     `## 1. One ${mb} MiB blob, one client`,
     '',
-    table(['target', 'cold MB/s', 'warm MB/s', 'cold / direct'], rows('1 one client', row => [num(row.coldMBps), num(row.warmMBps), num(row.coldMBps) / num(s['1 one client']?.upstream?.coldMBps)])),
+    table(['target', 'cold MB/s', 'warm MB/s', 'cold / direct', 'cold CPU s per GiB (its processes)'], rows('1 one client', row => [num(row.coldMBps), num(row.warmMBps), num(row.coldMBps) / num(s['1 one client']?.upstream?.coldMBps), num(row.coldCpuPerGiB)])),
     '',
     `## 2. The same size, 16 clients, cold`,
     '',

@@ -15,7 +15,7 @@ import { startRegistry } from '../test/helpers/registry.ts'
 import { pullBlobConcurrently, pullImages, verifyBlob, type SmallImage } from './load.ts'
 import { pullImagesWrk, type WrkRun } from './wrk.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
-import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
+import { cpuSeconds, peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, upstreamTarget, type Target } from './targets.ts'
 import { regionScenario, type RegionRun } from './region.ts'
 import { airgapScenario, type AirgapRun } from './airgap.ts'
 import { pushScenario, type PushRun } from './push.ts'
@@ -94,12 +94,15 @@ async function main (): Promise<void> {
   const upstreamGets = (d: string): number => upstreamReg.count('GET', `/blobs/${d}`)
 
   log('1. one client, cold then warm')
-  const one: Record<string, { coldMBps: number, warmMBps: number, ok: boolean }> = {}
+  const one: Record<string, { coldMBps: number, warmMBps: number, ok: boolean, coldCpuPerGiB: number }> = {}
   for (const t of all) {
     resetPeak(t.pids())
+    const cpuBefore = cpuSeconds(t.pids())
     const cold = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
+    // the process's own CPU for the cold pull (receive, hash, write, read back, send), per GiB
+    const coldCpuPerGiB = (cpuSeconds(t.pids()) - cpuBefore) / (SIZES.big / 1024 ** 3)
     const warm = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
-    one[t.name] = { coldMBps: SIZES.big / 1e6 / (cold.wallMs / 1000), warmMBps: SIZES.big / 1e6 / (warm.wallMs / 1000), ok: cold.ok === 1 && warm.ok === 1 }
+    one[t.name] = { coldMBps: SIZES.big / 1e6 / (cold.wallMs / 1000), warmMBps: SIZES.big / 1e6 / (warm.wallMs / 1000), ok: cold.ok === 1 && warm.ok === 1, coldCpuPerGiB }
     ;(results.peakRss['1 one client'] ??= {})[t.name] = peakRss(t.pids())
   }
   results.scenarios['1 one client'] = one
@@ -241,6 +244,7 @@ function checks (r: Results): Check[] {
   const c = (name: string, value: number, target: string, pass: boolean): Check => ({ name, value: Math.round(value * 1000) / 1000, target, pass })
   return [
     c('cold, one client: ferry / distribution throughput', one.ferry!.coldMBps! / one.distribution!.coldMBps!, '>= 1', one.ferry!.coldMBps! >= one.distribution!.coldMBps!),
+    c('cold, one client: CPU s per GiB (ferry\'s processes)', one.ferry!.coldCpuPerGiB!, '<= 2', one.ferry!.coldCpuPerGiB! <= 2),
     c('warm, one client: ferry / nginx throughput', one.ferry!.warmMBps! / one.nginx!.warmMBps!, '>= 1', one.ferry!.warmMBps! >= one.nginx!.warmMBps!),
     c('16 cold: upstream fetches (ferry)', cold.ferry!.upstreamFetches!, '= 1', cold.ferry!.upstreamFetches === 1),
     c('16 cold: slowest first byte, s (ferry)', cold.ferry!.ttfbMaxMs! / 1000, '< 0.1', cold.ferry!.ttfbMaxMs! < 100),

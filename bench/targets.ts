@@ -104,3 +104,18 @@ export function peakRss (pids: number[]): number {
   }
   return total
 }
+
+/** CPU seconds (user + system) these processes have used so far, from /proc/PID/stat. */
+export function cpuSeconds (pids: number[]): number {
+  const tick = 100 // USER_HZ on Linux
+  let total = 0
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      // fields after the command name (which may hold spaces) start after the last ")"
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      total += (Number(fields[11]) + Number(fields[12])) / tick
+    } catch { /* gone */ }
+  }
+  return total
+}
