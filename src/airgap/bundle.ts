@@ -5,7 +5,7 @@
 // an ordinary OCI layout tar (`skopeo copy oci-archive:bundle.tar:NAME:TAG`).
 import { createHash, type Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { open, rename, type FileHandle } from 'node:fs/promises'
+import { open, rename, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PassThrough, Writable, type Readable } from 'node:stream'
 
@@ -114,14 +114,7 @@ export class PartWriter extends Writable {
 export async function verifyParts (dir: string, parts: readonly BundlePart[], onBytes?: (n: number) => void): Promise<void> {
   for (const part of parts) {
     const path = join(dir, part.file)
-    let fh: FileHandle
-    try {
-      fh = await open(path, 'r')
-    } catch {
-      throw new BundleError(`part ${part.file} is missing`)
-    }
-    const size = (await fh.stat()).size
-    await fh.close()
+    const size = await stat(path).then(s => s.size, () => { throw new BundleError(`part ${part.file} is missing`) })
     if (size !== part.size) throw new BundleError(`part ${part.file} is ${size} bytes; bundle.json says ${part.size} (truncated or not this bundle's)`)
     const hash = createHash('sha256')
     for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {

@@ -57,7 +57,8 @@ export class EdgeClient {
       out.push(...(doc.tags ?? []))
       const link = header(res.headers.link)
       const next = link === undefined ? undefined : /<([^>]+)>;\s*rel="?next"?/.exec(link)?.[1]
-      path = next === undefined ? undefined : new URL(next, 'http://edge').pathname + new URL(next, 'http://edge').search
+      const url = next === undefined ? undefined : new URL(next, 'http://edge')
+      path = url === undefined ? undefined : url.pathname + url.search
     }
     return out
   }
@@ -72,14 +73,13 @@ export class EdgeClient {
 
   /** GET the blob through the edge (which fills the region with it); resolves with the bytes that came. */
   async blob (name: string, digest: string, onBytes?: (n: number) => void): Promise<number> {
-    const res = await this.get(`/v2/${name}/blobs/${digest}`, {})
+    const { size, body } = await this.openBlob(name, digest)
     let n = 0
-    for await (const chunk of res.body) {
+    for await (const chunk of body) {
       n += (chunk as Buffer).length
       onBytes?.((chunk as Buffer).length)
     }
-    const declared = Number(header(res.headers['content-length']))
-    if (Number.isFinite(declared) && declared !== n) throw new EdgeError(502, undefined, `blob ${digest}: ${n} of ${declared} bytes came`)
+    if (n !== size) throw new EdgeError(502, undefined, `blob ${digest}: ${n} of ${size} bytes came`)
     return n
   }
 

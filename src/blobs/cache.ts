@@ -102,6 +102,9 @@ interface Running {
 
 const JOIN_ATTEMPTS = 3
 
+/** Freed at least when the disk is full: a few more blobs of the kind that just failed fit after it. */
+const ROOM_AT_LEAST = 32 * 1024 * 1024
+
 export class BlobCache {
   private readonly o: BlobCacheOptions
   private readonly fills = new Map<string, Running>()
@@ -143,16 +146,14 @@ export class BlobCache {
     await this.o.committer.commit(digest, path, size, { newToRegion: true, record: false })
   }
 
-  /** A write other than a fill (an upload) found this proxy's disk full: counted, logged, and room made. */
-  diskFull (write: 'upload', err: Error): void {
+  /**
+   * A write (a fill, a commit, an upload) found this proxy's disk full:
+   * counted, and cached blobs evicted from this disk (L1, or the store when
+   * the store is this disk) to free twice its size, at least 32 MiB.
+   */
+  diskFull (write: 'fill' | 'commit' | 'upload', bytes: number): void {
     this.o.metrics.diskFull.inc({ write })
-    this.o.log.error({ write, err: err.message }, 'the disk is full: write refused, the client told 507; evicting cached blobs to make room')
-    this.makeRoom(32 * 1024 * 1024)
-  }
-
-  /** This proxy's disk is full: evict cached blobs from it (L1, or the store when the store is this disk). */
-  makeRoom (bytes: number): void {
-    if (this.o.l1 !== undefined || this.o.store.store instanceof FsBlobStore) this.local.index.makeRoom(bytes)
+    if (this.o.l1 !== undefined || this.o.store.store instanceof FsBlobStore) this.local.index.makeRoom(Math.max(2 * bytes, ROOM_AT_LEAST))
   }
 
   /** A tier's answer, for a repository that does not hold the digest yet: only once its upstream says yes. */
@@ -330,7 +331,7 @@ export class BlobCache {
         return 'ok'
       }
       fill.onChange = update => this.o.table.progress(digest.value, update)
-      const from = await lead({ ...this.o, feed: { ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined }, makeRoom: bytes => { this.makeRoom(bytes) } }, route, fill, viaStore)
+      const from = await lead({ ...this.o, feed: { ...this.o.feed, store: this.o.l1 !== undefined ? this.o.store : undefined }, diskFull: (write, bytes) => { this.diskFull(write, bytes) } }, route, fill, viaStore)
       source.fetched = from === 'upstream' || from === 'peer-region'
       return 'ok'
     })()

@@ -24,12 +24,9 @@ export interface Leading {
   readonly policy: { readonly resumeAttempts: number, readonly resumeBackoffMs: number }
   readonly log: Logger
   readonly metrics: Metrics
-  /** This proxy's disk is full: evict cached blobs to free about `bytes`. */
-  readonly makeRoom: (bytes: number) => void
+  /** A write of about `bytes` found this proxy's disk full: counted, and room made. */
+  readonly diskFull: (write: 'fill' | 'commit', bytes: number) => void
 }
-
-/** Freed at least when the disk is full: a few more blobs of the kind that just failed fit after it. */
-const ROOM_AT_LEAST = 32 * 1024 * 1024
 
 /** Resolves with the source of the first bytes once they flow (the fill runs on); rejects when no source could be had. */
 export async function lead (o: Leading, route: Route, fill: Fill, viaStore: boolean): Promise<BlobSourceName | undefined> {
@@ -37,16 +34,18 @@ export async function lead (o: Leading, route: Route, fill: Fill, viaStore: bool
   const started = Date.now()
   const upstream = route.upstream.name
   const feed = new FillFeed(o.feed, digest, route, !viaStore)
+  const outOfSpace = (size: number): void => {
+    o.diskFull('fill', size)
+    o.metrics.fillFailures.inc({ reason: 'no_space' })
+    o.log.error({ digest: digest.value, upstream, size, path: dirname(fill.tempPath) }, 'the disk is full: blob not cached, the client told 507; evicting cached blobs to make room')
+  }
   let first: OpenedBlob
   try {
     first = await feed.open(0)
     if (first.size !== undefined && !await roomFor(dirname(fill.tempPath), first.size)) {
       // known before a byte is written or a header sent: the client gets a 507 now, not a cut transfer later
       first.body.discard()
-      o.metrics.diskFull.inc({ write: 'fill' })
-      o.metrics.fillFailures.inc({ reason: 'no_space' })
-      o.makeRoom(Math.max(2 * first.size, ROOM_AT_LEAST))
-      o.log.error({ digest: digest.value, upstream, size: first.size, path: dirname(fill.tempPath) }, 'the disk is full: blob not cached, the client told 507; evicting cached blobs to make room')
+      outOfSpace(first.size)
       throw new FillError('FILL_NO_SPACE', 'no space left on this proxy\'s disk', { size: first.size })
     }
   } catch (err) {
@@ -68,16 +67,11 @@ export async function lead (o: Leading, route: Route, fill: Fill, viaStore: bool
       log.warn({ digest: digest.value, upstream, from: feed.label, offset, err: (err as Error).message }, `${feed.label} transfer broke; resuming`)
     },
   }).then(() => {
-    const full = noSpace(fill.state === 'failed' ? fill.error : fill.commitError)
-    if (full) {
-      metrics.diskFull.inc({ write: fill.state === 'failed' ? 'fill' : 'commit' })
-      o.makeRoom(Math.max(2 * (fill.size ?? fill.written), ROOM_AT_LEAST))
-    }
     if (fill.state === 'verified' && fill.outcome === 'failed') {
+      if (noSpace(fill.commitError)) o.diskFull('commit', fill.written)
       log.error({ digest: digest.value, upstream, err: (fill.commitError as Error)?.message }, 'blob verified and served, but the store could not keep it')
-    } else if (full) {
-      metrics.fillFailures.inc({ reason: 'no_space' })
-      log.error({ digest: digest.value, upstream, size: fill.size, path: (fill.error as FillError).detail?.path }, 'the disk is full: blob not cached, the client told 507; evicting cached blobs to make room')
+    } else if (fill.state === 'failed' && noSpace(fill.error)) {
+      outOfSpace(fill.size ?? fill.written)
     } else if (fill.state === 'failed') {
       const reason = fill.error instanceof FillError ? fill.error.reason : 'upstream'
       metrics.fillFailures.inc({ reason })

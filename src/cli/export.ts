@@ -54,15 +54,11 @@ export const exportCommand = defineCommand({
       console.error(err.message)
       return 1
     }
-    const { serveForCommand } = await import('../serve.ts')
-    const { EdgeClient } = await import('../airgap/edge-client.ts')
+    const { openCommandEdge } = await import('../airgap/command-edge.ts')
     const { Mirror } = await import('../airgap/mirror.ts')
     const { writeBundle } = await import('../airgap/export.ts')
-    const { progressFor } = await import('../airgap/progress.ts')
-    const progress = progressFor(process.stderr, 'images')
-    const edge = await serveForCommand(config, (upstream, p) => { progress.log({ upstream, remaining: p.remaining, waitMs: p.waitMs }, 'the upstream\'s rate limit is nearly spent; pacing requests') })
-    const client = new EdgeClient(edge.address)
-    client.onSlowDown = ms => { progress.log({ waitMs: ms }, 'the upstream asked to slow down; waiting') }
+    const edge = await openCommandEdge(config)
+    const { client, progress } = edge
     try {
       // manifests now; each blob is fetched once, as it goes into the bundle (the edge fills the region with it on the way)
       const mirror = new Mirror({ edge: client, view: edge.view, progress, dryRun: true, collect: true })
@@ -74,7 +70,6 @@ export const exportCommand = defineCommand({
       process.stdout.write(JSON.stringify({ ...bundle, failures }, null, 2) + '\n')
       return failures.length > 0 ? 1 : 0
     } finally {
-      await client.close()
       await edge.close()
     }
   },

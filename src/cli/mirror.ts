@@ -34,22 +34,16 @@ export const mirrorCommand = defineCommand({
       console.error(err.message)
       return 1
     }
-    const { serveForCommand } = await import('../serve.ts')
-    const { EdgeClient } = await import('../airgap/edge-client.ts')
+    const { openCommandEdge } = await import('../airgap/command-edge.ts')
     const { Mirror } = await import('../airgap/mirror.ts')
-    const { progressFor } = await import('../airgap/progress.ts')
-    const progress = progressFor(process.stderr, 'images')
-    const edge = await serveForCommand(config, (upstream, p) => { progress.log({ upstream, remaining: p.remaining, waitMs: p.waitMs }, 'the upstream\'s rate limit is nearly spent; pacing requests') })
-    const client = new EdgeClient(edge.address)
-    client.onSlowDown = ms => { progress.log({ waitMs: ms }, 'the upstream asked to slow down; waiting') }
+    const edge = await openCommandEdge(config)
     try {
-      const report = await new Mirror({ edge: client, view: edge.view, progress, dryRun: values['dry-run'] === true }).run(list)
+      const report = await new Mirror({ edge: edge.client, view: edge.view, progress: edge.progress, dryRun: values['dry-run'] === true }).run(list)
       const text = JSON.stringify(report, null, 2) + '\n'
       if (values.report !== undefined) await writeFile(values.report, text)
       else process.stdout.write(text)
       return report.failures > 0 ? 1 : 0
     } finally {
-      await client.close()
       await edge.close()
     }
   },

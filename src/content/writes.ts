@@ -61,7 +61,10 @@ export class Writes {
     try {
       return await this.uploads.append(session, start, body, undefined, room)
     } catch (err) {
-      if (err instanceof StoreError && err.code === 'STORE_FULL') this.blobs.diskFull('upload', err)
+      if (err instanceof StoreError && err.code === 'STORE_FULL') {
+        this.blobs.diskFull('upload', 0)
+        this.log.error({ write: 'upload', err: err.message }, 'the disk is full: write refused, the client told 507; evicting cached blobs to make room')
+      }
       if (!(err instanceof UploadTooLarge) || target.kind !== 'hosted') throw err
       body.resume()
       throw uploadPastRoom(target.namespace.prefix, target.namespace.quota ?? 0, room)
