@@ -214,6 +214,20 @@ t.test('a bundle that lies is refused, naming the part or the digest, and nothin
     t.match(r.stderr, /nothing published/)
     t.same(await siteTags('upstream.test/test/lies'), [], 'no tag appeared')
   }
+  const escaping = variant('escaping', d => {
+    // a part named outside the bundle's folder is never read
+    const m = JSON.parse(readFileSync(join(d, 'bundle.json'), 'utf8')) as typeof manifest
+    m.parts[0]!.file = '../../../etc/passwd'
+    writeFileSync(join(d, 'bundle.json'), JSON.stringify(m))
+  })
+  const escaped = await importFrom(escaping)
+  t.equal(escaped.code, 1, 'a part named outside the bundle: refused')
+  t.match(escaped.stderr, /a part named "\.\.\/\.\.\/\.\.\/etc\/passwd" is not a file beside it/)
+  const garbled = variant('garbled', d => { writeFileSync(join(d, 'bundle.json'), '{"format": "ferry-bundle/1", "parts": ') })
+  const notJson = await importFrom(garbled)
+  t.equal(notJson.code, 1, 'a bundle.json that is not JSON: refused')
+  t.match(notJson.stderr, /bundle\.json: not JSON/)
+  t.same(await siteTags('upstream.test/test/lies'), [], 'still no tag')
   const r = await importFrom(good)
   t.equal(r.code, 0, 'the true bundle imports')
   t.same(await siteTags('upstream.test/test/lies'), ['v3'])
