@@ -1,6 +1,9 @@
 // One fill: a verified copy of a blob being made on this proxy's disk,
 // streamed from a source into a staging file while it is hashed. Any number
-// of readers tail the growing file, each at its own pace, from any offset.
+// of readers follow it, each at its own pace, from any offset: from the
+// chunks in hand while they keep up (recent-bytes.ts), from the staging file
+// when they fall behind; the file is written behind the stream
+// (staging-writer.ts), so neither the disk nor a reader slows the source.
 // The last byte is held back until the digest verifies, so a client can get
 // a truncated transfer but never a complete wrong blob; only a verified file
 // is committed. A source that breaks off or stalls is opened again from the
@@ -18,7 +21,14 @@ import { RegistryError } from '../registry-client/errors.ts'
 import { StoreError } from '../store/errors.ts'
 import { FillError, stagingError } from './errors.ts'
 import type { FillUpdate } from './fill-table.ts'
+import { RecentBytes } from './recent-bytes.ts'
 import type { OpenedBlob } from './source.ts'
+import { StagingWriter } from './staging-writer.ts'
+
+/** Bytes received and not yet in the staging file before the source is made to wait for the disk. */
+const MAX_UNWRITTEN = 8 * CHUNK
+/** Bytes kept in memory behind the newest for readers a little behind (besides those not yet written). */
+const KEEP_RECENT = 4 * CHUNK
 
 export interface FillOptions {
   /** Opens the source again from `offset`, after a break or a stall. */
@@ -51,16 +61,20 @@ export class Fill {
   readonly digest: Digest
   readonly tempPath: string
   size: number | undefined
-  /** Bytes written to the staging file so far. */
-  written = 0
+  /** Bytes in the staging file so far (what readers in other processes may read). */
+  get written (): number { return this.writer?.written ?? this.followed }
+  /** Bytes received and hashed so far (what readers in this process may read, but the last). */
+  received = 0
+  /** A follower's view of the leader's progress. */
+  private followed = 0
+  private writer: StagingWriter | undefined
+  private wakeQueued = false
+  private readonly recent = new RecentBytes()
   state: State = 'running'
   error: Error | undefined
   /** Resolves when the upstream answered 200 (size known); rejects with the client-facing error otherwise. */
   ready: Promise<void> = Promise.resolve()
   private fh: FileHandle | undefined
-  private writing: Promise<void> = Promise.resolve()
-  /** The staging file could not be written: the fill ends, whatever the source did. */
-  private stagingFailure: FillError | undefined
   private users = 1 // the fill itself
   private tick!: Promise<void>
   private wake!: () => void
@@ -96,10 +110,15 @@ export class Fill {
   /** Told of every change: the leader's progress goes to the coordinator this way. */
   onChange: ((update: FillUpdate) => void) | undefined
 
-  private notify (): void {
+  /** Wake this process's readers: more bytes, or the end. */
+  private wakeReaders (): void {
     const wake = this.wake
     this.newTick()
     wake()
+  }
+
+  private notify (): void {
+    this.wakeReaders()
     this.onChange?.({
       size: this.size,
       written: this.written,
@@ -116,7 +135,8 @@ export class Fill {
    */
   async follow (claim: { path: string, size: number | undefined, written: number, started: boolean }, subscribe: (listener: (u: FillUpdate) => void) => () => void): Promise<void> {
     this.size = claim.size
-    this.written = claim.written
+    this.followed = claim.written
+    this.received = claim.written
     let started!: () => void
     const startedP = new Promise<void>(resolve => { started = resolve })
     if (claim.started) started()
@@ -124,7 +144,8 @@ export class Fill {
       started()
       if (this.state === 'failed') return
       this.size = u.size ?? this.size
-      this.written = Math.max(this.written, u.written)
+      this.followed = Math.max(this.followed, u.written)
+      this.received = this.followed
       if (u.outcome === 'failed' && this.state === 'running') {
         unsubscribe()
         this.fail(new FillError('FILL_SOURCE_FAILED', 'the fill of this blob failed in another worker'))
@@ -177,30 +198,30 @@ export class Fill {
     if (first.size !== undefined && first.size <= this.holdUpTo) this.held = []
     try {
       this.fh = await open(this.tempPath, 'w+').catch((err: unknown) => { throw stagingError(err, this.tempPath) })
+      const writer = this.writer = new StagingWriter(this.fh, this.tempPath, () => { this.recent.dropBefore(Math.min(writer.written, this.received - KEEP_RECENT)); this.notify() })
       this.notify() // followers in other workers may open the file now
       const hash = createHash(this.digest.algorithm)
       let source: OpenedBlob | undefined = first
       for (let failures = 0; ;) {
         try {
-          if (source === undefined) source = await opts.reopen(this.written)
+          if (source === undefined) source = await opts.reopen(this.received)
           if (source.size !== undefined && this.size !== undefined && source.size !== this.size) {
             throw new FillError('FILL_SIZE_MISMATCH', 'the source changed the blob size between attempts', { before: this.size, now: source.size })
           }
-          if (source.start > this.written) throw new FillError('FILL_SOURCE_FAILED', 'the source sent bytes past the offset held', { held: this.written, start: source.start })
+          if (source.start > this.received) throw new FillError('FILL_SOURCE_FAILED', 'the source sent bytes past the offset held', { held: this.received, start: source.start })
           this.size ??= source.size
           await this.pump(source, hash, opts.onBytes)
-          if (this.size !== undefined && this.written < this.size) {
-            throw new FillError('FILL_SOURCE_FAILED', 'the source closed the transfer early', { declared: this.size, received: this.written })
+          if (this.size !== undefined && this.received < this.size) {
+            throw new FillError('FILL_SOURCE_FAILED', 'the source closed the transfer early', { declared: this.size, received: this.received })
           }
           break
         } catch (caught) {
           source?.body.discard()
           source = undefined
-          await this.writing // a write still in flight lands before the next attempt appends
           // the source's side may report the cut its own way; the disk's failure is the one that counts
-          const err = this.stagingFailure ?? caught
+          const err = writer.failure ?? caught
           if (final(err) || ++failures > opts.attempts) throw err
-          opts.onResume(this.written, err)
+          opts.onResume(this.received, err)
           await sleep(opts.backoffMs * 2 ** (failures - 1))
         }
       }
@@ -208,11 +229,14 @@ export class Fill {
       if (actual !== this.digest.hex) {
         throw new FillError('FILL_DIGEST_MISMATCH', 'the source sent a blob whose digest does not match', { expected: this.digest.value, actual: `${this.digest.algorithm}:${actual}` })
       }
-      this.size = this.written
-      if (this.held !== undefined) this.bytes = Buffer.concat(this.held, this.written)
+      // verified only once the file holds every byte: readers in other processes read the file
+      await writer.drained()
+      this.size = this.received
+      if (this.held !== undefined) this.bytes = Buffer.concat(this.held, this.received)
       this.held = undefined
       // clients get their last byte now; making it durable in the store is not their wait
       this.state = 'verified'
+      this.recent.clear()
       this.notify()
       await this.fh.datasync().catch((err: unknown) => { throw stagingError(err, this.tempPath) })
       await opts.commit(this.tempPath)
@@ -224,6 +248,8 @@ export class Fill {
       } else {
         this.state = 'failed'
         this.error = err instanceof FillError || err instanceof RegistryError || err instanceof StoreError ? err : new FillError('FILL_SOURCE_FAILED', 'the source transfer failed', { cause: (err as Error).message })
+        this.recent.clear()
+        await this.writer?.drained().catch(() => {}) // no write lands in the file after it is gone
       }
       this.outcome = 'failed'
       await unlink(this.tempPath).catch(() => {})
@@ -234,9 +260,9 @@ export class Fill {
     }
   }
 
-  /** Everything `source` sends, past the bytes already held, into the staging file. */
+  /** Everything `source` sends, past the bytes already held, hashed and handed to the staging writer. */
   private async pump (source: OpenedBlob, hash: Hash, onBytes: (n: number) => void): Promise<void> {
-    const sink = this.sink(hash, onBytes, this.written - source.start)
+    const sink = this.sink(hash, onBytes, this.received - source.start, source.body.freshChunks === true)
     await source.body.writeTo(sink)
     await new Promise<void>((resolve, reject) => {
       sink.once('error', reject)
@@ -244,8 +270,9 @@ export class Fill {
     })
   }
 
-  private sink (hash: Hash, onBytes: (n: number) => void, skip: number): Writable {
-    const write = async (chunks: Buffer[]): Promise<void> => {
+  private sink (hash: Hash, onBytes: (n: number) => void, skip: number, fresh: boolean): Writable {
+    const writer = this.writer!
+    const take = (chunks: Buffer[]): Promise<void> | undefined => {
       if (skip > 0) {
         // a source that sent the whole blob again: same digest, same bytes, so drop what is held
         const kept: Buffer[] = []
@@ -255,44 +282,52 @@ export class Fill {
           skip = 0
         }
         chunks = kept
-        if (chunks.length === 0) return
+        if (chunks.length === 0) return undefined
       }
       let n = 0
       for (const c of chunks) n += c.length
-      if (this.size !== undefined && this.written + n > this.size) {
+      if (this.size !== undefined && this.received + n > this.size) {
         throw new FillError('FILL_SIZE_MISMATCH', 'the source sent more bytes than it declared', { declared: this.size })
       }
-      // positional writes: readers share this handle and read at their own offsets
-      let wrote: number
-      try {
-        wrote = (await this.fh!.writev(chunks, this.written)).bytesWritten
-      } catch (err) {
-        throw (this.stagingFailure = stagingError(err, this.tempPath))
+      // kept past this call (the file, the readers, the held bytes): a source that reuses its buffers hands over copies
+      if (!fresh) chunks = chunks.map(c => Buffer.from(c))
+      writer.append(chunks, n)
+      for (const c of chunks) {
+        hash.update(c)
+        this.recent.add(c)
+        if (this.held !== undefined) this.held.push(c)
       }
-      // a short write to a file is the disk filling up
-      if (wrote !== n) throw (this.stagingFailure = new FillError('FILL_NO_SPACE', 'no space left on this proxy\'s disk', { path: this.tempPath, wrote, of: n }))
-      // hashed once written, so the hash always stands for the bytes held
-      for (const c of chunks) hash.update(c)
-      if (this.held !== undefined) for (const c of chunks) this.held.push(Buffer.from(c)) // the source may reuse its buffers
-      this.written += n
+      this.received += n
       onBytes(n)
-      this.notify()
+      // once per turn of the event loop, after it has read what the socket holds: readers send it in one write
+      if (!this.wakeQueued) {
+        this.wakeQueued = true
+        setImmediate(() => { this.wakeQueued = false; this.wakeReaders() })
+      }
+      return writer.behind > MAX_UNWRITTEN ? writer.room(MAX_UNWRITTEN) : undefined
     }
-    const track = (p: Promise<void>, cb: (err?: Error | null) => void): void => {
-      this.writing = p.catch(() => {})
-      p.then(() => cb(), cb)
+    const done = (chunks: Buffer[], cb: (err?: Error | null) => void): void => {
+      let wait: Promise<void> | undefined
+      try {
+        wait = take(chunks)
+      } catch (err) {
+        cb(err as Error)
+        return
+      }
+      if (wait === undefined) cb()
+      else wait.then(() => cb(), cb)
     }
     return new Writable({
       highWaterMark: 4 * CHUNK,
-      write: (chunk: Buffer, _enc, cb) => { track(write([chunk]), cb) },
-      writev: (items, cb) => { track(write(items.map(i => i.chunk as Buffer)), cb) },
+      write: (chunk: Buffer, _enc, cb) => { done([chunk], cb) },
+      writev: (items, cb) => { done(items.map(i => i.chunk as Buffer), cb) },
     })
   }
 
-  /** How far readers may read: everything once verified, all but the last byte before. */
+  /** How far readers in this process may read: everything once verified, all but the last byte before. */
   private readable (): number {
-    if (this.state === 'verified') return this.written
-    return Math.max(0, this.written - 1)
+    if (this.state === 'verified') return this.received
+    return Math.max(0, this.received - 1)
   }
 
   /** The staging file is still open, so readers can be served from it. */
@@ -316,6 +351,8 @@ export class Fill {
       },
       complete: () => this.state === 'verified',
       changed: () => this.tick,
+      inHand: (pos, limit, max) => this.recent.slices(pos, limit, max),
+      onDisk: () => this.written,
     }
     const start = range?.start ?? 0
     return {

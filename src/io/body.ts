@@ -16,6 +16,8 @@ export interface Body {
   discard (): void
   /** Set when the whole body is already in memory: it can go out with the headers in one write. */
   readonly bytes?: Buffer
+  /** The chunks it writes are never reused by it: whoever takes them may keep them. */
+  readonly freshChunks?: boolean
 }
 
 /** How far a file may be read now, and how to wait for more (a file still being filled). */
@@ -26,12 +28,32 @@ export interface Growth {
   complete (): boolean
   /** Resolves when limit() may have changed. */
   changed (): Promise<void>
+  /**
+   * The bytes from `pos` still in memory (none at or past `limit`, at most
+   * `max`), to be sent as they are; undefined when they must be read from
+   * the file.
+   */
+  inHand? (pos: number, limit: number, max: number): Buffer[] | undefined
+  /** Bytes in the file from offset 0, when less than limit() may be. */
+  onDisk? (): number
 }
 
 function writeChunk (out: Writable, chunk: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     if (out.destroyed) { reject(new Error('client went away')); return }
     out.write(chunk, err => err ? reject(err) : resolve())
+  })
+}
+
+/** Several chunks in one go (corked: one writev to the socket); resolves when the last is taken. */
+function writeChunks (out: Writable, chunks: readonly Buffer[]): Promise<void> {
+  if (chunks.length === 1) return writeChunk(out, chunks[0]!)
+  return new Promise((resolve, reject) => {
+    if (out.destroyed) { reject(new Error('client went away')); return }
+    out.cork()
+    for (let i = 0; i < chunks.length - 1; i++) out.write(chunks[i]!)
+    out.write(chunks[chunks.length - 1]!, err => err ? reject(err) : resolve())
+    out.uncork()
   })
 }
 
@@ -79,10 +101,29 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         continue
       }
       const from = kept >= PROVEN ? pool : kept >= PROMISING ? mediumPool : smallPool
+      const inHand = growth?.inHand?.(pos, limit, from.size)
+      if (inHand !== undefined) {
+        // a fill's chunks as they arrived: nothing to read, nothing to copy, no buffer to give back
+        let n = 0
+        for (const c of inHand) n += c.length
+        kept = writing ? 0 : kept + n
+        if (inFlight !== undefined) await Promise.race([inFlight, gone])
+        if (failed !== undefined) throw failed
+        writing = true
+        inFlight = writeChunks(out, inHand).then(() => { writing = false }, err => { failed = err })
+        pos += n
+        continue
+      }
+      const readTo = growth?.onDisk === undefined ? limit : Math.min(limit, growth.onDisk())
+      if (pos >= readTo) {
+        // not in the file yet and no longer in hand: cannot happen while the fill keeps what it has not written
+        await Promise.race([growth!.changed(), gone])
+        continue
+      }
       const buf = from.get()
       let n: number
       try {
-        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(buf.length, limit - pos), pos))
+        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(buf.length, readTo - pos), pos))
       } catch (err) {
         from.put(buf)
         throw err
@@ -172,6 +213,7 @@ export async function collect (body: Body, limit: number): Promise<Buffer> {
  */
 export function arrivingBody (source: Readable): Body {
   return {
+    freshChunks: true,
     async writeTo (out) {
       let n = 0
       const count = (chunk: Buffer): void => { n += chunk.length }
@@ -196,6 +238,7 @@ export function streamBody (open: () => Promise<Readable>, expected: number | un
   let source: Readable | undefined
   let discarded = false
   return {
+    freshChunks: true,
     async writeTo (out) {
       source = await open()
       if (discarded) { source.destroy(); return 0 }
