@@ -6,6 +6,7 @@ import type { RegionRun } from './region.ts'
 import type { AirgapRun } from './airgap.ts'
 import type { PushRun } from './push.ts'
 import type { ReplicationRun } from './replication.ts'
+import type { CtrRun, WanRun } from './wan.ts'
 
 export interface Check { readonly name: string, readonly value: number, readonly target: string, readonly pass: boolean }
 
@@ -48,7 +49,9 @@ export function writeReport (r: Results, outDir: string): string {
     '',
     `## 1. One ${mb} MiB blob, one client`,
     '',
-    table(['target', 'cold MB/s', 'warm MB/s', 'cold / direct', 'cold CPU s per GiB (its processes)'], rows('1 one client', row => [num(row.coldMBps), num(row.warmMBps), num(row.coldMBps) / num(s['1 one client']?.upstream?.coldMBps), num(row.coldCpuPerGiB)])),
+    'Before each cold pull: `sync`, the page cache dropped, the upstream\'s file read once. CPU: user + system of the target\'s processes from /proc, cold counted until they go quiet (distribution fetches the blob a second time for its store after the client has it).',
+    '',
+    table(['target', 'cold MB/s', 'warm MB/s', 'cold / direct', 'cold CPU s per GiB', 'warm CPU s per GiB', 'upstream fetches'], rows('1 one client', row => [num(row.coldMBps), num(row.warmMBps), num(row.coldMBps) / num(s['1 one client']?.upstream?.coldMBps), num(row.coldCpuPerGiB), num(row.warmCpuPerGiB), num(row.upstreamFetches)])),
     '',
     `## 2. The same size, 16 clients, cold`,
     '',
@@ -68,6 +71,9 @@ export function writeReport (r: Results, outDir: string): string {
         return [t === 'upstream' ? 'direct (upstream)' : t, num(c.rate), num(c.p50Ms), num(c.p99Ms), num(w.rate), num(w.p50Ms), num(w.p99Ms), num(c.failed) + num(w.failed), t === 'upstream' ? '-' : num(w.upstreamRequests)]
       })),
     '',
+    ...(s['4 small images warm']?.['node limit'] !== undefined
+      ? [`The Node.js limit (bench/node-limit.ts: a bare node:http server answering the same requests from memory, one process): ${num(s['4 small images warm']['node limit'].rate).toFixed(1)} pulls/s, p50 ${num(s['4 small images warm']['node limit'].p50Ms).toFixed(3)} ms, p99 ${num(s['4 small images warm']['node limit'].p99Ms).toFixed(3)} ms (per request), ${num(s['4 small images warm']['node limit'].failed)} failed.`, '']
+      : []),
     `## 5. The same images by tag after their TTL (${r.sizes.tagTTLSeconds} s)`,
     '',
     table(['target', 'pulls/s', 'p99 ms', 'upstream requests per pull', 'failed'], rows('5 tag revalidation', row => [num(row.rate), num(row.p99Ms), num(row.upstreamRequestsPerPull), num(row.failed)])),
@@ -127,6 +133,22 @@ export function writeReport (r: Results, outDir: string): string {
         ['ferry', a.ferryExportMBps, a.ferryImportMBps],
         ['skopeo', a.skopeoExportMBps, a.skopeoImportMBps],
       ]), '', `ferry / skopeo: export ${(a.ferryExportMBps / a.skopeoExportMBps).toFixed(2)}×, import ${(a.ferryImportMBps / a.skopeoImportMBps).toFixed(2)}×; ${a.verified}/${a.images} imported images read back by tag with their digest.`)
+  }
+  const wan = r.scenarios['12 WAN'] as WanRun | undefined
+  if (wan !== undefined) {
+    parts.push('', `## 12. WAN: the upstream behind a ${wan.rttMs} ms, ${wan.mbitPerSecond} Mbit/s link, ${wan.nodes} nodes pulling ${wan.images} images at once`, '',
+      `${wan.images} images, ${wan.layers} layers, ${(wan.uniqueBytes / 1024 ** 3).toFixed(2)} GiB of unique layers (fixed-seed sizes, 1 KiB to 300 MiB, four shared bases). The link (bench/shaped-link.ts) is shared by all connections through it, each way; only the path to the upstream is shaped. Each node pulls the images in turn, each image's blobs three at a time; warm is the same again.`, '',
+      table(['target', 'cold wall s', 'fastest node s', 'slowest node s', 'GiB over the link', 'warm wall s', 'warm slowest node s', 'failed', 'verified', 'peak RSS MiB'],
+        TARGETS.filter(t => wan.targets[t] !== undefined).map(t => {
+          const w = wan.targets[t]!
+          return [t === 'upstream' ? 'direct (upstream)' : t, w.coldWallS, w.coldFastestNodeS, w.coldSlowestNodeS, w.upstreamBytes / 1024 ** 3, w.warmWallS, w.warmSlowestNodeS, w.failed, `${w.verified}/${wan.images}`, t === 'upstream' ? '-' : w.peakRss / 1024 / 1024]
+        })))
+  }
+  const ctr = r.scenarios['13 ctr'] as CtrRun | undefined
+  if (ctr !== undefined) {
+    parts.push('', `## 13. A real client: \`ctr images pull\` of one image of ${ctr.layers} layers of ${Math.round(ctr.layerBytes / 1024 / 1024)} MiB`, '',
+      'containerd through a hosts.toml mirror to each target, unpacked into the native snapshotter; a fresh containerd for each pull, cold then warm.', '',
+      table(['target', 'cold s', 'warm s'], TARGETS.filter(t => ctr.targets[t] !== undefined).map(t => [t === 'upstream' ? 'direct (upstream)' : t, ctr.targets[t]!.coldS, ctr.targets[t]!.warmS])))
   }
   const text = parts.join('\n') + '\n'
   writeFileSync(join(outDir, 'RESULTS.md'), text)

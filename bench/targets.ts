@@ -36,7 +36,7 @@ export function upstreamTarget (reg: Registry): Target {
   return { name: 'upstream', url: reg.url, pids: () => [reg.proc.child.pid!], stop: () => reg.stop() }
 }
 
-export async function startFerryTarget (dir: string, upstream: string, tagTTL: string, extra: Record<string, unknown> = {}): Promise<Target & { proc: Proc, data: string }> {
+export async function startFerryTarget (dir: string, upstream: string, tagTTL: string, extra: Record<string, unknown> = {}, nodeFlags: string[] = []): Promise<Target & { proc: Proc, data: string }> {
   const port = await freePort()
   mkdirSync(dir, { recursive: true })
   const data = join(dir, 'ferry-data')
@@ -50,12 +50,41 @@ export async function startFerryTarget (dir: string, upstream: string, tagTTL: s
     limits: { upstreamFetchesPerSecond: 0 },
     ...extra,
   }))
-  const proc = startProc(process.execPath, [...NODE_FLAGS, CLI, 'serve', '--config', config])
+  // FERRY_BENCH_CLI: another build's dist/cli.js, to measure it in the same harness (a before and after)
+  const proc = startProc(process.execPath, [...NODE_FLAGS, ...nodeFlags, process.env.FERRY_BENCH_CLI ?? CLI, 'serve', '--config', config])
   await waitForPort(port)
   return {
     name: 'ferry', url: `http://127.0.0.1:${port}`, proc, data,
     pids: () => childPids(proc.child.pid!),
     stop: () => proc.stop(),
+  }
+}
+
+/** The bare node:http server of node-limit.ts, answering `paths` from memory. */
+export async function startNodeLimit (dir: string, upstream: string, paths: [string, string | null][]): Promise<Target> {
+  mkdirSync(dir, { recursive: true })
+  const port = await freePort()
+  const file = join(dir, 'paths.json')
+  writeFileSync(file, JSON.stringify(paths))
+  const proc = startProc(process.execPath, [...NODE_FLAGS, new URL('./node-limit.ts', import.meta.url).pathname, String(port), upstream, file])
+  await proc.waitFor(/^listening$/, 60_000)
+  return { name: 'node limit', url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }
+}
+
+/**
+ * CPU seconds of `pids` once they have gone quiet (less than 10 ms in 300 ms):
+ * what a cold pull cost a target includes what it does after the client has
+ * its bytes (ferry: the fsync and commit; distribution: its second fetch of
+ * the blob, for its store).
+ */
+export async function cpuSecondsSettled (pids: () => number[], maxMs = 30_000): Promise<number> {
+  const deadline = Date.now() + maxMs
+  let last = cpuSeconds(pids())
+  for (;;) {
+    await new Promise(resolve => setTimeout(resolve, 300))
+    const now = cpuSeconds(pids())
+    if (now - last < 0.01 || Date.now() > deadline) return now
+    last = now
   }
 }
 
@@ -118,4 +147,28 @@ export function cpuSeconds (pids: number[]): number {
     } catch { /* gone */ }
   }
   return total
+}
+
+/**
+ * Write back every dirty page before a timed cold pull: what earlier steps
+ * wrote (the seeding, another target's cache) would otherwise be flushed
+ * during it, and the kernel charges the writer that meets its dirty limits.
+ */
+export function settleDisk (): void {
+  execFileSync('sync')
+  // and start from the same page cache: on this VM, pages the guest has not touched before cost
+  // several times as much to write as pages it gets back (seen: 1.5 then 3 then 4.5 s of CPU per
+  // GiB over three cold pulls of distribution without this); needs root, else skipped
+  try { writeFileSync('/proc/sys/vm/drop_caches', '1') } catch { /* not root: the runs share what there is */ }
+}
+
+/** Read a file once, so the upstream serves it from memory as it would have before settleDisk. */
+export function warmFile (path: string): void {
+  execFileSync('cat', [path], { stdio: ['ignore', 'ignore', 'ignore'] })
+}
+
+/** Where docker-registry keeps a blob's bytes under its folder. */
+export function upstreamBlobPath (registryDir: string, digest: string): string {
+  const hex = digest.slice('sha256:'.length)
+  return join(registryDir, 'data', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data')
 }

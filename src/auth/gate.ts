@@ -5,7 +5,6 @@
 // challenge a client needs; authenticated but not allowed: 403 DENIED.
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import { LRUCache } from 'lru-cache'
 import { Denied, OciError, Unauthorized } from '../oci/errors.ts'
 import type { AccessPolicy, Action } from './access.ts'
 import type { Identity, IdentitySource } from './identity.ts'
@@ -14,6 +13,7 @@ import { decodeBasic, sameSecret } from './credentials.ts'
 import { LoginThrottled, type LoginLimits } from './login-limits.ts'
 import { ROBOT_PREFIX } from './robots.ts'
 import { parseScopes, type Access, type TokenService } from './tokens.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 /** What a decision tells the logs: who, never how they proved it. */
 export interface Principal { readonly name: string, readonly kind: Identity['kind'] | 'anonymous' }
@@ -56,7 +56,7 @@ export class Gate {
   private readonly limits: LoginLimits
   private readonly scheme: 'http' | 'https'
   /** Credentials verified in the last minute, by a hash of them (never the password itself). */
-  private readonly verified = new LRUCache<string, Identity>({ max: 10_000, ttl: 60_000 })
+  private readonly verified = boundedCache<string, Identity>(10_000, { ttl: 60_000 })
   /** Checks running, by the same hash: concurrent requests with the same credentials share one. */
   private readonly checking = new Map<string, Promise<Identity | undefined>>()
 

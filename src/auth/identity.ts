@@ -3,9 +3,9 @@
 // more file implementing IdentitySource.
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
-import { LRUCache } from 'lru-cache'
 import type { Logger } from '../observe/logger.ts'
 import { bcryptCompare } from './bcrypt-pool.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 export interface Identity {
   readonly kind: 'user' | 'robot' | 'replicator'
@@ -32,7 +32,7 @@ export interface IdentitySource {
 class BcryptUsers implements IdentitySource {
   protected users = new Map<string, string>()
   private readonly groups: ReadonlyMap<string, readonly string[]>
-  protected readonly verified = new LRUCache<string, Identity>({ max: 10_000, ttl: 60_000 })
+  protected readonly verified = boundedCache<string, Identity>(10_000, { ttl: 60_000 })
 
   constructor (groups: Readonly<Record<string, readonly string[]>>) {
     const byUser = new Map<string, string[]>()

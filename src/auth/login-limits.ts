@@ -13,6 +13,7 @@
 // for another request, never come here (gate.ts).
 import { LRUCache } from 'lru-cache'
 import { TooManyRequests } from '../oci/errors.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 const WINDOW_MS = 60_000
 const PER_PAIR = 10
@@ -38,9 +39,9 @@ export class LoginThrottled extends TooManyRequests {
 }
 
 export class LoginLimits {
-  private readonly pairs = new LRUCache<string, Count>({ max: 100_000, ttl: WINDOW_MS })
-  private readonly addresses = new LRUCache<string, Count>({ max: 100_000, ttl: WINDOW_MS })
-  private readonly users = new LRUCache<string, Count>({ max: 100_000, ttl: WINDOW_MS })
+  private readonly pairs = boundedCache<string, Count>(100_000, { ttl: WINDOW_MS })
+  private readonly addresses = boundedCache<string, Count>(100_000, { ttl: WINDOW_MS })
+  private readonly users = boundedCache<string, Count>(100_000, { ttl: WINDOW_MS })
 
   /**
    * Admit an attempt by `user` from `address` (throws LoginThrottled); tell

@@ -5,17 +5,17 @@
 // refused at once. `ferry robot create|list|revoke` manages them.
 import { createHash, randomBytes } from 'node:crypto'
 import bcrypt from 'bcryptjs'
-import { LRUCache } from 'lru-cache'
 import type { RegionState, RobotRecord } from '../state/region-state.ts'
 import { bcryptCompare, DUMMY_HASH } from './bcrypt-pool.ts'
 import type { Identity, IdentitySource } from './identity.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 export const ROBOT_PREFIX = 'robot$'
 
 export class RobotSource implements IdentitySource {
   private readonly state: RegionState
   /** bcrypt verdicts by a hash of (record hash, password): revocation is checked before, every time. */
-  private readonly verified = new LRUCache<string, true>({ max: 10_000, ttl: 10 * 60_000 })
+  private readonly verified = boundedCache<string, true>(10_000, { ttl: 10 * 60_000 })
 
   constructor (state: RegionState) { this.state = state }
 

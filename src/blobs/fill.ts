@@ -17,6 +17,7 @@ import type { Digest } from '../oci/reference.ts'
 import type { ByteRange } from '../oci/range.ts'
 import { bufferBody, copyRange, type Body, type Growth } from '../io/body.ts'
 import { CHUNK } from '../io/buffer-pool.ts'
+import { arrived } from '../io/young-garbage.ts'
 import { RegistryError } from '../registry-client/errors.ts'
 import { StoreError } from '../store/errors.ts'
 import { FillError, stagingError } from './errors.ts'
@@ -26,9 +27,9 @@ import type { OpenedBlob } from './source.ts'
 import { StagingWriter } from './staging-writer.ts'
 
 /** Bytes received and not yet in the staging file before the source is made to wait for the disk. */
-const MAX_UNWRITTEN = 8 * CHUNK
+const MAX_UNWRITTEN = 4 * CHUNK
 /** Bytes kept in memory behind the newest for readers a little behind (besides those not yet written). */
-const KEEP_RECENT = 4 * CHUNK
+const KEEP_RECENT = 2 * CHUNK
 
 export interface FillOptions {
   /** Opens the source again from `offset`, after a break or a stall. */
@@ -298,6 +299,7 @@ export class Fill {
         if (this.held !== undefined) this.held.push(c)
       }
       this.received += n
+      arrived(n)
       onBytes(n)
       // once per turn of the event loop, after it has read what the socket holds: readers send it in one write
       if (!this.wakeQueued) {

@@ -5,7 +5,6 @@
 // one gets it linked only once its upstream confirms the digest under this
 // name (a HEAD, no bytes): base layers shared by many images stay one copy
 // and one fetch, and no name reads what its upstream would not give it.
-import { LRUCache } from 'lru-cache'
 import { parseManifest } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
 import type { Digest } from '../oci/reference.ts'
@@ -13,12 +12,13 @@ import type { Logger } from '../observe/logger.ts'
 import { RegistryError } from '../registry-client/errors.ts'
 import type { Links } from '../state/region-state.ts'
 import type { Route } from '../upstream/router.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 export class Linker {
   private readonly links: Links
   private readonly log: Logger
   /** (repository, manifest) pairs whose links this process wrote: each once. */
-  private readonly done = new LRUCache<string, true>({ max: 50_000 })
+  private readonly done = boundedCache<string, true>(50_000)
   private readonly confirming = new Map<string, Promise<number | undefined>>()
 
   constructor (links: Links, log: Logger) {

@@ -4,13 +4,13 @@
 // past its quota is refused with 403 DENIED naming the usage and the limit,
 // before anything of it is kept. Usage is computed from the links and
 // remembered briefly; what this proxy admits meanwhile is added to it.
-import { LRUCache } from 'lru-cache'
 import type { Gauge } from 'prom-client'
 import { Denied } from '../oci/errors.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
 import type { RegionState } from '../state/region-state.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { Target, Targets } from './target.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 const REMEMBER_MS = 5_000
 
@@ -20,7 +20,7 @@ export class Quotas {
   private readonly store: BlobStore
   private readonly gauge: Gauge<'namespace'> | undefined
   private readonly known = new Map<string, { bytes: number, blobs: Set<string>, at: number }>()
-  private readonly sizes = new LRUCache<string, number>({ max: 100_000 })
+  private readonly sizes = boundedCache<string, number>(100_000)
 
   constructor (opts: { targets: Targets, state: RegionState, store: BlobStore, gauge?: Gauge<'namespace'> }) {
     this.targets = opts.targets

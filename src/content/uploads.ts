@@ -9,13 +9,14 @@ import { createHash, randomUUID, type Hash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { LRUCache } from 'lru-cache'
 import { once } from 'node:events'
 import type { Readable } from 'node:stream'
 import { finished, pipeline } from 'node:stream/promises'
 import { BlobUploadInvalid, BlobUploadUnknown, DigestInvalid } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import { StoreError } from '../store/errors.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
+import { arrived } from '../io/young-garbage.ts'
 
 /** An upload grew past the most it may hold; the session is gone. */
 export class UploadTooLarge extends Error {
@@ -51,7 +52,7 @@ export class UploadSessions {
   /** One writer per session at a time. */
   private readonly busy = new Set<string>()
   /** The sha256 of the bytes a session holds, kept as this process appends them (so completion need not read the file again). */
-  private readonly live = new LRUCache<string, { hash: Hash, offset: number }>({ max: 1000 })
+  private readonly live = boundedCache<string, { hash: Hash, offset: number }>(1000)
 
   constructor (root: string) { this.root = root }
 
@@ -149,6 +150,7 @@ export class UploadSessions {
           n += chunk.length
           if (held + n > max) { over = true; break }
           hashing?.update(chunk)
+          arrived(chunk.length)
           if (!file.write(chunk)) await once(file, 'drain')
           flusher.wrote(chunk.length)
         }

@@ -5,11 +5,11 @@
 // token fetch. Credentials are read at the moment of use, so a rotated secret
 // is picked up and none is kept in config.
 import type { Dispatcher } from 'undici'
-import { LRUCache } from 'lru-cache'
 import { basicHeader } from '../auth/credentials.ts'
 import { readText } from '../io/read-bounded.ts'
 import type { Challenge } from './challenge.ts'
 import { RegistryError } from './errors.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 /** How a client proves itself to a registry. */
 export interface RegistryAuth {
@@ -49,7 +49,7 @@ export class TokenAuth implements RegistryAuth {
   /** The scheme and Bearer realm learned from the registry's first challenge. */
   private scheme: 'bearer' | 'basic' | undefined
   private realm: { url: string, service: string | undefined } | undefined
-  private readonly tokens = new LRUCache<string, CachedToken>({ max: 10_000 })
+  private readonly tokens = boundedCache<string, CachedToken>(10_000)
   private readonly pending = new Map<string, Promise<string>>()
 
   constructor (opts: TokenAuthOptions) { this.opts = opts }

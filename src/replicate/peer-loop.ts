@@ -12,7 +12,6 @@
 // letters with the reason and skipped, so lag can reach 0.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PassThrough, type Readable } from 'node:stream'
-import { LRUCache } from 'lru-cache'
 import { inParallel, Semaphore } from '../common/concurrency.ts'
 import type { ReplicationConfig } from '../config/region-config.ts'
 import { bodyReadable, collect } from '../io/body.ts'
@@ -26,6 +25,7 @@ import type { Edge } from './edge.ts'
 import type { ReplicationMetrics } from './metrics.ts'
 import { PushError, type PushClient } from './push-client.ts'
 import type { Rules } from './rules.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 const BATCH = 100
 const IDLE_POLL_MS = 250
@@ -52,7 +52,7 @@ export class PeerLoop {
   /** Blob uploads in flight to this peer, whatever events they belong to. */
   private readonly transfers: Semaphore
   /** digest -> a repository the peer has it in: the next push of it can be a mount. */
-  private readonly seen = new LRUCache<string, string>({ max: 100_000 })
+  private readonly seen = boundedCache<string, string>(100_000)
 
   constructor (c: ReplicationContext, client: PushClient) {
     this.client = client

@@ -6,8 +6,8 @@
 // before (a tag past its TTL is served stale rather than not at all).
 // Resumes of a transfer already started are not counted.
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { LRUCache } from 'lru-cache'
 import { RegistryError, type RegistryResource } from '../registry-client/errors.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 /** Who the request being served is for; the edge sets it, the upstream reads it. */
 export const requester = new AsyncLocalStorage<{ who: string }>()
@@ -17,7 +17,7 @@ interface Bucket { tokens: number, at: number }
 export class MissBudget {
   private readonly perSecond: number
   private readonly burst: number
-  private readonly buckets = new LRUCache<string, Bucket>({ max: 100_000 })
+  private readonly buckets = boundedCache<string, Bucket>(100_000)
 
   constructor (perSecond: number, burst: number) {
     this.perSecond = perSecond

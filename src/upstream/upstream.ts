@@ -16,6 +16,7 @@ import { RegistryError, type RegistryResource } from '../registry-client/errors.
 import { TokenAuth } from '../registry-client/token-auth.ts'
 import type { MissBudget } from './miss-budget.ts'
 import { RatePacer, type Pacing } from './rate-pacer.ts'
+import { boundedCache } from '../common/bounded-cache.ts'
 
 export interface UpstreamBlob {
   /** The whole blob's size, when the upstream said it. */
@@ -63,7 +64,7 @@ export class Upstream {
     this.pacer = onPace === undefined ? undefined : new RatePacer(p => { onPace(p) })
     this.config = config
     this.name = config.name
-    this.notFound = config.notFoundTTLMs > 0 ? new LRUCache({ max: 10_000, ttl: config.notFoundTTLMs }) : undefined
+    this.notFound = config.notFoundTTLMs > 0 ? boundedCache(10_000, { ttl: config.notFoundTTLMs }) : undefined
     const dispatcher = createDispatcher({
       caFile: config.caFile,
       insecure: config.insecure,

@@ -17,8 +17,9 @@ t.test('npm run bench -- --quick runs every scenario and reports every figure', 
   requireBinary('curl', 'curl')
   requireBinary('wrk', 'wrk')
   requireBinary('redis-server', 'redis-server')
+  requireBinary('containerd', 'containerd')
   const out = mkdtempSync(join(tmpdir(), 'ferry-bench-test-'))
-  const { stdout } = await run(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--quick', '--out', out], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 180_000 })
+  const { stdout } = await run(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--quick', '--out', out], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 360_000 })
   t.match(stdout, /# ferry benchmark \(quick\)/)
   const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
     scenarios: Record<string, Record<string, Record<string, number>>>
@@ -66,7 +67,20 @@ t.test('npm run bench -- --quick runs every scenario and reports every figure', 
   for (const k of ['ferryExportMBps', 'skopeoExportMBps', 'ferryImportMBps', 'skopeoImportMBps']) t.ok(airgap[k]! > 0, `air-gap: ${k} measured`)
   t.equal(airgap.verified, airgap.images, 'air-gap: every imported image reads back')
   t.ok(r.scenarios['1 one client']!.ferry!.coldCpuPerGiB! > 0, 'cold CPU per GiB measured for ferry')
-  t.equal(r.checks.length, 24, 'every target is checked')
+  t.equal(r.scenarios['1 one client']!.ferry!.upstreamFetches, 1, 'one client, cold: ferry fetched the blob once')
+  t.ok(r.scenarios['4 small images warm']!['node limit']!.rate! > 0, 'the Node limit measured')
+  const wan = r.scenarios['12 WAN'] as unknown as { images: number, uniqueBytes: number, targets: Record<string, { coldWallS: number, warmWallS: number, upstreamBytes: number, failed: number, verified: number }> }
+  for (const target of targets) {
+    const row = wan.targets[target]!
+    t.ok(row.coldWallS > 0 && row.warmWallS > 0, `WAN: ${target} ran cold and warm`)
+    t.equal(row.failed, 0, `WAN: ${target} served every pull`)
+    t.equal(row.verified, wan.images, `WAN: ${target}'s largest layers verified`)
+  }
+  t.ok(wan.targets.upstream!.upstreamBytes > wan.uniqueBytes, 'WAN: the nodes pulling direct moved more than the unique bytes over the link')
+  t.ok(wan.targets.ferry!.upstreamBytes >= wan.uniqueBytes && wan.targets.ferry!.upstreamBytes < 1.01 * wan.uniqueBytes, 'WAN: ferry fetched each layer over the link once')
+  const ctr = r.scenarios['13 ctr'] as unknown as { targets: Record<string, { coldS: number, warmS: number }> }
+  for (const target of targets) t.ok(ctr.targets[target]!.coldS > 0 && ctr.targets[target]!.warmS > 0, `ctr images pull through ${target}, cold and warm`)
+  t.equal(r.checks.length, 34, 'every target is checked')
   t.ok(r.checks.every(c => Number.isFinite(c.value)), 'every check has a value')
   t.match(readFileSync(join(out, 'RESULTS.md'), 'utf8'), /## Targets/)
 })

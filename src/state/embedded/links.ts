@@ -6,7 +6,7 @@
 // an unlink by another process is seen within that while.
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { LRUCache } from 'lru-cache'
+import { boundedCache } from '../../common/bounded-cache.ts'
 import { StateError } from '../errors.ts'
 import type { Link, LinkKind, Links } from '../region-state.ts'
 import type { StateFiles } from './files.ts'
@@ -26,7 +26,7 @@ async function names (folder: string): Promise<string[]> {
 export class EmbeddedLinks implements Links {
   private readonly root: string
   private readonly files: StateFiles
-  private readonly known = new LRUCache<string, number>({ max: 50_000, ttl: REMEMBER_MS })
+  private readonly known = boundedCache<string, number>(50_000, { ttl: REMEMBER_MS })
 
   constructor (root: string, files: StateFiles) {
     this.root = join(root, 'links')

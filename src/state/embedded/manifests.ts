@@ -1,14 +1,14 @@
 // Manifest records as files: <root>/manifests/<alg>/<xx>/<hex>, a JSON
 // record (a record written before sizes were kept is its bare media type).
 import { join } from 'node:path'
-import { LRUCache } from 'lru-cache'
 import type { ManifestRecord, Manifests } from '../region-state.ts'
 import type { StateFiles } from './files.ts'
+import { boundedCache } from '../../common/bounded-cache.ts'
 
 export class EmbeddedManifests implements Manifests {
   private readonly root: string
   private readonly files: StateFiles
-  private readonly memory = new LRUCache<string, ManifestRecord>({ max: 200_000 })
+  private readonly memory = boundedCache<string, ManifestRecord>(200_000)
 
   constructor (root: string, files: StateFiles) {
     this.root = join(root, 'manifests')

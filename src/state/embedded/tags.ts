@@ -8,16 +8,16 @@
 // milliseconds the same one.)
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { LRUCache } from 'lru-cache'
 import { StateError } from '../errors.ts'
 import type { TagEntry, Tags } from '../region-state.ts'
 import { withEntry, withoutAccept } from '../tag-order.ts'
 import { KeyedQueue, type StateFiles } from './files.ts'
+import { boundedCache } from '../../common/bounded-cache.ts'
 
 export class EmbeddedTags implements Tags {
   private readonly root: string
   private readonly files: StateFiles
-  private readonly memory = new LRUCache<string, readonly TagEntry[]>({ max: 100_000 })
+  private readonly memory = boundedCache<string, readonly TagEntry[]>(100_000)
   private readonly queue = new KeyedQueue()
   private readonly shared: boolean
 

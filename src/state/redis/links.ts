@@ -3,10 +3,10 @@
 // of its referrers. Positive answers are remembered for a short while, so a
 // hot blob costs no round trip; a delete elsewhere is seen within that while.
 // While Redis is down, what this proxy last knew answers.
-import { LRUCache } from 'lru-cache'
 import type { Link, LinkKind, Links } from '../region-state.ts'
 import { StateError } from '../errors.ts'
 import { RedisPart } from './base.ts'
+import { boundedCache } from '../../common/bounded-cache.ts'
 
 const REMEMBER_MS = 30_000
 // KEYS: the repository's links. ARGV: digest, before. Atomic: a push that linked it again meanwhile keeps it.
@@ -16,7 +16,7 @@ return 0`
 const KIND: Record<LinkKind, string> = { blob: 'b', manifest: 'm' }
 
 export class RedisLinks extends RedisPart implements Links {
-  private readonly known = new LRUCache<string, number>({ max: 50_000, ttl: REMEMBER_MS, allowStale: true, noDeleteOnStaleGet: true })
+  private readonly known = boundedCache<string, number>(50_000, { ttl: REMEMBER_MS, allowStale: true, noDeleteOnStaleGet: true })
 
   private key (repo: string, kind: LinkKind): string { return `${this.prefix}links:${repo}:${KIND[kind]}` }
   private get repos (): string { return `${this.prefix}repositories` }

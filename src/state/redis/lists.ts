@@ -1,11 +1,11 @@
 // The last good list answers in Redis: list:<repository>?<key>, expiring when
 // not refreshed; this proxy's memory answers while Redis is down.
-import { LRUCache } from 'lru-cache'
 import type { ListAnswer, ListAnswers } from '../region-state.ts'
 import { FAILED, parse, RedisPart, STATE_TTL_SECONDS } from './base.ts'
+import { boundedCache } from '../../common/bounded-cache.ts'
 
 export class RedisLists extends RedisPart implements ListAnswers {
-  private readonly memory = new LRUCache<string, ListAnswer>({ max: 10_000 })
+  private readonly memory = boundedCache<string, ListAnswer>(10_000)
 
   private key (repo: string, key: string): string { return `${this.prefix}list:${repo}?${key}` }
 

@@ -1,11 +1,11 @@
 // Manifest records in Redis: mr:<digest>, a JSON record (mt:<digest>, a bare
 // media type, from before sizes were kept, is read too).
-import { LRUCache } from 'lru-cache'
 import type { ManifestRecord, Manifests } from '../region-state.ts'
 import { FAILED, parse, RedisPart } from './base.ts'
+import { boundedCache } from '../../common/bounded-cache.ts'
 
 export class RedisManifests extends RedisPart implements Manifests {
-  private readonly memory = new LRUCache<string, ManifestRecord>({ max: 200_000 })
+  private readonly memory = boundedCache<string, ManifestRecord>(200_000)
 
   async get (digest: string): Promise<ManifestRecord | undefined> {
     const hit = this.memory.get(digest)

@@ -3,10 +3,10 @@
 // script adds an entry and keeps the eight newest atomically. A set per
 // repository lists its tags. Reads fall back to this proxy's memory while
 // Redis is down.
-import { LRUCache } from 'lru-cache'
 import type { TagEntry, Tags } from '../region-state.ts'
 import { acceptKey, MAX_ENTRIES_PER_TAG } from '../tag-order.ts'
 import { FAILED, parse, RedisPart, STATE_TTL_SECONDS } from './base.ts'
+import { boundedCache } from '../../common/bounded-cache.ts'
 
 // KEYS: the tag's hash, the repository's tag set. ARGV: field, entry, max entries, ttl (0: kept), tag name
 const PUT = `redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
@@ -36,7 +36,7 @@ if redis.call('hlen', KEYS[1]) == 0 then redis.call('srem', KEYS[2], ARGV[2]) en
 return 1`
 
 export class RedisTags extends RedisPart implements Tags {
-  private readonly memory = new LRUCache<string, readonly TagEntry[]>({ max: 100_000 })
+  private readonly memory = boundedCache<string, readonly TagEntry[]>(100_000)
 
   private key (repo: string, tag: string): string { return `${this.prefix}tag:${repo}:${tag}` }
   private setKey (repo: string): string { return `${this.prefix}tags:${repo}` }

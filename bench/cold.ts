@@ -1,0 +1,128 @@
+// npm run bench -- --cold [--size MiB] [--runs N] [--floor] [--prof DIR] [--strace | --perf] · npm run bench -- --cold --small
+// The cold path alone, for profiling: one client pulls a blob no proxy has
+// seen, through ferry and through distribution, several times on fresh
+// blobs. Prints MB/s and CPU seconds per GiB of each target's processes.
+// --floor adds bare Node.js proxies (floor-proxy.ts): what passing the bytes
+// on costs here at the least, with hashing, and with the file written too.
+// --prof DIR starts ferry with --cpu-prof (a .cpuprofile per process in DIR);
+// --strace counts ferry's syscalls during the cold pulls (strace -c -f);
+// --perf samples ferry's process, kernel included (perf record -e cpu-clock)
+// and prints where the time went by symbol.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { NODE_FLAGS } from '../test/helpers/ferry.ts'
+import { freePort, startProc } from '../test/helpers/procs.ts'
+import { startRegistry } from '../test/helpers/registry.ts'
+import { pullBlobConcurrently, pullImages, verifyBlob } from './load.ts'
+import { pushFile, randomFile, seedSmallImages } from './seed.ts'
+import { pullImagesWrk } from './wrk.ts'
+import { cpuSeconds, peakRss, resetPeak, settleDisk, startDistributionProxy, upstreamBlobPath, waitForPort, warmFile, startFerryTarget, upstreamTarget, type Target } from './targets.ts'
+
+const MiB = 1024 * 1024
+const args = process.argv.slice(2)
+const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
+const size = Number(opt('--size') ?? 512) * MiB
+const runs = Number(opt('--runs') ?? 3)
+const prof = opt('--prof')
+
+function log (msg: string): void { process.stderr.write(`[cold] ${msg}\n`) }
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-cold-'))
+const stops: (() => Promise<void>)[] = []
+const small = args.includes('--small')
+let upstream!: Awaited<ReturnType<typeof startRegistry>>
+try {
+  upstream = await startRegistry({ dir: join(dir, 'upstream') })
+  stops.push(() => upstream.stop())
+  if (small) {
+    // the warm small-image load alone (as scenario 4), for weighing a change against it
+    const images = await seedSmallImages(upstream.url, 200)
+    const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])
+    stops.push(() => ferry.stop())
+    const cold = await pullImages(ferry.url, images, 32, 1)
+    resetPeak(ferry.pids())
+    const trace = args.includes('--strace') ? spawn('strace', ['-c', '-f', '-o', join(dir, 'strace-small.txt'), ...ferry.pids().flatMap(p => ['-p', String(p)])], { stdio: 'ignore' }) : undefined
+    if (trace !== undefined) await new Promise(resolve => setTimeout(resolve, 500))
+    const runs = []
+    for (let i = 0; i < 3; i++) runs.push(await pullImagesWrk(ferry.url, images, 32, 5))
+    if (trace !== undefined) {
+      trace.kill('SIGINT')
+      await new Promise(resolve => trace.once('exit', resolve))
+      process.stdout.write(`ferry's syscalls over ${runs.reduce((n, r) => n + r.requests, 0)} warm requests (strace -c -f):\n${readFileSync(join(dir, 'strace-small.txt'), 'utf8')}\n`)
+    }
+    process.stdout.write(`ferry small: cold ${cold.rate.toFixed(0)} pulls/s; warm ${runs.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; peak RSS ${(peakRss(ferry.pids()) / MiB).toFixed(0)} MiB\n`)
+  }
+  const digests: string[] = []
+  for (let i = 0; i < (small ? 0 : runs * 2); i++) {
+    const file = join(dir, `blob-${i}.bin`)
+    const digest = await randomFile(file, size)
+    await pushFile(upstream.url, 'cold/big', file, digest)
+    rmSync(file)
+    digests.push(digest)
+  }
+  if (!small) await coldRuns(digests)
+} finally {
+  for (const stop of stops.reverse()) await stop().catch(() => {})
+  rmSync(dir, { recursive: true, force: true })
+}
+
+async function coldRuns (digests: string[]): Promise<void> {
+  log(`${runs * 2} blobs of ${size / MiB} MiB seeded`)
+  const perf = args.includes('--perf')
+  const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, [...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]), ...(perf ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])])
+  stops.push(() => ferry.stop())
+  const distribution = await startDistributionProxy(join(dir, 'distribution'), upstream.url)
+  stops.push(() => distribution.stop())
+  const targets: [Target, string[]][] = [[upstreamTarget(upstream), digests.slice(0, runs)], [ferry, digests.slice(0, runs)], [distribution, digests.slice(runs)]]
+  if (args.includes('--floor')) {
+    // the least a Node.js process does to pass the bytes on, then with hashing, then with the file too
+    for (const mode of ['raw', 'pipe', 'hash', 'hash-thread', 'hash+file']) {
+      const port = await freePort()
+      mkdirSync(join(dir, mode), { recursive: true })
+      const proc = startProc(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'floor-proxy.ts'), mode, upstream.url, String(port), join(dir, mode)])
+      stops.push(() => proc.stop())
+      await waitForPort(port)
+      targets.push([{ name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }, digests.slice(0, runs)])
+    }
+  }
+  let trace: ChildProcess | undefined
+  const traceOut = join(dir, perf ? 'perf.data' : 'strace.txt')
+  if (args.includes('--strace')) {
+    trace = spawn('strace', ['-c', '-f', '-o', traceOut, ...ferry.pids().flatMap(p => ['-p', String(p)])], { stdio: 'ignore' })
+    await new Promise(resolve => setTimeout(resolve, 500))
+  } else if (perf) {
+    trace = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-o', traceOut, '-p', ferry.pids().join(',')], { stdio: 'ignore' })
+    await new Promise(resolve => setTimeout(resolve, 500))
+  }
+  for (const [t, ds] of targets) {
+    resetPeak(t.pids())
+    const rates: number[] = []
+    const cpus: number[] = []
+    for (const d of ds) {
+      settleDisk()
+      warmFile(upstreamBlobPath(upstream.dir, d))
+      const before = cpuSeconds(t.pids())
+      const run = await pullBlobConcurrently(`${t.url}/v2/cold/big/blobs/${d}`, 1, size)
+      if (run.ok !== 1) throw new Error(`${t.name}: the cold pull failed`)
+      cpus.push((cpuSeconds(t.pids()) - before) / (size / 1024 ** 3))
+      rates.push(size / 1e6 / (run.wallMs / 1000))
+    }
+    const coldPeak = peakRss(t.pids())
+    const verified = await verifyBlob(`${t.url}/v2/cold/big/blobs/${ds[0]!}`, 1, ds[0]!)
+    process.stdout.write(`${t.name.padEnd(13)} cold MB/s ${rates.map(r => r.toFixed(0)).join(' ')}  CPU s/GiB ${cpus.map(c => c.toFixed(2)).join(' ')}  peak RSS ${(coldPeak / MiB).toFixed(0)} MiB (cold) ${(peakRss(t.pids()) / MiB).toFixed(0)} MiB (and one warm pull)  verified ${verified}\n`)
+    if (t === ferry && process.env.FERRY_OUTPUT !== undefined) (await import('node:fs')).writeFileSync(process.env.FERRY_OUTPUT, ferry.proc.lines.join('\n'))
+    if (t === ferry && trace !== undefined) {
+      trace.kill('SIGINT')
+      await new Promise(resolve => trace!.once('exit', resolve))
+      const { readFileSync } = await import('node:fs')
+      const { execFileSync } = await import('node:child_process')
+      const report = perf
+        ? execFileSync('perf', ['report', '-i', traceOut, '--stdio', ...(process.env.PERF_SORT !== undefined ? ['--sort', process.env.PERF_SORT] : ['--sort', 'sym']), '--percent-limit', process.env.PERF_LIMIT ?? '0.7'], { encoding: 'utf8', maxBuffer: 64 * MiB })
+        : readFileSync(traceOut, 'utf8')
+      process.stdout.write(`ferry over ${runs} cold pulls of ${size / MiB} MiB (${perf ? 'perf record -e cpu-clock' : 'strace -c -f'}):\n${report}\n`)
+      trace = undefined
+    }
+  }
+}

@@ -1,0 +1,286 @@
+// Scenarios 12 and 13: the bench as the real world looks.
+//
+// 12, WAN: the upstream behind a shaped link (shaped-link.ts: 30 ms round
+// trip, 1 Gbit/s shared, as from a cluster to a hub), and only that path
+// shaped. 20 images of 5 to 12 layers (sizes drawn with a fixed seed, most
+// small, a few up to 300 MiB, some base layers shared), pulled cold by 8
+// nodes at once, then warm. Each node pulls the images in turn, each
+// image's manifest and then its blobs three at a time (containerd's default
+// max_concurrent_downloads). Direct: every node through the link.
+//
+// 13, a real client: `ctr images pull` (containerd unpacks into the native
+// snapshotter; it fetches layers in parallel) of one image of six 48 MiB
+// layers through each target by a hosts.toml mirror, cold and warm (a fresh
+// containerd for each pull).
+import { execFile } from 'node:child_process'
+import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync } from 'node:fs'
+import { once } from 'node:events'
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { promisify } from 'node:util'
+import { pack } from 'tar-stream'
+import { startContainerd } from '../test/helpers/containerd.ts'
+import { blob, OCI_CONFIG, OCI_MANIFEST, pushBlob, pushManifest } from '../test/helpers/images.ts'
+import { requireBinary, startRegistry, type Registry } from '../test/helpers/registry.ts'
+import { verifyBlob } from './load.ts'
+import { pushFile, randomFile } from './seed.ts'
+import { startShapedLink } from './shaped-link.ts'
+import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, type Target } from './targets.ts'
+
+const run = promisify(execFile)
+const MiB = 1024 * 1024
+const OCI_TAR_LAYER = 'application/vnd.oci.image.layer.v1.tar'
+
+export interface WanRow {
+  readonly coldWallS: number
+  readonly coldFastestNodeS: number
+  readonly coldSlowestNodeS: number
+  readonly upstreamBytes: number
+  readonly warmWallS: number
+  readonly warmSlowestNodeS: number
+  readonly failed: number
+  /** Each image's largest layer, read back from the target and hashed. */
+  readonly verified: number
+  readonly peakRss: number
+}
+
+export interface WanRun {
+  readonly images: number
+  readonly layers: number
+  readonly uniqueBytes: number
+  readonly nodes: number
+  readonly rttMs: number
+  readonly mbitPerSecond: number
+  readonly targets: Record<string, WanRow>
+}
+
+export interface CtrRun {
+  readonly layers: number
+  readonly layerBytes: number
+  readonly targets: Record<string, { coldS: number, warmS: number }>
+}
+
+interface WanImage { repo: string, tag: string, manifestDigest: string, blobs: { digest: string, size: number }[] }
+
+/** A fixed-seed generator (mulberry32): the same sizes every run. */
+function seeded (seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6D2B79F5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Layer sizes: log-normal around 1 MiB (σ 2.2), between 1 KiB and `max`;
+ * four base images of one or two layers, each image built on one of them.
+ */
+function plan (count: number, max: number): { bases: number[][], images: { base: number, own: number[] }[] } {
+  const r = seeded(5)
+  const normal = (): number => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())
+  const size = (): number => Math.min(max, Math.max(1024, Math.round(MiB * Math.exp(2.2 * normal()))))
+  const bases = [[size(), size()], [size()], [size(), size()], [size()]]
+  const images = Array.from({ length: count }, () => {
+    const layers = 5 + Math.floor(r() * 8)
+    const base = Math.floor(r() * bases.length)
+    return { base, own: Array.from({ length: layers - bases[base]!.length }, size) }
+  })
+  return { bases, images }
+}
+
+async function seedWan (upstream: Registry, dir: string, count: number, max: number): Promise<{ images: WanImage[], uniqueBytes: number, layers: number }> {
+  const { bases, images: planned } = plan(count, max)
+  let uniqueBytes = 0
+  let layers = 0
+  const file = join(dir, 'layer.bin')
+  const made = new Map<string, string>() // "base i j" -> digest
+  const layerOf = async (key: string, size: number, repo: string): Promise<string> => {
+    let digest = made.get(key)
+    if (digest === undefined) {
+      digest = await randomFile(file, size)
+      made.set(key, digest)
+      uniqueBytes += size
+      await pushFile(upstream.url, repo, file, digest)
+      rmSync(file)
+      return digest
+    }
+    // a shared base layer: mounted, as a registry holds it once
+    const res = await fetch(`${upstream.url}/v2/${repo}/blobs/uploads/?mount=${digest}&from=${made.get(`${key} repo`)!}`, { method: 'POST' })
+    await res.arrayBuffer()
+    if (res.status !== 201) throw new Error(`mount of ${digest} into ${repo}: ${res.status}`)
+    return digest
+  }
+  const images: WanImage[] = []
+  for (const [i, p] of planned.entries()) {
+    const repo = `wan/img-${i}`
+    const layerList: { digest: string, size: number }[] = []
+    for (const [j, size] of bases[p.base]!.entries()) {
+      const key = `base ${p.base} ${j}`
+      const first = !made.has(key)
+      layerList.push({ digest: await layerOf(key, size, repo), size })
+      if (first) made.set(`${key} repo`, repo)
+    }
+    for (const [j, size] of p.own.entries()) layerList.push({ digest: await layerOf(`img ${i} ${j}`, size, repo), size })
+    layers += layerList.length
+    const config = blob(OCI_CONFIG, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layerList.map(l => l.digest) }, n: i })))
+    await pushBlob(upstream.url, repo, config)
+    const manifest = blob(OCI_MANIFEST, Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.bytes.length },
+      layers: layerList.map(l => ({ mediaType: OCI_TAR_LAYER, digest: l.digest, size: l.size })),
+    })))
+    await pushManifest(upstream.url, repo, 'v1', manifest)
+    images.push({ repo, tag: 'v1', manifestDigest: manifest.digest, blobs: [{ digest: config.digest, size: config.bytes.length }, ...layerList] })
+  }
+  return { images, uniqueBytes, layers }
+}
+
+/** One of the compared targets in front of `upstream` (the upstream itself for "upstream": pulling direct). */
+async function startTarget (name: string, dir: string, upstream: { url: string, host: string }): Promise<Target> {
+  if (name === 'ferry') return await startFerryTarget(dir, upstream.url, '1h')
+  if (name === 'distribution') return await startDistributionProxy(dir, upstream.url)
+  if (name === 'nginx') return await startNginx(dir, upstream.host, 3600)
+  return { name: 'upstream', url: upstream.url, pids: () => [], stop: async () => {} }
+}
+
+/** One blob by curl, counted and thrown away; true when it came whole with 200. */
+function curlBlob (url: string, size: number): Promise<boolean> {
+  return new Promise(resolve => {
+    execFile('curl', ['-s', '-o', '/dev/null', '--max-time', '900', '-w', '%{http_code} %{size_download}', url], (err, stdout) => {
+      const [code, bytes] = stdout.trim().split(' ')
+      resolve(err === null && code === '200' && Number(bytes) === size)
+    })
+  })
+}
+
+/** A node pulling every image in turn: manifest by tag, then the blobs three at a time. Resolves with its seconds and failures. */
+async function node (base: string, images: readonly WanImage[]): Promise<{ seconds: number, failed: number }> {
+  const started = performance.now()
+  let failed = 0
+  for (const img of images) {
+    const res = await fetch(`${base}/v2/${img.repo}/manifests/${img.tag}`, { headers: { accept: OCI_MANIFEST } })
+    const body = Buffer.from(await res.arrayBuffer())
+    if (res.status !== 200 || 'sha256:' + createHash('sha256').update(body).digest('hex') !== img.manifestDigest) failed++
+    const queue = [...img.blobs]
+    await Promise.all(Array.from({ length: 3 }, async () => {
+      for (let b = queue.shift(); b !== undefined; b = queue.shift()) {
+        if (!await curlBlob(`${base}/v2/${img.repo}/blobs/${b.digest}`, b.size)) failed++
+      }
+    }))
+  }
+  return { seconds: (performance.now() - started) / 1000, failed }
+}
+
+async function fleet (base: string, images: readonly WanImage[], nodes: number): Promise<{ wallS: number, fastestS: number, slowestS: number, failed: number }> {
+  const started = performance.now()
+  const runs = await Promise.all(Array.from({ length: nodes }, () => node(base, images)))
+  const secs = runs.map(r => r.seconds)
+  return { wallS: (performance.now() - started) / 1000, fastestS: Math.min(...secs), slowestS: Math.max(...secs), failed: runs.reduce((n, r) => n + r.failed, 0) }
+}
+
+export async function wanScenario (o: { dir: string, quick: boolean, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<WanRun> {
+  mkdirSync(o.dir, { recursive: true })
+  const count = o.quick ? 4 : 20
+  const nodes = o.quick ? 4 : 8
+  const rttMs = 30
+  const mbitPerSecond = 1000
+  const upstream = await startRegistry({ dir: join(o.dir, 'upstream') })
+  o.stops.push(() => upstream.stop())
+  const { images, uniqueBytes, layers } = await seedWan(upstream, o.dir, count, o.quick ? 16 * MiB : 300 * MiB)
+  o.log(`12. WAN: ${count} images, ${layers} layers, ${(uniqueBytes / 1024 ** 3).toFixed(2)} GiB unique, ${nodes} nodes, ${rttMs} ms, ${mbitPerSecond} Mbit/s`)
+  const targets: Record<string, WanRow> = {}
+  for (const name of ['upstream', 'ferry', 'distribution', 'nginx']) {
+    const link = await startShapedLink({ host: '127.0.0.1', port: upstream.port }, { rttMs, bitsPerSecond: mbitPerSecond * 1e6 })
+    const target = await startTarget(name, join(o.dir, name), link)
+    try {
+      const pids = (): number[] => target.pids()
+      resetPeak(pids())
+      const before = link.bytesDown()
+      const cold = await fleet(target.url, images, nodes)
+      const upstreamBytes = link.bytesDown() - before
+      const warm = await fleet(target.url, images, nodes)
+      let verified = 0
+      for (const img of images) {
+        const largest = img.blobs.slice(1).reduce((a, b) => (b.size > a.size ? b : a))
+        verified += await verifyBlob(`${target.url}/v2/${img.repo}/blobs/${largest.digest}`, 1, largest.digest)
+      }
+      targets[name] = {
+        coldWallS: cold.wallS, coldFastestNodeS: cold.fastestS, coldSlowestNodeS: cold.slowestS, upstreamBytes,
+        warmWallS: warm.wallS, warmSlowestNodeS: warm.slowestS, failed: cold.failed + warm.failed, verified, peakRss: peakRss(pids()),
+      }
+      o.log(`    ${name}: cold ${cold.wallS.toFixed(1)} s, ${(upstreamBytes / 1024 ** 3).toFixed(2)} GiB over the link; warm ${warm.wallS.toFixed(1)} s`)
+    } finally {
+      await target.stop()
+      await link.close()
+    }
+  }
+  return { images: count, layers, uniqueBytes, nodes, rttMs, mbitPerSecond, targets }
+}
+
+/** A tar holding one file of `size` random bytes, and its digest (an uncompressed layer: its diff_id is its digest). */
+async function tarLayer (path: string, size: number): Promise<string> {
+  const data = `${path}.data`
+  await randomFile(data, size)
+  const tar = pack()
+  const out = createWriteStream(path)
+  const hash = createHash('sha256')
+  tar.on('data', (c: unknown) => { hash.update(c as Buffer) })
+  tar.pipe(out)
+  const done = once(out, 'finish')
+  await pipeline(createReadStream(data), tar.entry({ name: 'data.bin', size, mtime: new Date(0) }))
+  tar.finalize()
+  await done
+  rmSync(data)
+  return 'sha256:' + hash.digest('hex')
+}
+
+export async function ctrScenario (o: { dir: string, quick: boolean, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<CtrRun> {
+  requireBinary('ctr', 'containerd')
+  mkdirSync(o.dir, { recursive: true })
+  const layerCount = 6
+  const layerBytes = o.quick ? 8 * MiB : 48 * MiB
+  const upstream = await startRegistry({ dir: join(o.dir, 'upstream') })
+  o.stops.push(() => upstream.stop())
+  const layers: { digest: string, size: number }[] = []
+  for (let i = 0; i < layerCount; i++) {
+    const file = join(o.dir, `layer-${i}.tar`)
+    const digest = await tarLayer(file, layerBytes)
+    layers.push({ digest, size: statSync(file).size })
+    await pushFile(upstream.url, 'ctr/app', file, digest)
+    rmSync(file)
+  }
+  const config = blob(OCI_CONFIG, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map(l => l.digest) } })))
+  await pushBlob(upstream.url, 'ctr/app', config)
+  const manifest = blob(OCI_MANIFEST, Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.bytes.length },
+    layers: layers.map(l => ({ mediaType: OCI_TAR_LAYER, digest: l.digest, size: l.size })),
+  })))
+  await pushManifest(upstream.url, 'ctr/app', 'v1', manifest)
+  const targets: CtrRun['targets'] = {}
+  for (const name of ['upstream', 'ferry', 'distribution', 'nginx']) {
+    const target = await startTarget(name, join(o.dir, name), upstream)
+    try {
+      const pull = async (): Promise<number> => {
+        const containerd = await startContainerd({ 'registry.bench': [target.url] })
+        try {
+          const started = performance.now()
+          await run('ctr', ['--address', containerd.sock, 'images', 'pull', '--hosts-dir', containerd.hosts, '--snapshotter', 'native', '--platform', 'linux/amd64', 'registry.bench/ctr/app:v1'], { maxBuffer: 64 * MiB })
+          return (performance.now() - started) / 1000
+        } finally {
+          await containerd.stop()
+        }
+      }
+      const coldS = await pull()
+      const warmS = await pull()
+      targets[name] = { coldS, warmS }
+      o.log(`    ${name}: ctr images pull cold ${coldS.toFixed(2)} s, warm ${warmS.toFixed(2)} s`)
+    } finally {
+      await target.stop()
+    }
+  }
+  return { layers: layerCount, layerBytes, targets }
+}
