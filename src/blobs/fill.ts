@@ -22,14 +22,22 @@ import { RegistryError } from '../registry-client/errors.ts'
 import { StoreError } from '../store/errors.ts'
 import { FillError, stagingError } from './errors.ts'
 import type { FillUpdate } from './fill-table.ts'
-import { RecentBytes } from './recent-bytes.ts'
+import { bytesKeptEverywhere, RecentBytes } from './recent-bytes.ts'
 import type { OpenedBlob } from './source.ts'
-import { StagingWriter } from './staging-writer.ts'
+import { bytesUnwrittenEverywhere, StagingWriter } from './staging-writer.ts'
 
 /** Bytes received and not yet in the staging file before the source is made to wait for the disk. */
 const MAX_UNWRITTEN = 4 * CHUNK
 /** Bytes kept in memory behind the newest for readers a little behind (besides those not yet written). */
 const KEEP_RECENT = 2 * CHUNK
+/**
+ * Budgets over every fill of the process, so memory stays flat however many
+ * fill at once: past them a fill keeps only what is not yet written, and
+ * waits for its disk once 256 KiB of its own is unwritten.
+ */
+const KEPT_BUDGET = 16 * CHUNK
+const UNWRITTEN_BUDGET = 16 * CHUNK
+const MIN_UNWRITTEN = CHUNK / 4
 
 export interface FillOptions {
   /** Opens the source again from `offset`, after a break or a stall. */
@@ -199,7 +207,11 @@ export class Fill {
     if (first.size !== undefined && first.size <= this.holdUpTo) this.held = []
     try {
       this.fh = await open(this.tempPath, 'w+').catch((err: unknown) => { throw stagingError(err, this.tempPath) })
-      const writer = this.writer = new StagingWriter(this.fh, this.tempPath, () => { this.recent.dropBefore(Math.min(writer.written, this.received - KEEP_RECENT)); this.notify() })
+      const writer = this.writer = new StagingWriter(this.fh, this.tempPath, () => {
+        const keep = bytesKeptEverywhere() > KEPT_BUDGET ? 0 : KEEP_RECENT
+        this.recent.dropBefore(Math.min(writer.written, this.received - keep))
+        this.notify()
+      })
       this.notify() // followers in other workers may open the file now
       const hash = createHash(this.digest.algorithm)
       let source: OpenedBlob | undefined = first
@@ -306,7 +318,9 @@ export class Fill {
         this.wakeQueued = true
         setImmediate(() => { this.wakeQueued = false; this.wakeReaders() })
       }
-      return writer.behind > MAX_UNWRITTEN ? writer.room(MAX_UNWRITTEN) : undefined
+      if (writer.behind > MAX_UNWRITTEN) return writer.room(MAX_UNWRITTEN)
+      if (writer.behind > MIN_UNWRITTEN && bytesUnwrittenEverywhere() > UNWRITTEN_BUDGET) return writer.room(MIN_UNWRITTEN)
+      return undefined
     }
     const done = (chunks: Buffer[], cb: (err?: Error | null) => void): void => {
       let wait: Promise<void> | undefined
@@ -320,7 +334,7 @@ export class Fill {
       else wait.then(() => cb(), cb)
     }
     return new Writable({
-      highWaterMark: 4 * CHUNK,
+      highWaterMark: MIN_UNWRITTEN, // the staging writer batches; a deeper buffer here would only hold bytes the budgets do not see
       write: (chunk: Buffer, _enc, cb) => { done([chunk], cb) },
       writev: (items, cb) => { done(items.map(i => i.chunk as Buffer), cb) },
     })

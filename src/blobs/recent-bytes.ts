@@ -4,6 +4,10 @@
 // The chunks are the source's own (never reused by it), shared by every
 // reader; a reader that falls behind what is kept reads the file.
 
+/** Bytes kept by every fill of this process: past a budget, fills keep only what is not yet written. */
+let keptEverywhere = 0
+export function bytesKeptEverywhere (): number { return keptEverywhere }
+
 export class RecentBytes {
   private readonly chunks: Buffer[] = []
   /** Offset in the blob of each kept chunk's first byte. */
@@ -19,6 +23,7 @@ export class RecentBytes {
     this.chunks.push(chunk)
     this.offsets.push(this.end)
     this.end += chunk.length
+    keptEverywhere += chunk.length
   }
 
   /**
@@ -45,6 +50,7 @@ export class RecentBytes {
   /** Let go of every chunk that ends at or before `offset`. */
   dropBefore (offset: number): void {
     while (this.head < this.chunks.length && this.offsets[this.head]! + this.chunks[this.head]!.length <= offset) {
+      keptEverywhere -= this.chunks[this.head]!.length
       this.chunks[this.head] = EMPTY
       this.head++
     }

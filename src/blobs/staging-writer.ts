@@ -6,6 +6,10 @@
 import type { FileHandle } from 'node:fs/promises'
 import { FillError, stagingError } from './errors.ts'
 
+/** Bytes handed to every staging writer of this process and not yet in their files. */
+let unwrittenEverywhere = 0
+export function bytesUnwrittenEverywhere (): number { return unwrittenEverywhere }
+
 export class StagingWriter {
   /** Bytes in the file. */
   written = 0
@@ -34,6 +38,7 @@ export class StagingWriter {
     if (this.failure !== undefined) throw this.failure
     for (const c of chunks) this.queue.push(c)
     this.queued += bytes
+    unwrittenEverywhere += bytes
     this.running ??= this.run()
   }
 
@@ -68,10 +73,17 @@ export class StagingWriter {
         }
         this.written += n
         this.queued -= n
+        unwrittenEverywhere -= n
         this.onWritten()
         this.roundDone()
       }
     } finally {
+      if (this.failure !== undefined) {
+        // nothing more will be written: what is queued is let go
+        unwrittenEverywhere -= this.queued
+        this.queued = 0
+        this.queue = []
+      }
       this.running = undefined
       this.roundDone()
     }

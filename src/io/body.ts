@@ -106,6 +106,12 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         // a fill's chunks as they arrived: nothing to read, nothing to copy, no buffer to give back
         let n = 0
         for (const c of inHand) n += c.length
+        if (pos > start && n < Math.min(from.size, end - pos) && !growth!.complete()) {
+          // caught up: gather a buffer's worth before the next write, as a file read would (16 readers
+          // writing each 64 KiB chunk as it came made the herd 10-20 % slower than reading the file back)
+          await Promise.race([growth!.changed(), gone])
+          continue
+        }
         kept = writing ? 0 : kept + n
         if (inFlight !== undefined) await Promise.race([inFlight, gone])
         if (failed !== undefined) throw failed

@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import t from 'tap'
 import { Fill } from '../../src/blobs/fill.ts'
-import { RecentBytes } from '../../src/blobs/recent-bytes.ts'
+import { bytesKeptEverywhere, RecentBytes } from '../../src/blobs/recent-bytes.ts'
+import { bytesUnwrittenEverywhere } from '../../src/blobs/staging-writer.ts'
 import type { OpenedBlob } from '../../src/blobs/source.ts'
 import { arrivingBody, type Body } from '../../src/io/body.ts'
 import { parseDigest } from '../../src/oci/reference.ts'
@@ -109,6 +110,22 @@ t.test('bytes that do not verify: no reader gets the last byte, nothing is commi
   t.equal(fill.error?.message, 'the source sent a blob whose digest does not match')
   t.ok(reader.got().length < wrong.length, `the reader got ${reader.got().length} of ${wrong.length} bytes`)
   t.equal(committed(), undefined)
+})
+
+t.test('many fills at once keep a bounded total in memory, and give it all back', async t => {
+  const blob = bytes.subarray(0, 16 * 1024 * 1024)
+  const d = parseDigest(`sha256:${sha(blob)}`)
+  const chunks: Buffer[] = []
+  for (let i = 0; i < blob.length; i += 65536) chunks.push(blob.subarray(i, i + 65536)) // shared: nobody writes into them
+  let most = 0
+  const sample = setInterval(() => { most = Math.max(most, bytesKeptEverywhere()) }, 1)
+  const fills = await Promise.all(Array.from({ length: 24 }, () => runFill({ size: blob.length, start: 0, length: blob.length, body: arrivingBody(Readable.from(chunks)) }, d)))
+  await Promise.all(fills.map(f => f.fill.done))
+  clearInterval(sample)
+  t.ok(fills.every(f => f.fill.state === 'verified' && f.committed() !== undefined), 'every fill verified and committed')
+  t.ok(most <= 36 * 1024 * 1024, `at most ${(most / 1024 / 1024).toFixed(1)} MiB kept at once by 24 fills (each would keep 2 MiB and its unwritten bytes alone)`)
+  t.equal(bytesKeptEverywhere(), 0, 'nothing kept once they ended')
+  t.equal(bytesUnwrittenEverywhere(), 0, 'nothing left unwritten')
 })
 
 t.test('RecentBytes: slices across chunks, nothing before what is kept', async t => {
