@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { PassThrough, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { CHUNK, mediumPool, pool, smallPool } from './buffer-pool.ts'
+import { CHUNK, MEDIUM_CHUNK, mediumPool, pool, smallPool } from './buffer-pool.ts'
 import { BodyTooLarge } from './read-bounded.ts'
 
 export interface Body {
@@ -101,12 +101,16 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         continue
       }
       const from = kept >= PROVEN ? pool : kept >= PROMISING ? mediumPool : smallPool
-      const inHand = growth?.inHand?.(pos, limit, from.size)
+      // chunks in hand are shared with the fill and every other reader: a reader that stops pins no
+      // buffer of its own, so they go out at least 256 KiB at a time (64 KiB writes, each one syscall,
+      // were most of a cold pull's socket writes)
+      const batch = Math.max(from.size, MEDIUM_CHUNK)
+      const inHand = growth?.inHand?.(pos, limit, batch)
       if (inHand !== undefined) {
         // a fill's chunks as they arrived: nothing to read, nothing to copy, no buffer to give back
         let n = 0
         for (const c of inHand) n += c.length
-        if (pos > start && n < Math.min(from.size, end - pos) && !growth!.complete()) {
+        if (pos > start && n < Math.min(batch, end - pos) && !growth!.complete()) {
           // caught up: gather a buffer's worth before the next write, as a file read would (16 readers
           // writing each 64 KiB chunk as it came made the herd 10-20 % slower than reading the file back)
           await Promise.race([growth!.changed(), gone])
