@@ -174,16 +174,24 @@ async function main (): Promise<void> {
 
   for (const t of [distribution, nginx]) await t.stop()
   await ferry.stop()
+  // each scenario's data goes when it is done: a full run writes tens of GiB
+  const done = (...names: string[]): void => { for (const n of names) rmSync(join(dir, n), { recursive: true, force: true }) }
+  done('ferry', 'distribution', 'nginx', 'node-limit')
   log('6. a region: one proxy, then two, with Redis, an S3 store and L1 disks')
   results.scenarios['6 region'] = await regionScenario({ dir: join(dir, 'region'), upstream: upstreamReg, bigDigests: [digestC, digestD], bigSize: SIZES.big, images: regionImages, stops, log })
+  done('region')
   log('7. scale: warm small-image rate with few and with many cached blobs (ferry)')
   results.scenarios['7 scale'] = await scale(dir, upstreamReg.url, images.slice(0, SIZES.scaleImages), results)
+  done('scale')
   results.scenarios['9 replication'] = await replicationScenario({ dir, upstream: upstreamReg, count: SIZES.replImages, bigSize: SIZES.replBig, stops, log })
+  done('region-a', 'region-b')
   const pushes = await pushScenario({ dir, count: SIZES.small, bigSize: SIZES.big, stops, log })
   results.scenarios['10 push'] = pushes
   for (const [name, run] of Object.entries(pushes)) (results.peakRss['10 push'] ??= {})[name] = run.peakRss
+  done('push-ferry', 'push-distribution')
   results.scenarios['11 air-gap'] = await airgapScenario({ dir: join(dir, 'airgap'), count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log })
   await upstreamReg.stop()
+  done('upstream', 'airgap')
   const wan = await wanScenario({ dir: join(dir, 'wan'), quick, stops, log })
   results.scenarios['12 WAN'] = wan
   for (const [name, row] of Object.entries(wan.targets)) if (name !== 'upstream') (results.peakRss['12 WAN'] ??= {})[name] = row.peakRss

@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process'
 import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync } from 'node:fs'
 import { once } from 'node:events'
 import { createHash } from 'node:crypto'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import { pack } from 'tar-stream'
@@ -215,6 +215,7 @@ export async function wanScenario (o: { dir: string, quick: boolean, stops: (() 
     } finally {
       await target.stop()
       await link.close()
+      if (name !== 'upstream') rmSync(join(o.dir, name), { recursive: true, force: true }) // a proxy's cache; the upstream's data is in o.dir/upstream
     }
   }
   return { images: count, layers, uniqueBytes, nodes, rttMs, mbitPerSecond, targets }
@@ -272,6 +273,7 @@ export async function ctrScenario (o: { dir: string, quick: boolean, stops: (() 
           return (performance.now() - started) / 1000
         } finally {
           await containerd.stop()
+          rmSync(dirname(containerd.sock), { recursive: true, force: true }) // its content and snapshots: twice the image
         }
       }
       const coldS = await pull()
@@ -280,6 +282,7 @@ export async function ctrScenario (o: { dir: string, quick: boolean, stops: (() 
       o.log(`    ${name}: ctr images pull cold ${coldS.toFixed(2)} s, warm ${warmS.toFixed(2)} s`)
     } finally {
       await target.stop()
+      if (name !== 'upstream') rmSync(join(o.dir, name), { recursive: true, force: true }) // a proxy's cache; the upstream's data is in o.dir/upstream
     }
   }
   return { layers: layerCount, layerBytes, targets }

@@ -2,12 +2,13 @@
 // unpack them), configs, OCI and Docker manifests, an index, an artifact
 // with a subject. Pushed over the registry API like any client would.
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { create as createTar } from 'tar'
 import { request } from 'undici'
+import { scratchDir } from './procs.ts'
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
@@ -28,7 +29,7 @@ export function blob (mediaType: string, bytes: Buffer): Blob { return { mediaTy
 
 /** A gzip'd tar holding `files`. */
 export async function layer (files: Record<string, string | Buffer>, mediaType = OCI_LAYER): Promise<{ blob: Blob, diffId: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-layer-'))
+  const dir = scratchDir('ferry-layer-')
   try {
     for (const [name, content] of Object.entries(files)) {
       mkdirSync(join(dir, name, '..'), { recursive: true })

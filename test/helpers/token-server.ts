@@ -3,12 +3,13 @@
 // the registry verifies against its rootcertbundle.
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import { SignJWT, importPKCS8 } from 'jose'
 import { requireBinary } from './registry.ts'
+import { scratchDir } from './procs.ts'
 
 export interface TokenServer {
   readonly realm: string
@@ -25,7 +26,7 @@ export interface TokenServer {
 export async function startTokenServer (users: Record<string, string>, opts: { lifetimeSeconds?: number, anonymous?: boolean } = {}): Promise<TokenServer> {
   const lifetimeSeconds = opts.lifetimeSeconds ?? 300
   requireBinary('openssl', 'openssl')
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-token-'))
+  const dir = scratchDir('ferry-token-')
   const certPath = join(dir, 'cert.pem')
   const keyPath = join(dir, 'key.pem')
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=ferry-test-token'], { stdio: 'ignore' })

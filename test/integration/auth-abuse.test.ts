@@ -8,8 +8,8 @@
 // the audit log rotates at maxBytes across restarts.
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import bcrypt from 'bcryptjs'
@@ -18,6 +18,7 @@ import { Pool } from 'undici'
 import { CLI, startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { registerFile, registerSecret } from '../helpers/secrets.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const run = promisify(execFile)
 const ALICE = 'alice-Abuse-Secret-1'
@@ -85,7 +86,7 @@ async function slowestHealth (url: string, during: Promise<unknown>): Promise<nu
 
 t.test('logins right after a start: bcrypt off the event loop, one check per credential however many requests carry it', async t => {
   registerSecret(ALICE, BOB)
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-abuse-'))
+  const dir = scratchDir('ferry-abuse-')
   // a CI fleet of 60 accounts, each with its own password, all logging in at once
   const fleet = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`ci${i}`, `fleet-Password-${i}`]))
   registerSecret(...Object.values(fleet))
@@ -104,7 +105,7 @@ t.test('logins right after a start: bcrypt off the event loop, one check per cre
 })
 
 t.test('a flood of guesses from many addresses: 429s, a responsive process, and a prompt SIGTERM', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-abuse-'))
+  const dir = scratchDir('ferry-abuse-')
   writeUsers(dir, { alice: ALICE })
   const f = await startAuthFerry(dir)
   // 8 addresses with 12 connections each, all at once, at different users: the limits admit them, the pool's queue (64) does not
@@ -127,7 +128,7 @@ t.test('a flood of guesses from many addresses: 429s, a responsive process, and 
 })
 
 t.test('guesses are counted as they start; a user cannot be locked out from elsewhere', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-abuse-'))
+  const dir = scratchDir('ferry-abuse-')
   writeUsers(dir, { alice: ALICE, bob: BOB })
   const f = await startAuthFerry(dir)
   t.teardown(() => f.stop())
@@ -158,7 +159,7 @@ t.test('guesses are counted as they start; a user cannot be locked out from else
 })
 
 t.test('token requests are audited (a refused login, each scope granted or not); a removed user loses an unexpired token', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-abuse-'))
+  const dir = scratchDir('ferry-abuse-')
   registerFile(join(dir, 'audit.jsonl'))
   writeUsers(dir, { alice: ALICE, bob: BOB })
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -202,7 +203,7 @@ t.test('replication-secret guesses are throttled', async t => {
 })
 
 t.test('the audit log rotates at maxBytes across restarts', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-abuse-'))
+  const dir = scratchDir('ferry-abuse-')
   const file = join(dir, 'audit.jsonl')
   const config = { upstreams: [{ name: 'up', url: 'http://127.0.0.1:1', default: true }], audit: { file, maxBytes: '4KiB' } }
   for (let restart = 0; restart < 3; restart++) {

@@ -4,8 +4,8 @@
 // passwords; and no secret in any log line.
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import bcrypt from 'bcryptjs'
@@ -18,10 +18,11 @@ import { startContainerd } from '../helpers/containerd.ts'
 import { registerFile, registerSecret } from '../helpers/secrets.ts'
 import { readFileSync } from 'node:fs'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const run = promisify(execFile)
 const PASSWORDS = { alice: 'alice-Secret-1', bob: 'bob-Secret-2', carol: 'carol-Secret-3', dave: 'dave-Secret-4' }
-const dir = mkdtempSync(join(tmpdir(), 'ferry-auth-'))
+const dir = scratchDir('ferry-auth-')
 let upstream: Registry
 let basic: Ferry
 let tokens: Ferry

@@ -2,13 +2,14 @@
 // every target and produces figures. How fast is bench/'s business, not this
 // test's.
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { ROOT } from '../helpers/ferry.ts'
 import { requireBinary } from '../helpers/registry.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const run = promisify(execFile)
 
@@ -18,7 +19,7 @@ t.test('npm run bench -- --quick runs every scenario and reports every figure', 
   requireBinary('wrk', 'wrk')
   requireBinary('redis-server', 'redis-server')
   requireBinary('containerd', 'containerd')
-  const out = mkdtempSync(join(tmpdir(), 'ferry-bench-test-'))
+  const out = scratchDir('ferry-bench-test-')
   const { stdout } = await run(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--quick', '--out', out], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 360_000 })
   t.match(stdout, /# ferry benchmark \(quick\)/)
   const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {

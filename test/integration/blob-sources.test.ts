@@ -5,8 +5,8 @@
 // A source that holds a blob gives its bytes from any offset; one that does
 // not says so (undefined), except the upstream, whose 404 is the answer.
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, writeFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { Redis } from 'ioredis'
@@ -36,10 +36,10 @@ import { blob, pushBlob, type Blob } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
 import { startS3Server, type S3Server } from '../helpers/s3-server.ts'
-import { eventually } from '../helpers/procs.ts'
+import { eventually, scratchDir } from '../helpers/procs.ts'
 
 const log = pino({ level: 'silent' })
-const dir = mkdtempSync(join(tmpdir(), 'ferry-sources-'))
+const dir = scratchDir('ferry-sources-')
 const REPO = 'sources/blob'
 let registry: Registry
 let s3: S3Server

@@ -1,14 +1,14 @@
 // The ferry command as an operator types it.
 import { execFile } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { CLI, ROOT } from '../helpers/ferry.ts'
 import { get } from '../helpers/http.ts'
 import { image, pushImage, digestOf } from '../helpers/images.ts'
-import { freePort, startProc } from '../helpers/procs.ts'
+import { freePort, startProc, scratchDir } from '../helpers/procs.ts'
 import { startRegistry } from '../helpers/registry.ts'
 
 const run = promisify(execFile)
@@ -32,7 +32,7 @@ t.test('ferry check accepts every shipped region file', async t => {
 })
 
 t.test('ferry check names the file, the field and what was expected', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'))
+  const dir = scratchDir('ferry-cli-')
   const file = join(dir, 'bad.yaml')
   writeFileSync(file, 'listen: localhost\nupstreams:\n  - name: hub\n    url: not a url\n    tagTTL: forever\n')
   const r = await ferry(['check', '--config', file])
@@ -50,7 +50,7 @@ t.test('ferry check names the file, the field and what was expected', async t =>
 })
 
 t.test('ferry check explains a bad region setup: store, state, l1, workers, secrets in the file', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'))
+  const dir = scratchDir('ferry-cli-')
   const file = join(dir, 'region.yaml')
   const up = 'upstreams:\n  - name: hub\n    url: http://127.0.0.1:1\n'
   const cases: [string, string[]][] = [
@@ -76,7 +76,7 @@ t.test('ferry check explains a bad region setup: store, state, l1, workers, secr
 })
 
 t.test('ferry serve refuses a bad file the same way, without starting', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'))
+  const dir = scratchDir('ferry-cli-')
   const file = join(dir, 'bad.yaml')
   writeFileSync(file, 'upstreams:\n  - name: hub\n    url: http://127.0.0.1:1\n    connections: 0\n')
   const r = await ferry(['serve', '--config', file])
@@ -98,7 +98,7 @@ t.test('ferry serve --listen --data --upstream serves pulls with no config file'
   const img = await image()
   await pushImage(upstream.url, 'quick/start', 'v1', img)
   const port = await freePort()
-  const data = mkdtempSync(join(tmpdir(), 'ferry-f-'))
+  const data = scratchDir('ferry-f-')
   const proc = startProc(process.execPath, [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data', data, '--upstream', upstream.url])
   t.teardown(() => proc.stop())
   await proc.waitFor(/"msg":"listening"/)

@@ -1,8 +1,8 @@
 // Real clients pulling through ferry: skopeo, and containerd with ferry as
 // its hosts.toml mirror (the ?ns= path).
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -11,6 +11,7 @@ import { digestOf } from '../helpers/images.ts'
 import { startContainerd } from '../helpers/containerd.ts'
 import { requireBinary, type Registry } from '../helpers/registry.ts'
 import { startSeededFerry, type Seeded } from '../helpers/seed.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const run = promisify(execFile)
 
@@ -41,7 +42,7 @@ t.test('skopeo inspect --raw through ferry gives the upstream manifest bytes for
 })
 
 t.test('skopeo copy --all --preserve-digests of the index', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-skopeo-'))
+  const dir = scratchDir('ferry-skopeo-')
   await skopeo('copy', '--all', '--preserve-digests', '--src-tls-verify=false', `docker://${ferry.host}/test/multi:v1`, `oci:${dir}:v1`)
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }
   t.equal(index.manifests[0]?.digest, seeded.multi.digest, 'the copied index has the upstream digest')

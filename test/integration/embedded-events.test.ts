@@ -1,17 +1,18 @@
 // The embedded region stream (state/events.jsonl): many events appended at
 // once, by two writers on the same folder as two workers would, come back
 // whole, once each, in each writer's order, with ids a reader resumes from.
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import t from 'tap'
 import { embeddedState } from '../../src/state/embedded/index.ts'
 import type { RegionEvent } from '../../src/state/region-state.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const digest = (i: number): string => `sha256:${i.toString(16).padStart(64, '0')}`
 
 t.test('500 concurrent appends from two writers: every event once, whole, in its writer\'s order', async t => {
-  const root = join(mkdtempSync(join(tmpdir(), 'ferry-events-')), 'state')
+  const root = join(scratchDir('ferry-events-'), 'state')
   const a = embeddedState(root)
   const b = embeddedState(root)
   const appends: Promise<void>[] = []

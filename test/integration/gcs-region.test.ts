@@ -3,9 +3,9 @@
 // upload, and a second proxy with an empty L1 serves it from the bucket
 // without asking the upstream.
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
+
 import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import t from 'tap'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
@@ -14,10 +14,11 @@ import { get } from '../helpers/http.ts'
 import { image, pushImage, OCI_MANIFEST } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 let upstream: Registry
 let gcs: GcsServer
-const gcsDir = mkdtempSync(join(tmpdir(), 'ferry-gcs-'))
+const gcsDir = scratchDir('ferry-gcs-')
 const proxies: Ferry[] = []
 
 t.before(async () => {
@@ -32,7 +33,7 @@ t.teardown(async () => {
 })
 
 async function proxy (): Promise<Ferry> {
-  const data = mkdtempSync(join(tmpdir(), 'ferry-gcs-proxy-'))
+  const data = scratchDir('ferry-gcs-proxy-')
   const p = await startFerry({ data, config: {
     data,
     store: { type: 'gcs', bucket: 'ferry-test', prefix: 'eu/', apiEndpoint: gcs.url, projectId: 'test' },

@@ -4,8 +4,8 @@
 // `deletes: true`; and what B receives is not sent on (one hop).
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import bcrypt from 'bcryptjs'
@@ -13,7 +13,7 @@ import t from 'tap'
 import { CLI, NODE_FLAGS, startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { digestOf, image, pushImage, type Image } from '../helpers/images.ts'
-import { freePort, startProc, type Proc } from '../helpers/procs.ts'
+import { freePort, startProc, type Proc, scratchDir } from '../helpers/procs.ts'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 import { registerSecret } from '../helpers/secrets.ts'
 
@@ -94,7 +94,7 @@ t.test('an image pushed to A with skopeo pulls whole from B, whose upstream is u
   t.equal(await caughtUp(), 0, 'the replicator caught up')
   t.equal(await tagIn(b, 'acme/mirror/app', 'v1'), img.manifest.digest, 'B has the tag')
   t.ok(await pullsWhole(b, 'acme/mirror/app', img), 'and every blob, bytes and digests')
-  const out = join(mkdtempSync(join(tmpdir(), 'ferry-hosted-repl-')), 'pulled')
+  const out = join(scratchDir('ferry-hosted-repl-'), 'pulled')
   await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', '--src-creds', `ci:${PASSWORD}`, `docker://${b.host}/acme/mirror/app:v1`, `oci:${out}:v1`])
   t.pass('skopeo pulls it from B')
 })

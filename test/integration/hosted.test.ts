@@ -22,10 +22,11 @@ import { get, ociError } from '../helpers/http.ts'
 import { artifact, blob, digestOf, image, index, pushBlob, pushImage, pushManifest, OCI_INDEX, OCI_MANIFEST, type Image } from '../helpers/images.ts'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 import { registerSecret } from '../helpers/secrets.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const run = promisify(execFile)
 const PASSWORDS = { alice: 'alice-Hosted-1', bob: 'bob-Hosted-2', carol: 'carol-Hosted-3' }
-const dir = mkdtempSync(join(tmpdir(), 'ferry-hosted-'))
+const dir = scratchDir('ferry-hosted-')
 let upstream: Registry
 let basic: Ferry
 let tokens: Ferry
@@ -135,7 +136,7 @@ t.test('podman: login (Basic, then the token flow), push, and pull back', async 
   requireBinary('unshare', 'util-linux')
   for (const f of [basic, tokens]) {
     const mode = f === basic ? 'basic' : 'token'
-    const pdir = mkdtempSync(join(tmpdir(), 'ferry-podman-push-'))
+    const pdir = scratchDir('ferry-podman-push-')
     for (const sub of ['root', 'run', 'tmp', 'varlib', 'auth']) mkdirSync(join(pdir, sub))
     const tarball = await rootfs(`pushed by podman (${mode})\n`)
     const podman = `REGISTRY_AUTH_FILE=${pdir}/auth/auth.json podman --root ${pdir}/root --runroot ${pdir}/run --tmpdir ${pdir}/tmp --storage-driver vfs --cgroup-manager cgroupfs --events-backend file`

@@ -5,10 +5,10 @@
 // carry an OCI body, an upload belongs to the repository it was started
 // for, and abandoned uploads go while the process runs.
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { generateKeyPairSync } from 'node:crypto'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
 import t from 'tap'
@@ -16,10 +16,11 @@ import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError, type Answer } from '../helpers/http.ts'
 import { blob, digestOf, image, pushBlob, pushImage, OCI_MANIFEST, OCI_CONFIG } from '../helpers/images.ts'
 import { registerSecret } from '../helpers/secrets.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const PASSWORD = 'hostile-Writer-Passw0rd'
 const AUTH = `Basic ${Buffer.from(`ci:${PASSWORD}`).toString('base64')}`
-const dir = mkdtempSync(join(tmpdir(), 'ferry-hostile-'))
+const dir = scratchDir('ferry-hostile-')
 let ferry: Ferry
 
 t.before(async () => {

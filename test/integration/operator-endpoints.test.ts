@@ -5,19 +5,19 @@
 // says whether the state and the store answer while /healthz only says the
 // process lives.
 import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import t from 'tap'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
-import { freePort } from '../helpers/procs.ts'
+import { freePort, scratchDir } from '../helpers/procs.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 import { startS3Server, type S3Server } from '../helpers/s3-server.ts'
 import { registerSecret } from '../helpers/secrets.ts'
 
 const DIGEST = `sha256:${'a'.repeat(64)}`
 const TOKEN = 'metrics-token-for-tests'
-const dir = mkdtempSync(join(tmpdir(), 'ferry-operator-endpoints-'))
+const dir = scratchDir('ferry-operator-endpoints-')
 let redis: RedisServer
 let s3: S3Server
 let proxy: Ferry

@@ -4,20 +4,20 @@
 // that does not exist or credentials that are missing, the JSON Schema, and
 // the README's configuration reference kept in step with the schema.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
 import t from 'tap'
 import { configurationTable, TABLE_END, TABLE_START } from '../../src/config/reference.ts'
 import { regionJsonSchema } from '../../src/config/schema.ts'
 import { CLI, ROOT, startFerry } from '../helpers/ferry.ts'
-import { freePort } from '../helpers/procs.ts'
+import { freePort, scratchDir } from '../helpers/procs.ts'
 import { startS3Server } from '../helpers/s3-server.ts'
 import { registerSecret } from '../helpers/secrets.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'ferry-operator-'))
+const dir = scratchDir('ferry-operator-')
 
 async function ferry (args: string[], input?: string): Promise<{ code: number, stdout: string, stderr: string }> {
   return await new Promise(resolve => {

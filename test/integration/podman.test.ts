@@ -4,7 +4,7 @@
 // serve the pull. Podman runs in a private mount namespace with its own
 // storage, so it leaves nothing behind on the machine.
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -12,6 +12,7 @@ import t from 'tap'
 import { startFerry } from '../helpers/ferry.ts'
 import { image, pushImage } from '../helpers/images.ts'
 import { requireBinary, startRegistry } from '../helpers/registry.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const run = promisify(execFile)
 
@@ -25,7 +26,7 @@ t.test('podman pulls through ferry as a path mirror', async t => {
   const ferry = await startFerry({ config: { upstreams: [{ name: 'up', url: upstream.url, prefix: 'upstream.test', default: true }] } })
   t.teardown(() => ferry.stop())
 
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-podman-'))
+  const dir = scratchDir('ferry-podman-')
   for (const sub of ['root', 'run', 'tmp', 'varlib']) mkdirSync(join(dir, sub))
   const conf = join(dir, 'registries.conf')
   writeFileSync(conf, [

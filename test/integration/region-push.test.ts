@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { execFile } from 'node:child_process'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import bcrypt from 'bcryptjs'
@@ -18,7 +18,7 @@ import { startDockerd } from '../helpers/dockerd.ts'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { blob, digestOf, image, pushImage, type Image } from '../helpers/images.ts'
-import { freePort } from '../helpers/procs.ts'
+import { freePort, scratchDir } from '../helpers/procs.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 import { startS3Server, type S3Server } from '../helpers/s3-server.ts'
@@ -27,7 +27,7 @@ import { registerSecret } from '../helpers/secrets.ts'
 const run = promisify(execFile)
 const PASSWORD = 'region-Push-Ci-1'
 const AUTH = `Basic ${Buffer.from(`ci:${PASSWORD}`).toString('base64')}`
-const dir = mkdtempSync(join(tmpdir(), 'ferry-region-push-'))
+const dir = scratchDir('ferry-region-push-')
 let source: Registry
 let redis: RedisServer
 let s3: S3Server

@@ -2,9 +2,9 @@
 // implementations: the embedded one (files under a folder, what one machine
 // uses) and Redis (a real redis-server, what a region of proxies shares).
 // What one instance writes, another instance on the same backing reads back.
-import { mkdtempSync } from 'node:fs'
+
 import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import type { Redis } from 'ioredis'
 import { pino } from 'pino'
@@ -14,9 +14,10 @@ import { connectRedis } from '../../src/state/redis/connect.ts'
 import { redisState } from '../../src/state/redis/index.ts'
 import type { RegionEvent, RegionState, RobotRecord, TagEntry } from '../../src/state/region-state.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const log = pino({ level: 'silent' })
-const dir = mkdtempSync(join(tmpdir(), 'ferry-state-contract-'))
+const dir = scratchDir('ferry-state-contract-')
 let redis: RedisServer
 const connections: Redis[] = []
 

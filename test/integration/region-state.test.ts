@@ -3,9 +3,9 @@
 // fallback to the proxy's memory while Redis is down, and eviction of the
 // region store by whichever proxy holds the evictor lease.
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
@@ -18,11 +18,12 @@ import { FsBlobStore } from '../../src/store/fs-blob-store.ts'
 import { connectRedis } from '../../src/state/redis/connect.ts'
 import { redisState } from '../../src/state/redis/index.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const log = pino({ level: 'silent' })
 let server: RedisServer
 const clients: Redis[] = []
-const dir = mkdtempSync(join(tmpdir(), 'ferry-region-state-'))
+const dir = scratchDir('ferry-region-state-')
 
 t.before(async () => { server = await startRedis() })
 t.teardown(async () => {

@@ -4,9 +4,9 @@
 // Coalescing across proxies, the tiers, and what an outage of Redis, of the
 // store, or of a proxy (kill -9 mid-fill) does to clients and the cache.
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
@@ -17,7 +17,7 @@ import { startFaulty, type Faulty } from '../helpers/faulty.ts'
 import { get, ociError } from '../helpers/http.ts'
 import { blob, image, pushBlob, pushImage, OCI_MANIFEST, type Blob } from '../helpers/images.ts'
 import { pullBlob, type Pulled } from '../helpers/pull.ts'
-import { eventually, freePort } from '../helpers/procs.ts'
+import { eventually, freePort, scratchDir } from '../helpers/procs.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
 import { startS3Server, type S3Server } from '../helpers/s3-server.ts'
@@ -31,7 +31,7 @@ let redis: RedisServer
 let s3: S3Server
 let redisClient: Redis
 let s3Store: S3BlobStore
-const s3Dir = mkdtempSync(join(tmpdir(), 'ferry-s3-'))
+const s3Dir = scratchDir('ferry-s3-')
 const proxies: Ferry[] = []
 
 function regionConfig (data: string, port: number): Record<string, unknown> {
@@ -48,7 +48,7 @@ function regionConfig (data: string, port: number): Record<string, unknown> {
 }
 
 async function startProxy (name: string, port?: number): Promise<Ferry> {
-  const data = mkdtempSync(join(tmpdir(), `ferry-${name}-`))
+  const data = scratchDir(`ferry-${name}-`)
   return await startFerry({ data, config: regionConfig(data, port ?? await freePort()), env: { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } })
 }
 

@@ -5,8 +5,8 @@
 // every image still pulls from B with skopeo.
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -16,7 +16,7 @@ import { blob, digestOf, image, index, pushBlob, pushImage, pushManifest, DOCKER
 import { pullBlob } from '../helpers/pull.ts'
 import { startContainerd } from '../helpers/containerd.ts'
 import { registerSecret } from '../helpers/secrets.ts'
-import { freePort, startProc, type Proc } from '../helpers/procs.ts'
+import { freePort, startProc, type Proc, scratchDir } from '../helpers/procs.ts'
 import { requireBinary, startRegistry, type Registry } from '../helpers/registry.ts'
 
 const run = promisify(execFile)
@@ -27,7 +27,7 @@ let c: Registry
 let a: Ferry
 let b: Ferry
 let bPort: number
-const bData = mkdtempSync(join(tmpdir(), 'ferry-region-b-'))
+const bData = scratchDir('ferry-region-b-')
 let replicator: Proc | undefined
 let metricsPort = 0
 
@@ -341,7 +341,7 @@ t.test('DR: with the upstream and region A dead, every image pulls from B by tag
     const ref = `${b.host}/${i.name}`
     const raw = await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${ref}:${i.tag}`)
     t.equal(raw, (i.list ?? i.img.manifest).bytes.toString(), `${i.name}:${i.tag} by tag, the same bytes`)
-    const dir = mkdtempSync(join(tmpdir(), 'ferry-dr-'))
+    const dir = scratchDir('ferry-dr-')
     // skopeo verifies every blob against its digest as it copies; dir: keeps the manifest as it is
     await skopeo('copy', '--src-tls-verify=false', `docker://${ref}@${i.img.manifest.digest}`, `dir:${dir}`)
     t.equal(readFileSync(join(dir, 'manifest.json'), 'utf8'), i.img.manifest.bytes.toString(), `${i.name}@${i.img.manifest.digest.slice(0, 19)} by digest`)

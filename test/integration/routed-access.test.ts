@@ -6,8 +6,8 @@
 // `/v2/docker.io/private/thing/...`: the same rules, scopes and audit lines.
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import bcrypt from 'bcryptjs'
@@ -18,10 +18,11 @@ import { get, ociError } from '../helpers/http.ts'
 import { image, pushImage, OCI_MANIFEST, type Image } from '../helpers/images.ts'
 import { registerFile, registerSecret } from '../helpers/secrets.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const run = promisify(execFile)
 const PASSWORDS = { alice: 'alice-Routed-1', bob: 'bob-Routed-2' }
-const dir = mkdtempSync(join(tmpdir(), 'ferry-routed-'))
+const dir = scratchDir('ferry-routed-')
 let hub: Registry
 let ghcr: Registry
 let basic: Ferry

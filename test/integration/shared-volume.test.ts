@@ -2,18 +2,19 @@
 // own L1: a blob one proxy cached is streamed from the store into the
 // other's L1, with the right bytes, without asking the upstream.
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync } from 'node:fs'
+
 import { join } from 'node:path'
 import t from 'tap'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { blob, pushBlob } from '../helpers/images.ts'
 import { pullBlob } from '../helpers/pull.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 let upstream: Registry
 const proxies: Ferry[] = []
-const shared = mkdtempSync(join(tmpdir(), 'ferry-shared-store-'))
+const shared = scratchDir('ferry-shared-store-')
 
 t.before(async () => { upstream = await startRegistry() })
 t.teardown(async () => {
@@ -22,7 +23,7 @@ t.teardown(async () => {
 })
 
 async function proxy (): Promise<Ferry> {
-  const data = mkdtempSync(join(tmpdir(), 'ferry-shared-proxy-'))
+  const data = scratchDir('ferry-shared-proxy-')
   const p = await startFerry({ data, config: {
     data,
     store: { type: 'fs', path: shared },

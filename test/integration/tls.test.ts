@@ -3,8 +3,8 @@
 // serving HTTPS itself, with a certificate renewed on disk, and the token
 // flow over it with skopeo and containerd.
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { join } from 'node:path'
@@ -16,12 +16,13 @@ import { get, ociError } from '../helpers/http.ts'
 import { image, pushImage } from '../helpers/images.ts'
 import { requireBinary, startRegistry } from '../helpers/registry.ts'
 import { registerSecret } from '../helpers/secrets.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const TOKEN_PASSWORD = 'alice-Tls-token-1'
 
 t.test('an HTTPS upstream with a private CA', async t => {
   requireBinary('openssl', 'openssl')
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-tls-'))
+  const dir = scratchDir('ferry-tls-')
   const sh = (args: string[]): void => { execFileSync('openssl', args, { stdio: 'ignore' }) }
   sh(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'), '-days', '1', '-subj', '/CN=ferry test CA'])
   sh(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr'), '-subj', '/CN=127.0.0.1'])
@@ -57,7 +58,7 @@ t.test('an HTTPS upstream with a private CA', async t => {
 
 t.test('ferry serves HTTPS, and takes a renewed certificate without dropping connections', async t => {
   requireBinary('openssl', 'openssl')
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-tls-serve-'))
+  const dir = scratchDir('ferry-tls-serve-')
   const sh = (args: string[]): void => { execFileSync('openssl', args, { stdio: 'ignore' }) }
   sh(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '1', '-subj', '/CN=ferry serving CA'])
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n')
@@ -109,7 +110,7 @@ t.test('ferry serves HTTPS, and takes a renewed certificate without dropping con
 
 t.test('HTTPS with the token flow: the challenge names an https realm, and skopeo and ctr log in and pull', async t => {
   requireBinary('openssl', 'openssl')
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-tls-token-'))
+  const dir = scratchDir('ferry-tls-token-')
   const sh = (args: string[]): void => { execFileSync('openssl', args, { stdio: 'ignore' }) }
   sh(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '1', '-subj', '/CN=ferry token CA'])
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n')

@@ -2,13 +2,14 @@
 // read back from the file agree, a restart (a new process) goes on from the
 // file, a wrong digest and an upload past its limit leave nothing behind.
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import t from 'tap'
 import { UploadSessions, UploadTooLarge } from '../../src/content/uploads.ts'
 import { parseDigest } from '../../src/oci/reference.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const digest = (alg: 'sha256' | 'sha512', b: Buffer) => parseDigest(`${alg}:${createHash(alg).update(b).digest('hex')}`)
 const chunks = (b: Buffer, size: number): Readable => Readable.from(Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size)))
@@ -20,7 +21,7 @@ async function finishInto (u: UploadSessions, session: string, d: ReturnType<typ
 }
 
 t.test('appended in parts, completed: the bytes and their digest, hashed as they came', async t => {
-  const root = mkdtempSync(join(tmpdir(), 'ferry-uploads-'))
+  const root = scratchDir('ferry-uploads-')
   const u = new UploadSessions(root)
   await u.init()
   const bytes = randomBytes(5 * 1024 * 1024 + 3)
@@ -31,7 +32,7 @@ t.test('appended in parts, completed: the bytes and their digest, hashed as they
 })
 
 t.test('a restart goes on from the file: the digest is read back from disk', async t => {
-  const root = mkdtempSync(join(tmpdir(), 'ferry-uploads-'))
+  const root = scratchDir('ferry-uploads-')
   const bytes = randomBytes(3 * 1024 * 1024)
   const before = new UploadSessions(root)
   await before.init()
@@ -48,7 +49,7 @@ t.test('a restart goes on from the file: the digest is read back from disk', asy
 })
 
 t.test('a sha512 digest, and bytes appended by another process: both read back from the file', async t => {
-  const root = mkdtempSync(join(tmpdir(), 'ferry-uploads-'))
+  const root = scratchDir('ferry-uploads-')
   const a = new UploadSessions(root)
   const b = new UploadSessions(root)
   await a.init()
@@ -65,7 +66,7 @@ t.test('a sha512 digest, and bytes appended by another process: both read back f
 })
 
 t.test('an upload past its limit is dropped whole', async t => {
-  const root = mkdtempSync(join(tmpdir(), 'ferry-uploads-'))
+  const root = scratchDir('ferry-uploads-')
   const u = new UploadSessions(root)
   await u.init()
   const s = await u.start('acme/app')

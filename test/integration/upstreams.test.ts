@@ -10,6 +10,7 @@ import { get, ociError } from '../helpers/http.ts'
 import { digestOf, image, pushImage, type Image } from '../helpers/images.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
 import { startTokenServer } from '../helpers/token-server.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 t.test('prefix, ?ns= and the default upstream each reach the right registry', async t => {
   const one = await startRegistry()
@@ -61,7 +62,7 @@ function secretsIn (lines: readonly string[], secrets: readonly string[]): strin
 }
 
 t.test('an upstream with htpasswd Basic auth: the secret comes from the environment and is never logged', async t => {
-  const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'ferry-htpasswd-'))
+  const dir = scratchDir('ferry-htpasswd-')
   const password = 'S3cret-basic-' + Math.random().toString(36).slice(2)
   registerSecret(password)
   writeFileSync(join(dir, 'htpasswd'), `robot:${bcrypt.hashSync(password, 6)}\n`)

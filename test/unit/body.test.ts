@@ -2,16 +2,17 @@
 // file's, although the file body reuses its pooled buffers as soon as a
 // write is acknowledged.
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { open } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { bodyReadable, fileBody } from '../../src/io/body.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const bytes = randomBytes(8 * 1024 * 1024 + 5)
-const path = join(mkdtempSync(join(tmpdir(), 'ferry-body-')), 'blob')
+const path = join(scratchDir('ferry-body-'), 'blob')
 writeFileSync(path, bytes)
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 

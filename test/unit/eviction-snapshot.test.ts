@@ -1,19 +1,20 @@
 // The recency snapshot is written in slices while ferry keeps serving: hits
 // that move blobs during the walk must not lose or corrupt anything, and
 // what a restart reads back must end with the blobs used last.
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
 import { Eviction } from '../../src/eviction/eviction.ts'
 import { Metrics } from '../../src/observe/metrics.ts'
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
 const digest = (i: number): string => `sha256:${i.toString(16).padStart(64, '0')}`
 
 t.test('a snapshot of 50,000 blobs, with hits during the walk: every blob once after loading, the hit ones newest', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-snapshot-'))
+  const dir = scratchDir('ferry-snapshot-')
   const snapshotPath = join(dir, 'state', 'recency.json')
   const e = new Eviction(new FsBlobStore(join(dir, 'blobs')), { maxBytes: 1e15, lowWatermark: 0.95, snapshotPath, snapshotEveryMs: 1e9 }, pino({ level: 'silent' }), new Metrics({ defaultMetrics: false }))
   const count = 50_000
@@ -45,7 +46,7 @@ t.test('a snapshot of 50,000 blobs, with hits during the walk: every blob once a
 })
 
 t.test('in a small cache, a blob hit again within the same second is the newest: blobs added meanwhile go before it', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-order-'))
+  const dir = scratchDir('ferry-order-')
   const e = new Eviction(new FsBlobStore(join(dir, 'blobs')), { maxBytes: 1e15, lowWatermark: 0.95, snapshotPath: join(dir, 'state', 'recency.json'), snapshotEveryMs: 1e9 }, pino({ level: 'silent' }), new Metrics({ defaultMetrics: false }))
   for (let i = 0; i < 9; i++) e.added(digest(i), 10)
   const hot = digest(0)

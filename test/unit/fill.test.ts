@@ -4,8 +4,8 @@
 // the file committed must hash to the digest, and a blob that does not
 // verify never gives anyone its last byte.
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import t from 'tap'
@@ -15,8 +15,9 @@ import { bytesUnwrittenEverywhere } from '../../src/blobs/staging-writer.ts'
 import type { OpenedBlob } from '../../src/blobs/source.ts'
 import { arrivingBody, type Body } from '../../src/io/body.ts'
 import { parseDigest } from '../../src/oci/reference.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'ferry-fill-'))
+const dir = scratchDir('ferry-fill-')
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const bytes = randomBytes(40 * 1024 * 1024 + 7)
 const digest = parseDigest(`sha256:${sha(bytes)}`)

@@ -3,8 +3,8 @@
 // the gate asks. The right secret proves the identity (with its groups or
 // scope); a wrong one, an unknown user or any junk proves nothing, and
 // nothing a client can send makes a source throw.
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
+
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
 import { pino } from 'pino'
@@ -12,8 +12,9 @@ import t from 'tap'
 import { HtpasswdSource, StaticUsers, type IdentitySource } from '../../src/auth/identity.ts'
 import { createRobot, IdentitySources, RobotSource } from '../../src/auth/robots.ts'
 import { embeddedState } from '../../src/state/embedded/index.ts'
+import { scratchDir } from '../helpers/procs.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'ferry-identity-'))
+const dir = scratchDir('ferry-identity-')
 const groups = { team: ['alice'] }
 
 interface Subject {
