@@ -106,9 +106,11 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
       // were most of a cold pull's socket writes)
       const batch = Math.max(from.size, MEDIUM_CHUNK)
       const inHand = growth?.inHand?.(pos, limit, batch)
+      let chunks: readonly Buffer[]
+      let n = 0
+      let giveBack = (): void => {}
       if (inHand !== undefined) {
         // a fill's chunks as they arrived: nothing to read, nothing to copy, no buffer to give back
-        let n = 0
         for (const c of inHand) n += c.length
         if (pos > start && n < Math.min(batch, end - pos) && !growth!.complete()) {
           // caught up: gather a buffer's worth before the next write, as a file read would (16 readers
@@ -116,35 +118,31 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
           await Promise.race([growth!.changed(), gone])
           continue
         }
-        kept = writing ? 0 : kept + n
-        if (inFlight !== undefined) await Promise.race([inFlight, gone])
-        if (failed !== undefined) throw failed
-        writing = true
-        inFlight = writeChunks(out, inHand).then(() => { writing = false }, err => { failed = err })
-        pos += n
-        continue
+        chunks = inHand
+      } else {
+        const readTo = growth?.onDisk === undefined ? limit : Math.min(limit, growth.onDisk())
+        if (pos >= readTo) {
+          // not in the file yet and no longer in hand: cannot happen while the fill keeps what it has not written
+          await Promise.race([growth!.changed(), gone])
+          continue
+        }
+        const buf = from.get()
+        try {
+          ({ bytesRead: n } = await fh.read(buf, 0, Math.min(buf.length, readTo - pos), pos))
+        } catch (err) {
+          from.put(buf)
+          throw err
+        }
+        if (n === 0) { from.put(buf); throw new Error('file shorter than expected') }
+        chunks = [buf.subarray(0, n)]
+        giveBack = () => { from.put(buf) }
       }
-      const readTo = growth?.onDisk === undefined ? limit : Math.min(limit, growth.onDisk())
-      if (pos >= readTo) {
-        // not in the file yet and no longer in hand: cannot happen while the fill keeps what it has not written
-        await Promise.race([growth!.changed(), gone])
-        continue
-      }
-      const buf = from.get()
-      let n: number
-      try {
-        ({ bytesRead: n } = await fh.read(buf, 0, Math.min(buf.length, readTo - pos), pos))
-      } catch (err) {
-        from.put(buf)
-        throw err
-      }
-      if (n === 0) { from.put(buf); throw new Error('file shorter than expected') }
-      // the client kept up if the last write is done by the time the next chunk is read
+      // the client kept up if the last write is done by the time the next chunk is ready
       kept = writing ? 0 : kept + n
       if (inFlight !== undefined) await Promise.race([inFlight, gone])
       if (failed !== undefined) throw failed
       writing = true
-      inFlight = writeChunk(out, buf.subarray(0, n)).then(() => { writing = false; from.put(buf) }, err => { failed = err })
+      inFlight = writeChunks(out, chunks).then(() => { writing = false; giveBack() }, err => { failed = err })
       pos += n
     }
     if (inFlight !== undefined) await Promise.race([inFlight, gone])

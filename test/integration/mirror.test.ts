@@ -7,10 +7,10 @@ import { execFile } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { stringify } from 'yaml'
 import { CLI, startFerry, type Ferry } from '../helpers/ferry.ts'
-import { startFaulty } from '../helpers/faulty.ts'
+import { startFaulty, type Faulty } from '../helpers/faulty.ts'
 import { get } from '../helpers/http.ts'
 import { image, pushImage, OCI_INDEX, OCI_MANIFEST, type Image } from '../helpers/images.ts'
 import { scratchDir } from '../helpers/procs.ts'
@@ -152,16 +152,21 @@ t.test('a list that is not one is refused whole, each problem named', async t =>
   t.match(run.stderr, /extra/)
 })
 
-t.test('an upstream that answers 429: the mirror slows down and finishes, it does not fail', async t => {
+/** `ferry mirror` of `name`:v1 by an edge whose upstream answers through a faulty front with `fault`. */
+async function mirrorThroughFaulty (t: Test, fault: Faulty['fault'], name: string): ReturnType<typeof mirror> {
   const faulty = await startFaulty(upstream.url)
   t.teardown(() => faulty.close())
+  faulty.fault = fault
+  const edge = await startFerry({ config: { upstreams: [{ name: 'up', url: faulty.url, prefix: 'upstream.test' }] } })
+  t.teardown(() => edge.stop())
+  const list = join(dir, `${name.replaceAll('/', '-')}.yaml`)
+  writeFileSync(list, stringify({ images: [{ name, tags: ['v1'], referrers: false }] }))
+  return await mirror(edge, list)
+}
+
+t.test('an upstream that answers 429: the mirror slows down and finishes, it does not fail', async t => {
   let limited = 0
-  faulty.fault = req => req.url?.includes('/manifests/') === true && limited++ < 2 ? { status: 429, headers: { 'retry-after': '1' } } : undefined
-  const slow = await startFerry({ config: { upstreams: [{ name: 'up', url: faulty.url, prefix: 'upstream.test' }] } })
-  t.teardown(() => slow.stop())
-  const list = join(dir, 'limited.yaml')
-  writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/oci', tags: ['v1'], referrers: false }] }))
-  const run = await mirror(slow, list)
+  const run = await mirrorThroughFaulty(t, req => req.url?.includes('/manifests/') === true && limited++ < 2 ? { status: 429, headers: { 'retry-after': '1' } } : undefined, 'upstream.test/test/oci')
   t.equal(run.code, 0, 'exit 0')
   t.equal(run.report.failures, 0)
   t.equal(run.report.images[0]!.references[0]!.digest, seeded.oci.manifest.digest)
@@ -170,15 +175,8 @@ t.test('an upstream that answers 429: the mirror slows down and finishes, it doe
 })
 
 t.test('an upstream whose RateLimit-Remaining runs low: the mirror paces its requests before any 429, and finishes', async t => {
-  const faulty = await startFaulty(upstream.url)
-  t.teardown(() => faulty.close())
   // Docker Hub's form: the count, and the window in seconds
-  faulty.fault = () => ({ addHeaders: { 'ratelimit-limit': '100;w=1', 'ratelimit-remaining': '2;w=1' } })
-  const paced = await startFerry({ config: { upstreams: [{ name: 'up', url: faulty.url, prefix: 'upstream.test' }] } })
-  t.teardown(() => paced.stop())
-  const list = join(dir, 'paced.yaml')
-  writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/docker', tags: ['v1'], referrers: false }] }))
-  const run = await mirror(paced, list)
+  const run = await mirrorThroughFaulty(t, () => ({ addHeaders: { 'ratelimit-limit': '100;w=1', 'ratelimit-remaining': '2;w=1' } }), 'upstream.test/test/docker')
   t.equal(run.code, 0, 'exit 0')
   t.equal(run.report.images[0]!.references[0]!.digest, seeded.docker.manifest.digest)
   t.match(run.stderr, /the upstream's rate limit is nearly spent; pacing requests/, 'it says it slowed down')
