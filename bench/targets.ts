@@ -156,9 +156,9 @@ export function cpuSeconds (pids: number[]): number {
  */
 export function settleDisk (): void {
   execFileSync('sync')
-  // and start from the same page cache: on this VM, pages the guest has not touched before cost
-  // several times as much to write as pages it gets back (seen: 1.5 then 3 then 4.5 s of CPU per
-  // GiB over three cold pulls of distribution without this); needs root, else skipped
+  // and start from the same page cache, whoever went before: on this VM, writing into pages the guest
+  // has not touched before costs more (seen: dd of 512 MiB, 0.51 s of system time the first time,
+  // 0.16-0.21 s after); needs root, else skipped
   try { writeFileSync('/proc/sys/vm/drop_caches', '1') } catch { /* not root: the runs share what there is */ }
 }
 

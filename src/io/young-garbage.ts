@@ -2,7 +2,7 @@
 // young: each is an ArrayBuffer outside the heap, a stream of them at wire
 // speed raises the external-memory figure that starts a full mark-compact
 // (measured: 38 full GCs over three cold 512 MiB pulls, their marking a
-// quarter of the process's CPU, and peak RSS 206 MiB). A scavenge frees
+// fifth of the process's CPU samples, and peak RSS 206 MiB). A scavenge frees
 // those that died, costs well under a millisecond when little is alive, and
 // keeps the full GCs away; so a fill asks for one each time this much has
 // arrived. The young generation stays as large as the small-image load
