@@ -1,4 +1,4 @@
-// npm run bench -- --cold [--size MiB] [--runs N] [--floor] [--prof DIR] [--strace | --perf] · npm run bench -- --cold --small
+// npm run bench -- --cold [--size MiB] [--runs N] [--floor] [--prof DIR] [--strace | --perf] · npm run bench -- --cold --small [--strace | --perf]
 // The cold path alone, for profiling: one client pulls a blob no proxy has
 // seen, through ferry and through distribution, several times on fresh
 // blobs. Prints MB/s and CPU seconds per GiB of each target's processes.
@@ -8,7 +8,10 @@
 // --strace counts ferry's syscalls during the cold pulls (strace -c -f);
 // --perf samples ferry's process, kernel included (perf record -e cpu-clock)
 // and prints where the time went by symbol.
-import { spawn, type ChildProcess } from 'node:child_process'
+// --small measures the warm small-image load instead (as scenario 4), on
+// ferry and on the Node limit (node-limit.ts), with CPU µs per request of
+// each; --strace and --perf trace both.
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,7 +21,7 @@ import { startRegistry } from '../test/helpers/registry.ts'
 import { pullBlobConcurrently, pullImages, verifyBlob } from './load.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { pullImagesWrk } from './wrk.ts'
-import { cpuSeconds, peakRss, resetPeak, settleDisk, startDistributionProxy, upstreamBlobPath, waitForPort, warmFile, startFerryTarget, upstreamTarget, type Target } from './targets.ts'
+import { cpuSeconds, peakRss, resetPeak, settleDisk, startDistributionProxy, upstreamBlobPath, waitForPort, warmFile, startFerryTarget, startNodeLimit, upstreamTarget, type Target } from './targets.ts'
 
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
@@ -39,20 +42,35 @@ try {
   if (small) {
     // the warm small-image load alone (as scenario 4), for weighing a change against it
     const images = await seedSmallImages(upstream.url, 200)
-    const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])
+    const flags = [...(args.includes('--perf') ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]
+    const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, flags)
     stops.push(() => ferry.stop())
     const cold = await pullImages(ferry.url, images, 32, 1)
     resetPeak(ferry.pids())
-    const trace = args.includes('--strace') ? spawn('strace', ['-c', '-f', '-o', join(dir, 'strace-small.txt'), ...ferry.pids().flatMap(p => ['-p', String(p)])], { stdio: 'ignore' }) : undefined
-    if (trace !== undefined) await new Promise(resolve => setTimeout(resolve, 500))
-    const runs = []
-    for (let i = 0; i < 3; i++) runs.push(await pullImagesWrk(ferry.url, images, 32, 5))
-    if (trace !== undefined) {
-      trace.kill('SIGINT')
-      await new Promise(resolve => trace.once('exit', resolve))
-      process.stdout.write(`ferry's syscalls over ${runs.reduce((n, r) => n + r.requests, 0)} warm requests (strace -c -f):\n${readFileSync(join(dir, 'strace-small.txt'), 'utf8')}\n`)
-    }
-    process.stdout.write(`ferry small: cold ${cold.rate.toFixed(0)} pulls/s; warm ${runs.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; peak RSS ${(peakRss(ferry.pids()) / MiB).toFixed(0)} MiB\n`)
+    const ferryCpu = cpuSeconds(ferry.pids())
+    const runs = await traced(ferry.pids(), 'ferry over the warm small-image load', async () => {
+      const out = []
+      for (let i = 0; i < 3; i++) out.push(await pullImagesWrk(ferry.url, images, 32, 5))
+      return out
+    })
+    const ferryUs = (cpuSeconds(ferry.pids()) - ferryCpu) * 1e6 / runs.reduce((n, r) => n + r.requests, 0)
+    process.stdout.write(`ferry small: cold ${cold.rate.toFixed(0)} pulls/s; warm ${runs.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; CPU ${ferryUs.toFixed(1)} µs/request; peak RSS ${(peakRss(ferry.pids()) / MiB).toFixed(0)} MiB\n`)
+    await ferry.stop()
+    // the Node.js limit in the same run, for the ratio the issue's target is about
+    const nodeLimit = await startNodeLimit(join(dir, 'node-limit'), upstream.url, images.flatMap(img => [
+      [`/v2/${img.repo}/manifests/${img.tag}`, img.mediaType] as [string, string | null],
+      ...img.blobs.map(b => [`/v2/${img.repo}/blobs/${b.digest}`, null] as [string, string | null]),
+    ]), flags)
+    stops.push(() => nodeLimit.stop())
+    resetPeak(nodeLimit.pids())
+    const limitCpu = cpuSeconds(nodeLimit.pids())
+    const limits = await traced(nodeLimit.pids(), 'the Node limit over the same load', async () => {
+      const out = []
+      for (let i = 0; i < 3; i++) out.push(await pullImagesWrk(nodeLimit.url, images, 32, 5))
+      return out
+    })
+    const limitUs = (cpuSeconds(nodeLimit.pids()) - limitCpu) * 1e6 / limits.reduce((n, r) => n + r.requests, 0)
+    process.stdout.write(`node limit:  warm ${limits.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; CPU ${limitUs.toFixed(1)} µs/request; peak RSS ${(peakRss(nodeLimit.pids()) / MiB).toFixed(0)} MiB\n`)
   }
   const digests: string[] = []
   for (let i = 0; i < (small ? 0 : runs * 2); i++) {
@@ -87,20 +105,11 @@ async function coldRuns (digests: string[]): Promise<void> {
       targets.push([{ name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }, digests.slice(0, runs)])
     }
   }
-  let trace: ChildProcess | undefined
-  const traceOut = join(dir, perf ? 'perf.data' : 'strace.txt')
-  if (args.includes('--strace')) {
-    trace = spawn('strace', ['-c', '-f', '-o', traceOut, ...ferry.pids().flatMap(p => ['-p', String(p)])], { stdio: 'ignore' })
-    await new Promise(resolve => setTimeout(resolve, 500))
-  } else if (perf) {
-    trace = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-o', traceOut, '-p', ferry.pids().join(',')], { stdio: 'ignore' })
-    await new Promise(resolve => setTimeout(resolve, 500))
-  }
   for (const [t, ds] of targets) {
     resetPeak(t.pids())
     const rates: number[] = []
     const cpus: number[] = []
-    for (const d of ds) {
+    await traced(t === ferry ? ferry.pids() : [], `ferry over ${runs} cold pulls of ${size / MiB} MiB`, async () => { for (const d of ds) {
       settleDisk()
       warmFile(upstreamBlobPath(upstream.dir, d))
       const before = cpuSeconds(t.pids())
@@ -108,21 +117,34 @@ async function coldRuns (digests: string[]): Promise<void> {
       if (run.ok !== 1) throw new Error(`${t.name}: the cold pull failed`)
       cpus.push((cpuSeconds(t.pids()) - before) / (size / 1024 ** 3))
       rates.push(size / 1e6 / (run.wallMs / 1000))
-    }
+    } })
     const coldPeak = peakRss(t.pids())
     const verified = await verifyBlob(`${t.url}/v2/cold/big/blobs/${ds[0]!}`, 1, ds[0]!)
     process.stdout.write(`${t.name.padEnd(13)} cold MB/s ${rates.map(r => r.toFixed(0)).join(' ')}  CPU s/GiB ${cpus.map(c => c.toFixed(2)).join(' ')}  peak RSS ${(coldPeak / MiB).toFixed(0)} MiB (cold) ${(peakRss(t.pids()) / MiB).toFixed(0)} MiB (and one warm pull)  verified ${verified}\n`)
     if (t === ferry && process.env.FERRY_OUTPUT !== undefined) (await import('node:fs')).writeFileSync(process.env.FERRY_OUTPUT, ferry.proc.lines.join('\n'))
-    if (t === ferry && trace !== undefined) {
-      trace.kill('SIGINT')
-      await new Promise(resolve => trace!.once('exit', resolve))
-      const { readFileSync } = await import('node:fs')
-      const { execFileSync } = await import('node:child_process')
-      const report = perf
-        ? execFileSync('perf', ['report', '-i', traceOut, '--stdio', ...(process.env.PERF_SORT !== undefined ? ['--sort', process.env.PERF_SORT] : ['--sort', 'sym']), '--percent-limit', process.env.PERF_LIMIT ?? '0.7'], { encoding: 'utf8', maxBuffer: 64 * MiB })
-        : readFileSync(traceOut, 'utf8')
-      process.stdout.write(`ferry over ${runs} cold pulls of ${size / MiB} MiB (${perf ? 'perf record -e cpu-clock' : 'strace -c -f'}):\n${report}\n`)
-      trace = undefined
-    }
+  }
+}
+
+/**
+ * Runs `work` under strace -c or perf record on `pids` when --strace or
+ * --perf was given (and `pids` is not empty), and prints the report.
+ */
+async function traced<T> (pids: number[], label: string, work: () => Promise<T>): Promise<T> {
+  const perf = args.includes('--perf')
+  if (pids.length === 0 || (!perf && !args.includes('--strace'))) return await work()
+  const out = join(dir, `trace-${Date.now()}`)
+  const trace = perf
+    ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-o', out, '-p', pids.join(',')], { stdio: 'ignore' })
+    : spawn('strace', ['-c', '-f', '-o', out, ...pids.flatMap(p => ['-p', String(p)])], { stdio: 'ignore' })
+  await new Promise(resolve => setTimeout(resolve, 500))
+  try {
+    return await work()
+  } finally {
+    trace.kill('SIGINT')
+    await new Promise(resolve => trace.once('exit', resolve))
+    const report = perf
+      ? execFileSync('perf', ['report', '-i', out, '--stdio', '--sort', process.env.PERF_SORT ?? 'sym', '--percent-limit', process.env.PERF_LIMIT ?? '0.7'], { encoding: 'utf8', maxBuffer: 64 * MiB })
+      : readFileSync(out, 'utf8')
+    process.stdout.write(`${label} (${perf ? 'perf record -e cpu-clock' : 'strace -c -f'}):\n${report}\n`)
   }
 }

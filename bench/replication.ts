@@ -87,7 +87,7 @@ export async function replicationScenario (opts: {
   opts.log(`9. replication: replicating (${startLag} events behind)`)
   resetPeak(childPids(b.proc.child.pid!))
   const started = performance.now()
-  const replicator = startProc(process.execPath, [...NODE_FLAGS, CLI, 'replicate', '--config', configPath])
+  const replicator = startProc(process.execPath, [...NODE_FLAGS, ...(process.env.FERRY_REPLICATOR_FLAGS?.split(' ').filter(Boolean) ?? []), CLI, 'replicate', '--config', configPath])
   opts.stops.push(() => replicator.stop())
   let maxLag = startLag
   let peak = 0

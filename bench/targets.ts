@@ -61,12 +61,12 @@ export async function startFerryTarget (dir: string, upstream: string, tagTTL: s
 }
 
 /** The bare node:http server of node-limit.ts, answering `paths` from memory. */
-export async function startNodeLimit (dir: string, upstream: string, paths: [string, string | null][]): Promise<Target> {
+export async function startNodeLimit (dir: string, upstream: string, paths: [string, string | null][], nodeFlags: string[] = []): Promise<Target> {
   mkdirSync(dir, { recursive: true })
   const port = await freePort()
   const file = join(dir, 'paths.json')
   writeFileSync(file, JSON.stringify(paths))
-  const proc = startProc(process.execPath, [...NODE_FLAGS, new URL('./node-limit.ts', import.meta.url).pathname, String(port), upstream, file])
+  const proc = startProc(process.execPath, [...NODE_FLAGS, ...nodeFlags, new URL('./node-limit.ts', import.meta.url).pathname, String(port), upstream, file])
   await proc.waitFor(/^listening$/, 60_000)
   return { name: 'node limit', url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }
 }

@@ -11,10 +11,11 @@
 // stays without it), is tried `attempts` times, then kept in the dead
 // letters with the reason and skipped, so lag can reach 0.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PassThrough, type Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { inParallel, Semaphore } from '../common/concurrency.ts'
 import type { ReplicationConfig } from '../config/region-config.ts'
 import { bodyReadable, collect } from '../io/body.ts'
+import { arrived } from '../io/young-garbage.ts'
 import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.ts'
 import { ALL_MANIFEST_TYPES } from '../oci/media-types.ts'
 import { parseDigest, type Digest } from '../oci/reference.ts'
@@ -260,7 +261,8 @@ export class PeerLoop {
 
 /** Bytes [start, end] of a stored blob as a stream (opened lazily, read with backpressure). */
 function readableOf (store: BlobStore, digest: Digest, start: number, end: number): Readable {
-  const out = new PassThrough()
+  // the buffers read die as soon as they are sent: counted, so a scavenge frees them (io/young-garbage.ts)
+  const out = new Transform({ transform (chunk: Buffer, _enc, done) { arrived(chunk.length); done(null, chunk) } })
   store.open(digest).then(blob => {
     if (blob === undefined) throw new Error(`blob ${digest.value} left the store`)
     bodyReadable(blob.body({ start, end })).on('error', err => out.destroy(err)).pipe(out)
