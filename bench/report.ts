@@ -1,5 +1,6 @@
 // The benchmark's output: one Markdown report (printed and written as
 // RESULTS.md) and the raw figures (results.json).
+import type { ConsoleRun } from './console.ts'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RegionRun } from './region.ts'
@@ -149,6 +150,13 @@ export function writeReport (r: Results, outDir: string): string {
     parts.push('', `## 13. A real client: \`ctr images pull\` of one image of ${ctr.layers} layers of ${Math.round(ctr.layerBytes / 1024 / 1024)} MiB`, '',
       'containerd through a hosts.toml mirror to each target, unpacked into the native snapshotter; a fresh containerd for each pull, cold then warm.', '',
       table(['target', 'cold s', 'warm s'], TARGETS.filter(t => ctr.targets[t] !== undefined).map(t => [t === 'upstream' ? 'direct (upstream)' : t, ctr.targets[t]!.coldS, ctr.targets[t]!.warmS])))
+  }
+  const ui = r.scenarios['14 console'] as ConsoleRun | undefined
+  if (ui !== undefined) {
+    parts.push('', `## 14. The console with ${ui.repositories} repositories`, '',
+      'chromium (headless, puppeteer-core) loads /ui/ on a ferry whose state holds that many hosted repositories; medians of 5 loads, each in a fresh browser context.', '',
+      table(['overview first contentful paint ms', 'overview figures on the page ms', 'repositories page (50 rows) from the overview ms', 'GET /_ferry/api/v1/repositories?n=50 ms'],
+        [[ui.overviewPaintMs, ui.overviewReadyMs, ui.repositoriesReadyMs, ui.apiRepositoriesMs]]))
   }
   const text = parts.join('\n') + '\n'
   writeFileSync(join(outDir, 'RESULTS.md'), text)

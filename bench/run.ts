@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --fuzz
+// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
 // ferry side by side with the proxies users would pick instead, in one run
 // on this machine: the upstream itself (direct), ferry, the CNCF
 // distribution registry in proxy mode, and nginx proxy_cache with
@@ -22,6 +22,7 @@ import { pushScenario, type PushRun } from './push.ts'
 import { replicationScenario, type ReplicationRun } from './replication.ts'
 import { writeReport, type Check, type Results } from './report.ts'
 import { ctrScenario, wanScenario, type CtrRun, type WanRun } from './wan.ts'
+import { consoleScenario, type ConsoleRun } from './console.ts'
 
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
@@ -197,6 +198,7 @@ async function main (): Promise<void> {
   for (const [name, row] of Object.entries(wan.targets)) if (name !== 'upstream') (results.peakRss['12 WAN'] ??= {})[name] = row.peakRss
   log('13. a real client: ctr images pull, cold then warm')
   results.scenarios['13 ctr'] = await ctrScenario({ dir: join(dir, 'ctr'), quick, stops, log })
+  results.scenarios['14 console'] = await consoleScenario({ dir: join(dir, 'console'), repositories: quick ? 1000 : 10_000, stops, log })
 
   results.checks = checks(results)
   results.seconds = Math.round((Date.now() - started) / 1000)
@@ -273,6 +275,7 @@ function checks (r: Results): Check[] {
   const ag = r.scenarios['11 air-gap'] as AirgapRun
   const wan = r.scenarios['12 WAN'] as WanRun
   const ctr = r.scenarios['13 ctr'] as CtrRun
+  const ui = r.scenarios['14 console'] as ConsoleRun
   const bestWarmWall = Math.min(warm.upstream!.wallMs!, warm.distribution!.wallMs!, warm.nginx!.wallMs!)
   const ferryPeaks = Object.values(r.peakRss).map(p => p.ferry ?? 0)
   const nodeLimit = smallWarm['node limit']!
@@ -314,6 +317,8 @@ function checks (r: Results): Check[] {
     c('WAN: pulls failed (ferry) + largest layers not verified', wan.targets.ferry!.failed + (wan.images - wan.targets.ferry!.verified), '= 0', wan.targets.ferry!.failed === 0 && wan.targets.ferry!.verified === wan.images),
     c('ctr images pull, cold: ferry / best of distribution, nginx', ctr.targets.ferry!.coldS / ctrBest, '<= 1', ctr.targets.ferry!.coldS <= ctrBest),
     c('ctr images pull, warm: ferry / direct', ctr.targets.ferry!.warmS / ctr.targets.upstream!.warmS, '<= 1.05', ctr.targets.ferry!.warmS <= 1.05 * ctr.targets.upstream!.warmS),
+    c(`console: overview first paint with ${ui.repositories} repositories, ms`, ui.overviewPaintMs, '< 1000', ui.overviewPaintMs < 1000),
+    c(`console: overview figures on the page with ${ui.repositories} repositories, ms`, ui.overviewReadyMs, '< 1000', ui.overviewReadyMs < 1000),
   ]
 }
 
@@ -322,6 +327,15 @@ if (args.includes('--faults')) {
   await import('./faults.ts')
 } else if (args.includes('--cold')) {
   await import('./cold.ts')
+} else if (args.includes('--console')) {
+  // scenario 14 alone
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-console-'))
+  try {
+    process.stdout.write(JSON.stringify(await consoleScenario({ dir, repositories: quick ? 1000 : 10_000, stops, log }), null, 2) + '\n')
+  } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
+  }
 } else if (args.includes('--fuzz')) {
   const fuzz = spawnSync(process.execPath, [join(here, '..', 'test', 'run.ts'), join(here, '..', 'test', 'integration', 'fuzz.test.ts')], {
     stdio: 'inherit', env: { ...process.env, FERRY_FUZZ_RUNS: process.env.FERRY_FUZZ_RUNS ?? '5000', FERRY_FUZZ_SEED: process.env.FERRY_FUZZ_SEED ?? String(Date.now() % 1_000_000) },

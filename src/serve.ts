@@ -47,6 +47,12 @@ import { UploadSessions } from './content/uploads.ts'
 import { Writes } from './content/writes.ts'
 import { AccessPolicy } from './auth/access.ts'
 import { Gate } from './auth/gate.ts'
+import { ConsoleApi } from './console/api.ts'
+import { ContentViews } from './console/content-views.ts'
+import { Sessions } from './console/session.ts'
+import { StaticFiles } from './console/static-files.ts'
+import { Traffic } from './console/traffic.ts'
+import { Usage } from './console/usage.ts'
 import { HtpasswdSource, StaticUsers } from './auth/identity.ts'
 import { IdentitySources, RobotSource } from './auth/robots.ts'
 import { TokenService } from './auth/tokens.ts'
@@ -106,6 +112,7 @@ export async function serveForCommand (config: RegionConfig, onPace?: (upstream:
     audit: undefined,
     tls: undefined,
     metrics: { listen: undefined, tokenEnv: undefined },
+    console: { enabled: false },
     limits: { ...config.limits, upstreamFetchesPerSecond: 0 },
     // what goes wrong reaches the report; the edge's own warnings would repeat it
     logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error',
@@ -278,6 +285,30 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     ...(gate !== undefined ? { gate } : {}),
     ...(audit !== undefined ? { audit } : {}),
     ...(uploadRelay !== undefined && redis !== undefined ? { uploadRelay, uploadOwners: new UploadOwners({ redis, prefix: keyPrefix, self: () => advertise, log }) } : {}),
+  }
+  if (config.console.enabled && !forCommand) {
+    const dir = join(config.data, 'state', 'console')
+    const processId = mode === 'worker' ? `worker-${cluster.worker?.id ?? process.pid}` : 'main'
+    const traffic = new Traffic(dir, processId)
+    const usage = new Usage(dir, processId)
+    await traffic.start(async () => Object.fromEntries((await metrics.upstreamBytes.get()).values.map(v => [String(v.labels.upstream), v.value])))
+    await usage.start()
+    closers.push(async () => { await traffic.close(); await usage.close() })
+    const sessions = new Sessions(regionSecret !== undefined ? { regionSecret: () => regionSecret.get() } : { file: join(dir, 'session.key') }, { secure: config.tls !== undefined })
+    const api = new ConsoleApi({
+      region: config.region,
+      gate,
+      sessions,
+      views: new ContentViews({ state, manifests: manifestStore, targets, usage }),
+      traffic,
+      upstreams,
+      state,
+      metrics,
+      cacheMaxBytes: config.cache.maxBytes,
+      peers: config.replication.peers.map(p => p.name),
+      auditFile: config.audit?.file,
+    })
+    ;(services as { console?: Services['console'] }).console = { api, files: new StaticFiles(), traffic, usage }
   }
   const server = createEdgeServer(services, log, config.limits, readTls())
   if (tlsFiles !== undefined) {

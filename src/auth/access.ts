@@ -18,13 +18,31 @@ const GRANTS: Record<Role, readonly Action[]> = { reader: ['pull'], writer: ['pu
 export class AccessPolicy {
   private readonly rules: { patterns: RegExp[], allow: Readonly<Record<string, Role>> }[]
 
+  private readonly sources: readonly AccessRule[]
+
   constructor (rules: readonly AccessRule[]) {
+    this.sources = rules
     this.rules = rules.map(r => ({ patterns: r.repositories.map(globToRegExp), allow: r.allow }))
     this.replicatorBound = rules.some(r => r.allow.replicator !== undefined)
   }
 
   /** Some rule names the replication credential: then it may do what the rules say, no more. */
   private readonly replicatorBound: boolean
+
+  /**
+   * Whether `who` administers this ferry as a whole: a robot scoped `admin`
+   * on `**`, or an identity the first rule naming `**` makes `admin`. An
+   * admin of some repositories is not one: robots and the audit log span
+   * all of them.
+   */
+  administers (who: Identity | undefined): boolean {
+    if (who === undefined || who.kind === 'replicator') return false
+    if (who.scopes !== undefined) return who.scopes.some(sc => sc.role === 'admin' && sc.repositories.includes('**'))
+    const rule = this.sources.find(r => r.repositories.includes('**'))
+    if (rule === undefined) return false
+    const keys = [`${who.kind}:${who.name}`, ...who.groups.map(g => `group:${g}`)]
+    return keys.some(k => rule.allow[k] === 'admin')
+  }
 
   /** The actions `who` (undefined: anonymous) may take on `repository`. */
   actions (who: Identity | undefined, repository: string): Action[] {

@@ -141,6 +141,44 @@ export class Gate {
     throw new Unauthorized('authentication required', this.challenge(host, repository, action))
   }
 
+  /**
+   * Who the request's credentials prove, with no repository in question
+   * (the console's API); throws Unauthorized on credentials that prove
+   * nothing. No challenge header: a browser must never be led to prompt for
+   * and then resend Basic credentials on its own (that would make them as
+   * ambient as a cookie).
+   */
+  async identify (headers: IncomingHttpHeaders, client: string): Promise<Authenticated> {
+    try {
+      return await this.authenticate(headers, client, undefined, 'pull')
+    } catch (err) {
+      if (err instanceof Unauthorized && !(err instanceof LoginFailed)) throw new Unauthorized(err.message, {})
+      if (err instanceof LoginFailed) throw new LoginFailed(err.tried, {})
+      throw err
+    }
+  }
+
+  /** A user name and password from a login form (the console's): limited as any login; undefined when wrong. */
+  async verifyLogin (user: string, password: string, client: string): Promise<Identity> {
+    try {
+      return await this.login(user, password, undefined, client)
+    } catch (err) {
+      if (err instanceof LoginFailed) throw new LoginFailed(err.tried, {})
+      throw err
+    }
+  }
+
+  /** An identity carried by a console session: still known to its source (a removed user or revoked robot loses it at once). */
+  async resumed (who: Identity): Promise<Authenticated | undefined> {
+    if (!await this.identities.knows(who.name)) return undefined
+    return { principal: { name: who.name, kind: who.kind }, who, granted: undefined }
+  }
+
+  /** Whether who asked administers this ferry (robots, the audit log): the rules give them `admin` on `**`. */
+  isAdmin (auth: Authenticated): boolean {
+    return this.policy.administers(auth.who)
+  }
+
   /** Whether the rules let who asked take `action` on `repository`, whatever their token names (the catalog's filter). */
   ruleAllows (auth: Authenticated, repository: string, action: Action): boolean {
     return this.policy.actions(auth.who, repository).includes(action)

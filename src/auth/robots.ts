@@ -11,6 +11,7 @@ import type { Identity, IdentitySource } from './identity.ts'
 import { boundedCache } from '../common/bounded-cache.ts'
 
 export const ROBOT_PREFIX = 'robot$'
+export { ROBOT_NAME } from './robot-name.ts'
 
 export class RobotSource implements IdentitySource {
   private readonly state: RegionState

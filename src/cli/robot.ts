@@ -1,4 +1,5 @@
 // ferry robot create|list|revoke: robot accounts in the region state.
+import { ROBOT_NAME } from '../auth/robot-name.ts'
 import { parseDuration } from '../common/units.ts'
 import { loadRegion } from '../config/load.ts'
 import { createLogger } from '../observe/logger.ts'
@@ -16,7 +17,6 @@ once, and may do what its scopes say (ROLE: reader, writer, admin).
   --scope P=ROLE      repositories matching P (comma-separated patterns) get ROLE
   --expires DURATION  the robot stops working after this long (12h, 30d)`
 
-const ROBOT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
 
 export const robotCommand = defineCommand({
   name: 'robot',

@@ -251,6 +251,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
       connections: d.limits.connections,
       connectionsPerClient: d.limits.connectionsPerClient,
     },
+    console: { enabled: d.console.enabled },
     metrics: { listen: d.metrics.listen === undefined ? undefined : parseListen(d.metrics.listen), tokenEnv: d.metrics.tokenEnv },
     audit: d.audit === undefined ? undefined : { file: d.audit.file === '-' ? undefined : resolve(d.audit.file), maxBytes: bytes(d.audit.maxBytes) },
     logLevel: d.log.level,

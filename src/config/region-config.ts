@@ -121,6 +121,8 @@ export interface RegionConfig {
     readonly connections: number
     readonly connectionsPerClient: number
   }
+  /** The web console and its API. */
+  readonly console: { readonly enabled: boolean }
   /** Where /metrics is served (undefined: on the proxy's port) and the variable holding the token it requires (undefined: open). */
   readonly metrics: { readonly listen: { readonly host: string, readonly port: number } | undefined, readonly tokenEnv: string | undefined }
   /** Processes serving the port; 1 serves from the primary itself. */

@@ -209,6 +209,9 @@ export const regionFile = fields({
     listen: doc(v.optional(listen()), 'serve `/metrics` on this address only (not on the proxy\'s port)', 'the proxy\'s port'),
     tokenEnv: doc(v.optional(envName('the metrics token')), 'NAME of the variable holding a token `/metrics` requires (`Authorization: Bearer <token>`)', 'none: open'),
   }), {}), 'where `/metrics` is served and who may read it', 'as below'),
+  console: doc(v.optional(fields({
+    enabled: doc(v.optional(v.boolean('true or false'), true), 'serve the web console at `/ui/` and its JSON API at `/_ferry/api/v1/`'),
+  }), {}), 'the web console (see [Console](#console))', 'as below'),
   tls: doc(v.optional(fields({
     certFile: doc(text('the path of a PEM certificate (chain)'), 'the certificate chain', '(required)'),
     keyFile: doc(text('the path of its PEM private key'), 'its key', '(required)'),

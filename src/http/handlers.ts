@@ -28,6 +28,10 @@ import type { Readiness } from '../observe/readiness.ts'
 import { page } from '../oci/paging.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
 import type { UploadRelay } from './upload-relay.ts'
+import type { ConsoleApi } from '../console/api.ts'
+import type { StaticFiles } from '../console/static-files.ts'
+import type { Traffic } from '../console/traffic.ts'
+import type { Usage } from '../console/usage.ts'
 
 export interface Services {
   readonly targets: Targets
@@ -59,6 +63,8 @@ export interface Services {
   /** In a region of several proxies: who holds which upload session, and the way to it. */
   readonly uploadOwners?: UploadOwners
   readonly uploadRelay?: UploadRelay
+  /** The console's API and pages; absent: not served (`console.enabled: false`). */
+  readonly console?: { readonly api: ConsoleApi, readonly files: StaticFiles, readonly traffic: Traffic, readonly usage: Usage }
 }
 
 /** What a request does to which repository; undefined repository: the base check or the catalog. */
@@ -75,6 +81,8 @@ export interface Call {
   denied?: boolean
   /** What was served, for the audit log. */
   served?: { digest: string, bytes: number }
+  /** A console write (login, a robot created or revoked), for the audit log. */
+  consoleAction?: { readonly action: string, readonly reference: string | undefined }
   /** A token request's answer, for the audit log. */
   tokenGrant?: TokenGrant
   /** The client's address, read when the request arrived (the socket may be gone by the time the answer is logged). */
@@ -137,6 +145,10 @@ export async function handleManifest (s: Services, c: Call, rawName: string, raw
   }
   c.served = { digest: m.digest, bytes: c.head ? 0 : m.body.length }
   sendBody(c.res, 200, headers, m.body, c.head)
+  if (s.console !== undefined && !c.head && !peerOnly(c)) {
+    s.console.usage.pulled(target.name, rawReference)
+    s.console.traffic.record(target.kind === 'proxied' ? target.route.upstream.name : 'hosted', { pulls: 1 })
+  }
 }
 
 /**
@@ -189,18 +201,26 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
     return
   }
   const inMemory = answer.body.bytes
+  const fromCache = answer.source !== 'fill'
   if (inMemory !== undefined) {
     // configs, small layers: headers and body leave in one write
     c.res.end(inMemory)
     c.served = { digest: digest.value, bytes: inMemory.length }
-    s.metrics.bytesServed.inc({ source: answer.source === 'fill' ? 'fill' : 'cache' }, inMemory.length)
+    s.metrics.bytesServed.inc({ source: fromCache ? 'cache' : 'fill' }, inMemory.length)
+    if (!peerOnly(c)) s.console?.traffic.record(trafficKey(target), fromCache ? { hits: 1, bytesFromCache: inMemory.length } : { misses: 1, bytesFilled: inMemory.length })
     return
   }
-  await sendBlobBody(s, c, answer.body, digest.value, answer.source === 'fill' ? 'fill' : 'cache')
+  const sent = await sendBlobBody(s, c, answer.body, digest.value, fromCache ? 'cache' : 'fill')
+  if (!peerOnly(c)) s.console?.traffic.record(trafficKey(target), fromCache ? { hits: 1, bytesFromCache: sent } : { misses: 1, bytesFilled: sent })
+}
+
+/** Which upstream a repository's traffic counts for in the console: its upstream's name, or "hosted". */
+function trafficKey (target: Target): string {
+  return target.kind === 'proxied' ? target.route.upstream.name : 'hosted'
 }
 
 /** The body after the headers; a body that fails cuts the response, so the client sees the transfer fail. */
-async function sendBlobBody (s: Services, c: Call, body: Body, digest: string, source: 'fill' | 'cache' | 'peer'): Promise<void> {
+async function sendBlobBody (s: Services, c: Call, body: Body, digest: string, source: 'fill' | 'cache' | 'peer'): Promise<number> {
   try {
     let sent: number
     if (body.bytes !== undefined) {
@@ -212,9 +232,11 @@ async function sendBlobBody (s: Services, c: Call, body: Body, digest: string, s
     }
     if (source !== 'peer') c.served = { digest, bytes: sent }
     s.metrics.bytesServed.inc({ source }, sent)
+    return sent
   } catch (err) {
     c.log.debug({ err: (err as Error).message, digest }, 'blob transfer cut')
     c.res.destroy()
+    return 0
   }
 }
 

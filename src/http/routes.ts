@@ -4,6 +4,7 @@
 // character can only make the name invalid.
 
 import { REGION_PEER_PATH } from '../common/ferry-protocol.ts'
+import { API_PREFIX } from '../console/paths.ts'
 
 export type Endpoint =
   | { readonly kind: 'base' }
@@ -21,6 +22,10 @@ export type Endpoint =
   | { readonly kind: 'token' }
   /** Another proxy of the region reads a fill led here (blobs/sources/region-peer.ts). */
   | { readonly kind: 'region-peer-fill', readonly digest: string }
+  /** The console's JSON API (console/api.ts). */
+  | { readonly kind: 'console-api', readonly path: string }
+  /** The console's pages and assets (console/static-files.ts). */
+  | { readonly kind: 'console-ui', readonly path: string }
   | { readonly kind: 'unknown' }
 
 const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads(?:\/([^/]*))?$/
@@ -47,6 +52,8 @@ export function matchEndpoint (path: string): Endpoint {
     return { kind: 'unknown' }
   }
   if (path.startsWith(REGION_PEER_PATH)) return { kind: 'region-peer-fill', digest: path.slice(REGION_PEER_PATH.length) }
+  if (path.startsWith(API_PREFIX)) return { kind: 'console-api', path }
+  if (path === '/ui' || path.startsWith('/ui/')) return { kind: 'console-ui', path }
   if (path === '/token') return { kind: 'token' }
   if (path === '/metrics') return { kind: 'metrics' }
   if (path === '/healthz') return { kind: 'health' }

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import { BodyTooLarge, readRequestBounded } from '../io/read-bounded.ts'
 import { OciError, Unsupported } from '../oci/errors.ts'
 import type { Logger } from '../observe/logger.ts'
-import { handleBlob, handleCatalog, handleRegionPeerFill, handleManifest, handleReferrers, handleTags, routingNs, type Access, type Call, type Services } from './handlers.ts'
+import { handleBlob, handleCatalog, handleRegionPeerFill, handleManifest, handleReferrers, handleTags, readOnly, routingNs, type Access, type Call, type Services } from './handlers.ts'
 import { handleDelete, handleManifestPut, handleUpload } from './push.ts'
 import { sendBody, sendError, toOciError } from './respond.ts'
 import { serveMetrics } from './metrics-endpoint.ts'
@@ -72,6 +72,23 @@ function limitPerClient (server: Server, max: number, log: Logger): void {
 
 function audit (log: AuditLog, c: Call, e: Endpoint, status: number): void {
   if (e.kind === 'token') { auditToken(log, c, status); return }
+  if (e.kind === 'console-api') {
+    // the console's writes and logins; its reads are not access decisions on repositories
+    if (c.consoleAction === undefined) return
+    log.record({
+      who: c.principal?.name ?? 'anonymous',
+      kind: c.principal?.kind ?? 'anonymous',
+      client: c.client,
+      action: `console:${c.consoleAction.action}`,
+      repository: undefined,
+      reference: c.consoleAction.reference,
+      digest: undefined,
+      decision: status < 400 ? 'allow' : 'deny',
+      status,
+      bytes: 0,
+    })
+    return
+  }
   const access = c.access ?? accessOf(e, c.req.method)
   if (access === undefined) return
   const reference = e.kind === 'manifest' ? e.reference : e.kind === 'blob' ? e.digest : undefined
@@ -235,6 +252,13 @@ async function dispatch (s: Services, c: Call, e: Endpoint, asking: { who: strin
       sendBody(c.res, failing.length === 0 ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify({ ready: failing.length === 0, failing }), c.head)
       return
     }
+    case 'console-api':
+      if (s.console === undefined) throw new OciError('UNSUPPORTED', 404, 'the console is off here')
+      return await s.console.api.handle(c, e.path)
+    case 'console-ui':
+      readOnly(c.req.method)
+      if (s.console === undefined || !s.console.files.serve(e.path, c.req.headers['if-none-match'], c.res, c.head)) throw new OciError('UNSUPPORTED', 404, 'no such page')
+      return
     case 'unknown':
       throw new OciError('UNSUPPORTED', 404, 'no such endpoint')
   }

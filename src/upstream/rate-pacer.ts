@@ -22,11 +22,11 @@ export class RatePacer {
 
   /** Learn from an answer's headers. */
   observe (headers: IncomingHttpHeaders): void {
-    const remaining = parse(headers['ratelimit-remaining'])
+    const remaining = parseRateLimit(headers['ratelimit-remaining'])
     if (remaining === undefined) return
     this.remaining = remaining.value
     if (remaining.windowS !== undefined) this.windowMs = remaining.windowS * 1000
-    const limit = parse(headers['ratelimit-limit'])
+    const limit = parseRateLimit(headers['ratelimit-limit'])
     if (limit !== undefined) this.limit = limit.value
   }
 
@@ -41,7 +41,8 @@ export class RatePacer {
   }
 }
 
-function parse (v: string | string[] | undefined): { value: number, windowS: number | undefined } | undefined {
+/** A RateLimit-Limit or RateLimit-Remaining value: `76;w=21600`. */
+export function parseRateLimit (v: string | string[] | undefined): { value: number, windowS: number | undefined } | undefined {
   const text = Array.isArray(v) ? v[0] : v
   if (text === undefined) return undefined
   const m = /^\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?/.exec(text)

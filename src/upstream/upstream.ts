@@ -2,6 +2,7 @@
 // size, its bytes from an offset, a manifest, a tags list, referrers) with
 // typed answers, and every failure a RegistryError. What statuses and
 // headers mean stays here; the cache never sees a raw response.
+import { UpstreamHealth } from './health.ts'
 import type { Readable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
 import type { UpstreamConfig } from '../config/region-config.ts'
@@ -58,6 +59,8 @@ export class Upstream {
 
   /** Set for batch work (a command's edge): requests slow down as the upstream's rate limit runs out. */
   private readonly pacer: RatePacer | undefined
+  /** How it has been answering (the console's upstream health). */
+  readonly health = new UpstreamHealth()
 
   constructor (config: UpstreamConfig, metrics: Metrics, budget?: MissBudget, onPace?: (p: Pacing) => void) {
     this.budget = budget
@@ -85,7 +88,10 @@ export class Upstream {
         password: () => passwordEnv === undefined ? undefined : process.env[passwordEnv],
         timeoutMs: config.timeouts.headersMs,
       }),
-      observe: (resource, outcome, seconds) => metrics.upstreamRequests.observe({ upstream: config.name, kind: resource, outcome }, seconds),
+      observe: (resource, outcome, seconds) => {
+        metrics.upstreamRequests.observe({ upstream: config.name, kind: resource, outcome }, seconds)
+        this.health.record(outcome, seconds)
+      },
     })
   }
 
@@ -93,6 +99,7 @@ export class Upstream {
     await this.pacer?.before()
     const res = await this.client.request({ method, path: `/v2/${repo}/${path}`, headers, resource, scope: `repository:${repo}:pull` })
     this.pacer?.observe(res.headers)
+    this.health.observeHeaders(res.headers)
     return res
   }
 

@@ -1,0 +1,3 @@
+// Where the console lives on ferry's port.
+export const API_PREFIX = '/_ferry/api/v1/'
+export const UI_PREFIX = '/ui/'

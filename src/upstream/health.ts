@@ -1,0 +1,65 @@
+// How an upstream has been answering, for the console: when it last
+// answered and when it last failed, with what, and how long its answers
+// take. An answer is any HTTP status below 500 other than 429 (a 404 is the
+// upstream working); a failure is a 5xx, a 429, or no answer at all.
+// Where the upstream reports its rate limit (Docker Hub's RateLimit-Limit
+// and RateLimit-Remaining), the last report is kept too.
+import type { IncomingHttpHeaders } from 'node:http'
+import { parseRateLimit } from './rate-pacer.ts'
+
+export interface RateLimitView {
+  readonly limit: number | undefined
+  readonly remaining: number
+  /** The window the limit is counted over, in seconds, if the upstream says. */
+  readonly windowSeconds: number | undefined
+  /** When the upstream last said so (ms since epoch). */
+  readonly seenAt: number
+}
+
+export interface HealthView {
+  readonly lastSuccessAt: number | undefined
+  readonly lastErrorAt: number | undefined
+  readonly lastError: string | undefined
+  /** Smoothed time to response headers of recent answers, in ms. */
+  readonly latencyMs: number | undefined
+  /** Up when it has answered since its last failure (or has never failed). */
+  readonly status: 'up' | 'down' | 'unknown'
+  readonly rateLimit: RateLimitView | undefined
+}
+
+export class UpstreamHealth {
+  private lastSuccessAt: number | undefined
+  private lastErrorAt: number | undefined
+  private lastError: string | undefined
+  private latencyMs: number | undefined
+  private rateLimit: RateLimitView | undefined
+
+  /** An answer's headers: its rate-limit report, if any. */
+  observeHeaders (headers: IncomingHttpHeaders): void {
+    const remaining = parseRateLimit(headers['ratelimit-remaining'])
+    if (remaining === undefined) return
+    const limit = parseRateLimit(headers['ratelimit-limit'])
+    this.rateLimit = { limit: limit?.value, remaining: remaining.value, windowSeconds: remaining.windowS ?? limit?.windowS, seenAt: Date.now() }
+  }
+
+  /** `outcome`: the HTTP status as a string, or the registry client's error code. */
+  record (outcome: string, seconds: number): void {
+    const status = /^\d{3}$/.test(outcome) ? Number(outcome) : undefined
+    const now = Date.now()
+    if (status !== undefined && status < 500 && status !== 429) {
+      this.lastSuccessAt = now
+      const ms = seconds * 1000
+      this.latencyMs = this.latencyMs === undefined ? ms : this.latencyMs * 0.8 + ms * 0.2
+    } else {
+      this.lastErrorAt = now
+      this.lastError = status !== undefined ? `HTTP ${status}` : outcome
+    }
+  }
+
+  view (): HealthView {
+    const status = this.lastSuccessAt === undefined && this.lastErrorAt === undefined
+      ? 'unknown'
+      : this.lastErrorAt === undefined || (this.lastSuccessAt !== undefined && this.lastSuccessAt >= this.lastErrorAt) ? 'up' : 'down'
+    return { lastSuccessAt: this.lastSuccessAt, lastErrorAt: this.lastErrorAt, lastError: this.lastError, latencyMs: this.latencyMs === undefined ? undefined : Math.round(this.latencyMs * 10) / 10, status, rateLimit: this.rateLimit }
+  }
+}
