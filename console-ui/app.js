@@ -34,12 +34,18 @@ class ApiError extends Error {
   }
 }
 
+/** Moves within the console so far: a page's answer that arrives after the next move is dropped, not drawn over it. */
+let moves = 0
+class Stale extends Error {}
+
 async function api (path, opts = {}) {
+  const move = moves
   const headers = { accept: 'application/json' }
   if (opts.body !== undefined) headers['content-type'] = 'application/json'
   if (opts.method !== undefined && opts.method !== 'GET') headers['x-ferry-csrf'] = csrf()
   const res = await fetch(API + path, { method: opts.method ?? 'GET', headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), credentials: 'same-origin' })
   const body = await res.json().catch(() => undefined)
+  if (opts.method === undefined && move !== moves) throw new Stale()
   if (!res.ok) throw new ApiError(res.status, body)
   return body
 }
@@ -78,12 +84,14 @@ let shown = false
 function show (title, ...content) {
   document.title = `${title} · ferry`
   main.replaceChildren(h('h1', {}, title), ...content)
+  main.dataset.page = title
   // after a move within the console, a screen reader starts at the new page; the first page leaves focus at the top
   if (shown) main.focus({ preventScroll: true })
   shown = true
 }
 
 function fail (err) {
+  if (err instanceof Stale) return
   if (err instanceof ApiError && err.status === 401 && me.authRequired) { location.hash = '#/login'; return }
   main.replaceChildren(h('div', { class: 'error', role: 'alert' }, err.message))
 }
@@ -96,6 +104,7 @@ async function overviewPage () {
   const saved = w['24h'].bytesFromCache
   show(`Region ${o.region}`,
     h('div', { class: 'cards' },
+      card('Proxies seen', String(o.proxies.length), 'proxies'),
       card('Cache used', `${bytes(o.cache.bytes)} of ${bytes(o.cache.maxBytes)}`, 'cache-bytes'),
       card('Blobs cached', String(o.cache.blobs), 'cache-blobs'),
       card('Hit ratio, 1 h', pct(w['1h'].hitRatio), 'hit-1h'),
@@ -310,6 +319,7 @@ function header () {
 }
 
 async function route () {
+  moves++
   const [path, query] = (location.hash.slice(1) || '/').split('?')
   const params = new URLSearchParams(query ?? '')
   for (const a of document.querySelectorAll('#nav a')) {

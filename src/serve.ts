@@ -52,6 +52,7 @@ import { ContentViews } from './console/content-views.ts'
 import { Sessions } from './console/session.ts'
 import { StaticFiles } from './console/static-files.ts'
 import { Traffic } from './console/traffic.ts'
+import { FileTrafficStore, FileUsageStore, LocalRoll, RedisRoll, RedisTrafficStore, RedisUsageStore } from './console/figure-stores.ts'
 import { Usage } from './console/usage.ts'
 import { HtpasswdSource, StaticUsers } from './auth/identity.ts'
 import { IdentitySources, RobotSource } from './auth/robots.ts'
@@ -289,11 +290,17 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   if (config.console.enabled && !forCommand) {
     const dir = join(config.data, 'state', 'console')
     const processId = mode === 'worker' ? `worker-${cluster.worker?.id ?? process.pid}` : 'main'
-    const traffic = new Traffic(dir, processId)
-    const usage = new Usage(dir, processId)
+    // a region's figures are its proxies' together (in its Redis); one machine's, its processes' (files)
+    const traffic = new Traffic(redis !== undefined ? new RedisTrafficStore(redis, keyPrefix) : new FileTrafficStore(dir, processId))
+    const usage = new Usage(redis !== undefined ? new RedisUsageStore(redis, keyPrefix) : new FileUsageStore(dir, processId))
+    const roll = redis !== undefined ? new RedisRoll(redis, keyPrefix, () => advertise) : new LocalRoll(() => advertise)
     await traffic.start(async () => Object.fromEntries((await metrics.upstreamBytes.get()).values.map(v => [String(v.labels.upstream), v.value])))
     await usage.start()
-    closers.push(async () => { await traffic.close(); await usage.close() })
+    const beat = (): void => { void roll.beat().catch(() => {}) }
+    const beating = setInterval(beat, 10_000)
+    beating.unref()
+    setImmediate(beat)
+    closers.push(async () => { clearInterval(beating); await traffic.close(); await usage.close() })
     const sessions = new Sessions(regionSecret !== undefined ? { regionSecret: () => regionSecret.get() } : { file: join(dir, 'session.key') }, { secure: config.tls !== undefined })
     const api = new ConsoleApi({
       region: config.region,
@@ -301,6 +308,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       sessions,
       views: new ContentViews({ state, manifests: manifestStore, targets, usage }),
       traffic,
+      proxies: roll,
       upstreams,
       state,
       metrics,

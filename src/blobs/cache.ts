@@ -66,6 +66,8 @@ export interface BlobAnswer {
   /** Absent for HEAD. */
   readonly body: Body | undefined
   readonly source: 'cache' | 'fill' | 'upstream'
+  /** A fill's bytes come from outside the region (its upstream, or another region): a miss of the region's cache, not only of this proxy's. */
+  readonly fetched?: boolean
 }
 
 export interface FillPolicy {
@@ -307,7 +309,7 @@ export class BlobCache {
     const part = range === undefined ? undefined : resolveRange(range, fill.size)
     const body = fill.reader(part)
     const length = part !== undefined ? part.end - part.start + 1 : fill.size
-    return { size: fill.size, range: part, length, body, source: 'fill' }
+    return { size: fill.size, range: part, length, body, source: 'fill', fetched: running.fetched }
   }
 
   /**

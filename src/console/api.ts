@@ -20,6 +20,7 @@ import type { ContentViews } from './content-views.ts'
 import { openApiDocument } from './openapi.ts'
 import { CSRF_HEADER, type Sessions } from './session.ts'
 import type { Traffic } from './traffic.ts'
+import type { ProxyRoll } from './figure-stores.ts'
 
 import { API_PREFIX } from './paths.ts'
 
@@ -29,6 +30,8 @@ export interface ConsoleDeps {
   readonly sessions: Sessions
   readonly views: ContentViews
   readonly traffic: Traffic
+  /** The region's proxies that are alive. */
+  readonly proxies: ProxyRoll
   readonly upstreams: readonly Upstream[]
   readonly state: RegionState
   readonly metrics: Metrics
@@ -187,6 +190,7 @@ export class ConsoleApi {
     }))
     return {
       region: this.d.region,
+      proxies: await this.d.proxies.seen().catch(() => []),
       cache: { bytes: await gauge(this.d.metrics.cacheBytes), blobs: await gauge(this.d.metrics.cacheBlobs), maxBytes: this.d.cacheMaxBytes },
       windows: Object.fromEntries(Object.entries(windows).map(([name, w]) => [name, { ...w.total, hitRatio: ratio(w.total.hits, w.total.misses), byUpstream: Object.fromEntries(Object.entries(w.byUpstream).map(([u, x]) => [u, { ...x, hitRatio: ratio(x.hits, x.misses) }])) }])),
       series: await this.d.traffic.series(24 * 3600_000),

@@ -31,6 +31,7 @@ const schemas = {
   Session: obj({ user: str, kind: { enum: ['user', 'robot', 'replicator', 'anonymous'] }, admin: { type: 'boolean' }, authRequired: { type: 'boolean' }, csrf: str }, ['csrf']),
   Overview: obj({
     region: str,
+    proxies: { type: 'array', items: obj({ proxy: str, seenAt: int }) },
     cache: obj({ bytes: num, blobs: num, maxBytes: num }),
     windows: obj({ '1h': windowTotals, '24h': windowTotals, '7d': windowTotals }),
     series: { type: 'array', items: obj({ t: int, hits: int, misses: int, bytesFromCache: int, bytesFromUpstream: int }) },

@@ -202,16 +202,18 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
   }
   const inMemory = answer.body.bytes
   const fromCache = answer.source !== 'fill'
+  // for the console, a hit is what the region held: a proxy filling its L1 from the region's store is one
+  const regionHit = fromCache || answer.fetched === false
   if (inMemory !== undefined) {
     // configs, small layers: headers and body leave in one write
     c.res.end(inMemory)
     c.served = { digest: digest.value, bytes: inMemory.length }
     s.metrics.bytesServed.inc({ source: fromCache ? 'cache' : 'fill' }, inMemory.length)
-    if (!peerOnly(c)) s.console?.traffic.record(trafficKey(target), fromCache ? { hits: 1, bytesFromCache: inMemory.length } : { misses: 1, bytesFilled: inMemory.length })
+    if (!peerOnly(c)) s.console?.traffic.record(trafficKey(target), regionHit ? { hits: 1, bytesFromCache: inMemory.length } : { misses: 1, bytesFilled: inMemory.length })
     return
   }
   const sent = await sendBlobBody(s, c, answer.body, digest.value, fromCache ? 'cache' : 'fill')
-  if (!peerOnly(c)) s.console?.traffic.record(trafficKey(target), fromCache ? { hits: 1, bytesFromCache: sent } : { misses: 1, bytesFilled: sent })
+  if (!peerOnly(c)) s.console?.traffic.record(trafficKey(target), regionHit ? { hits: 1, bytesFromCache: sent } : { misses: 1, bytesFilled: sent })
 }
 
 /** Which upstream a repository's traffic counts for in the console: its upstream's name, or "hosted". */

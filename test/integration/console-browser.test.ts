@@ -59,6 +59,8 @@ t.before(async () => {
         ],
       },
       audit: { file: join(dir, 'audit.jsonl') },
+      // a disaster-recovery peer that is down: what this region pulled waits for it
+      replication: { peers: [{ name: 'dr', url: 'http://127.0.0.1:9' }] },
     },
   })
   for (let round = 0; round < 3; round++) {
@@ -133,6 +135,15 @@ async function page0 (t: Test): Promise<void> {
   t.ok(await admin.$('a[href="#/robots"]') !== null && await admin.$eval('a[href="#/robots"]', el => !(el.parentElement as Loose).hidden), 'an admin sees Robots')
   await shot(admin, 'overview')
 }
+
+t.test('replication: the peer that is down, and how far behind it is', async t => {
+  await go(admin, '#/replication', 'main[data-page="Replication"] table')
+  const row = await admin.$eval('table tbody tr', el => [...el.children].map(c => c.textContent))
+  t.equal(row[0], 'dr')
+  t.ok(Number(row[1]) >= 10, `events waiting for it (${row[1]})`)
+  t.match(row[2], /KiB|B$/, 'and their bytes')
+  await shot(admin, 'replication')
+})
 
 t.test('search a repository, open an image, copy its pull command', async t => {
   await go(admin, '#/repositories', 'input[name=q]')
@@ -229,7 +240,7 @@ t.test('a user limited to team-a sees no team-b on any page', async t => {
   await login(page, 'alice')
   t.equal(await page.$eval('a[href="#/robots"]', el => (el.parentElement as Loose).hidden), true, 'no Robots for a non-admin')
   const seen: string[] = []
-  for (const [hash, ready] of [['#/', '[data-figure=hit-1h]'], ['#/repositories', 'input[name=q]'], ['#/repository/team-a%2Fapp', 'table'], ['#/image/team-a%2Fapp/v1', '[data-copy=docker]'], ['#/upstreams', 'table'], ['#/replication', 'h1']] as const) {
+  for (const [hash, ready] of [['#/', '[data-figure=hit-1h]'], ['#/repositories', 'input[name=q]'], ['#/repository/team-a%2Fapp', 'table'], ['#/image/team-a%2Fapp/v1', '[data-copy=docker]'], ['#/upstreams', 'main[data-page="Upstreams"] table'], ['#/replication', 'main[data-page="Replication"]']] as const) {
     await go(page, hash, ready)
     seen.push(await page.content())
   }
