@@ -29,7 +29,8 @@ const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const outIndex = args.indexOf('--out')
 const here = dirname(fileURLToPath(import.meta.url))
-const outDir = outIndex >= 0 ? args[outIndex + 1]! : (quick ? mkdtempSync(join(tmpdir(), 'ferry-bench-out-')) : here)
+/** Where the report goes: --out, else bench/ for a full run, else a new folder (a quick run's figures are not the record); made only by a run that reports. */
+const reportDir = (): string => outIndex >= 0 ? args[outIndex + 1]! : (quick ? mkdtempSync(join(tmpdir(), 'ferry-bench-out-')) : here)
 
 const SIZES = quick
   ? { big: 32 * MiB, small: 40, warmSeconds: 1, tagTTLSeconds: 4, scaleBlobs: 2_000, scaleImages: 20, replImages: 20, replBig: 32 * MiB }
@@ -202,6 +203,7 @@ async function main (): Promise<void> {
 
   results.checks = checks(results)
   results.seconds = Math.round((Date.now() - started) / 1000)
+  const outDir = reportDir()
   const text = writeReport(results, outDir)
   process.stdout.write(text + '\n')
   log(`wrote ${join(outDir, 'RESULTS.md')} and results.json`)
