@@ -154,6 +154,20 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly rateLimitRemaining = new Gauge({
+    name: 'ferry_upstream_ratelimit_remaining',
+    help: 'Requests left in the upstream\'s rate-limit window, as it last reported (RateLimit-Remaining).',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  })
+
+  readonly rateLimitLimit = new Gauge({
+    name: 'ferry_upstream_ratelimit_limit',
+    help: 'The upstream\'s rate limit per window, as it last reported (RateLimit-Limit).',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  })
+
   /** The local disk tier (l1) in front of a shared store, kept apart from the region store's figures. */
   readonly l1 = {
     cacheBytes: new Gauge({ name: 'ferry_l1_bytes', help: 'Bytes of blobs in this proxy\'s local disk tier.', registers: [this.registry] }),

@@ -34,12 +34,13 @@ export class UpstreamHealth {
   private latencyMs: number | undefined
   private rateLimit: RateLimitView | undefined
 
-  /** An answer's headers: its rate-limit report, if any. */
-  observeHeaders (headers: IncomingHttpHeaders): void {
+  /** An answer's headers: its rate-limit report, if any (returned, for the metrics). */
+  observeHeaders (headers: IncomingHttpHeaders): RateLimitView | undefined {
     const remaining = parseRateLimit(headers['ratelimit-remaining'])
-    if (remaining === undefined) return
+    if (remaining === undefined) return undefined
     const limit = parseRateLimit(headers['ratelimit-limit'])
     this.rateLimit = { limit: limit?.value, remaining: remaining.value, windowSeconds: remaining.windowS ?? limit?.windowS, seenAt: Date.now() }
+    return this.rateLimit
   }
 
   /** `outcome`: the HTTP status as a string, or the registry client's error code. */

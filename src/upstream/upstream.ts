@@ -62,7 +62,10 @@ export class Upstream {
   /** How it has been answering (the console's upstream health). */
   readonly health = new UpstreamHealth()
 
+  private readonly metrics: Metrics
+
   constructor (config: UpstreamConfig, metrics: Metrics, budget?: MissBudget, onPace?: (p: Pacing) => void) {
+    this.metrics = metrics
     this.budget = budget
     this.pacer = onPace === undefined ? undefined : new RatePacer(p => { onPace(p) })
     this.config = config
@@ -99,7 +102,11 @@ export class Upstream {
     await this.pacer?.before()
     const res = await this.client.request({ method, path: `/v2/${repo}/${path}`, headers, resource, scope: `repository:${repo}:pull` })
     this.pacer?.observe(res.headers)
-    this.health.observeHeaders(res.headers)
+    const limit = this.health.observeHeaders(res.headers)
+    if (limit !== undefined) {
+      this.metrics.rateLimitRemaining.set({ upstream: this.name }, limit.remaining)
+      if (limit.limit !== undefined) this.metrics.rateLimitLimit.set({ upstream: this.name }, limit.limit)
+    }
     return res
   }
 
