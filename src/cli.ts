@@ -14,6 +14,7 @@ import { replicateCommand } from './cli/replicate.ts'
 import { robotCommand } from './cli/robot.ts'
 import { schemaCommand } from './cli/schema.ts'
 import { serveCommand } from './cli/serve.ts'
+import { webhooksCommand } from './cli/webhooks.ts'
 import { ConfigError } from './config/parse.ts'
 
 // fsync of committed blobs holds a threadpool thread for milliseconds; with
@@ -22,7 +23,7 @@ import { ConfigError } from './config/parse.ts'
 process.env.UV_THREADPOOL_SIZE ??= '16'
 
 const VERSION = '0.1.0'
-const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, mirrorCommand, inventoryCommand, exportCommand, importCommand, gcCommand, auditCommand, robotCommand, passwdCommand, schemaCommand]
+const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, mirrorCommand, inventoryCommand, exportCommand, importCommand, gcCommand, auditCommand, robotCommand, passwdCommand, webhooksCommand, schemaCommand]
 
 const USAGE = `ferry: pull-through cache and replicator for OCI registries
 

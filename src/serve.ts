@@ -52,6 +52,8 @@ import { ContentViews } from './console/content-views.ts'
 import { Sessions } from './console/session.ts'
 import { StaticFiles } from './console/static-files.ts'
 import { Traffic } from './console/traffic.ts'
+import { Webhooks } from './observe/webhooks.ts'
+import { FileDeadLetters, RedisDeadLetters } from './observe/webhook-dead-letters.ts'
 import { FileTrafficStore, FileUsageStore, LocalRoll, RedisRoll, RedisTrafficStore, RedisUsageStore } from './console/figure-stores.ts'
 import { Usage } from './console/usage.ts'
 import { HtpasswdSource, StaticUsers } from './auth/identity.ts'
@@ -286,6 +288,17 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     ...(gate !== undefined ? { gate } : {}),
     ...(audit !== undefined ? { audit } : {}),
     ...(uploadRelay !== undefined && redis !== undefined ? { uploadRelay, uploadOwners: new UploadOwners({ redis, prefix: keyPrefix, self: () => advertise, log }) } : {}),
+  }
+  if (config.webhooks.length > 0 && !forCommand) {
+    const webhooks = new Webhooks({
+      hooks: config.webhooks,
+      source: `ferry/${config.region}`,
+      deadLetters: redis !== undefined ? new RedisDeadLetters(redis, keyPrefix) : new FileDeadLetters(join(config.data, 'state', 'webhook-dead-letters.jsonl')),
+      log: log.child({ part: 'webhooks' }),
+    })
+    for (const u of upstreams) u.health.onDown = error => { webhooks.emit('upstream.down', u.name, { upstream: u.name, url: u.config.url.origin, error }) }
+    ;(services as { webhooks?: Webhooks }).webhooks = webhooks
+    closers.push(() => webhooks.close())
   }
   if (config.console.enabled && !forCommand) {
     const dir = join(config.data, 'state', 'console')

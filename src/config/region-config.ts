@@ -1,6 +1,7 @@
 // The region as ferry runs it: what parse.ts makes of a region file (and the
 // command line's overrides), every default applied, every duration in ms,
 // every size in bytes, every path absolute.
+import type { WebhookConfig } from '../observe/webhooks.ts'
 
 export interface Credentials {
   readonly username: string
@@ -121,6 +122,8 @@ export interface RegionConfig {
     readonly connections: number
     readonly connectionsPerClient: number
   }
+  /** Where events are posted. */
+  readonly webhooks: readonly WebhookConfig[]
   /** The web console and its API. */
   readonly console: { readonly enabled: boolean }
   /** Where /metrics is served (undefined: on the proxy's port) and the variable holding the token it requires (undefined: open). */

@@ -6,6 +6,7 @@
 // RegionConfig. valibot rather than zod: the same job for a tenth of the
 // memory (zod's import alone added 18 MB to the process).
 import * as v from 'valibot'
+import { EVENT_TYPES } from '../observe/webhook-events.ts'
 import { toJsonSchema } from '@valibot/to-json-schema'
 import { DURATION_GRAMMAR, parseDuration, parseSize, SIZE_GRAMMAR } from '../common/units.ts'
 
@@ -197,6 +198,14 @@ export const regionFile = fields({
     file: doc(text('a file path, or "-" for stdout'), 'the audit log (`-`: stdout)', '(required)'),
     maxBytes: doc(v.optional(size(), '100MiB'), 'rotated to `.1` past this'),
   })), 'the audit log: `file`, `maxBytes`', 'none'),
+  webhooks: doc(v.optional(v.array(fields({
+    name: doc(text('a name for this hook', /^[a-z0-9][a-z0-9._-]{0,62}$/), 'names the hook in logs and dead letters', '(required)'),
+    url: doc(httpUrl('an http:// or https:// URL'), 'where events are POSTed (CloudEvents, structured JSON)', '(required)'),
+    events: doc(v.pipe(v.array(v.picklist([...EVENT_TYPES], `one of ${EVENT_TYPES.join(', ')}`), 'a list of event types'), v.minLength(1, 'at least one event type')), `which events: ${EVENT_TYPES.map(e => `\`${e}\``).join(', ')}`, '(required)'),
+    secretEnv: doc(v.optional(envName('the HMAC secret')), 'NAME of the variable holding the secret each body is signed with (`X-Ferry-Signature: sha256=<hex>`)', 'none: unsigned'),
+    attempts: doc(v.optional(integer(1, 100), 8), 'deliveries tried (with backoff from 0.5 s, doubling, at most a minute apart) before an event goes to the dead letters'),
+    timeout: doc(v.optional(duration(), '10s'), 'how long one delivery may take'),
+  }), 'a list of webhooks'), []), 'events posted to your URLs (see [Webhooks](#webhooks))'),
   limits: doc(v.optional(fields({
     upstreamFetchesPerSecond: doc(v.optional(integer(0, 1_000_000), 100), 'upstream fetches one client (its user, else its address) may cause a second, on average; 0: no limit'),
     upstreamFetchBurst: doc(v.optional(integer(1, 10_000_000), 2000), 'and at once, before that rate applies'),

@@ -103,11 +103,22 @@ export class Quotas {
 }
 
 /** DENIED, naming the namespace, what it holds, what the push would add and the quota. */
+/** DENIED because a hosted namespace would pass its quota (the webhooks' quota.exceeded). */
+export class QuotaExceeded extends Denied {
+  readonly namespace: string
+  readonly quota: number
+  constructor (message: string, detail: { namespace: string, quota: number, [k: string]: unknown }) {
+    super(message, detail)
+    this.namespace = detail.namespace
+    this.quota = detail.quota
+  }
+}
+
 export function exceeded (namespace: string, quota: number, usage: number, adding: number): Denied {
-  return new Denied(`namespace ${namespace} would hold ${usage + adding} bytes, past its quota of ${quota} (it holds ${usage})`, { namespace, usage, adding, quota })
+  return new QuotaExceeded(`namespace ${namespace} would hold ${usage + adding} bytes, past its quota of ${quota} (it holds ${usage})`, { namespace, usage, adding, quota })
 }
 
 /** DENIED for an upload that grew past the room its namespace had left. */
 export function uploadPastRoom (namespace: string, quota: number, room: number): Denied {
-  return new Denied(`namespace ${namespace} holds ${quota - room} bytes of its quota of ${quota}; this upload passed the ${room} bytes left`, { namespace, usage: quota - room, room, quota })
+  return new QuotaExceeded(`namespace ${namespace} holds ${quota - room} bytes of its quota of ${quota}; this upload passed the ${room} bytes left`, { namespace, usage: quota - room, room, quota })
 }

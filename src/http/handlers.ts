@@ -32,6 +32,7 @@ import type { ConsoleApi } from '../console/api.ts'
 import type { StaticFiles } from '../console/static-files.ts'
 import type { Traffic } from '../console/traffic.ts'
 import type { Usage } from '../console/usage.ts'
+import type { Webhooks } from '../observe/webhooks.ts'
 
 export interface Services {
   readonly targets: Targets
@@ -65,6 +66,8 @@ export interface Services {
   readonly uploadRelay?: UploadRelay
   /** The console's API and pages; absent: not served (`console.enabled: false`). */
   readonly console?: { readonly api: ConsoleApi, readonly files: StaticFiles, readonly traffic: Traffic, readonly usage: Usage }
+  /** Where events are posted; absent: no webhooks configured. */
+  readonly webhooks?: Webhooks
 }
 
 /** What a request does to which repository; undefined repository: the base check or the catalog. */
@@ -145,9 +148,12 @@ export async function handleManifest (s: Services, c: Call, rawName: string, raw
   }
   c.served = { digest: m.digest, bytes: c.head ? 0 : m.body.length }
   sendBody(c.res, 200, headers, m.body, c.head)
-  if (s.console !== undefined && !c.head && !peerOnly(c)) {
-    s.console.usage.pulled(target.name, rawReference)
-    s.console.traffic.record(target.kind === 'proxied' ? target.route.upstream.name : 'hosted', { pulls: 1 })
+  if (!c.head && !peerOnly(c)) {
+    if (s.console !== undefined) {
+      s.console.usage.pulled(target.name, rawReference)
+      s.console.traffic.record(target.kind === 'proxied' ? target.route.upstream.name : 'hosted', { pulls: 1 })
+    }
+    s.webhooks?.emit('pull', referenceOf(target.name, rawReference), { repository: target.name, reference: rawReference, digest: m.digest, mediaType: m.mediaType, who: c.principal?.name ?? 'anonymous', client: c.client })
   }
 }
 
@@ -214,6 +220,11 @@ export async function handleBlob (s: Services, c: Call, rawName: string, rawDige
   }
   const sent = await sendBlobBody(s, c, answer.body, digest.value, fromCache ? 'cache' : 'fill')
   if (!peerOnly(c)) s.console?.traffic.record(trafficKey(target), regionHit ? { hits: 1, bytesFromCache: sent } : { misses: 1, bytesFilled: sent })
+}
+
+/** `repo:tag` or `repo@digest`, as clients write an image's name. */
+export function referenceOf (repo: string, reference: string): string {
+  return reference.includes(':') ? `${repo}@${reference}` : `${repo}:${reference}`
 }
 
 /** Which upstream a repository's traffic counts for in the console: its upstream's name, or "hosted". */

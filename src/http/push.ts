@@ -12,7 +12,7 @@ import { BlobUploadInvalid, DigestInvalid, ManifestInvalid, Unauthorized, Unsupp
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts'
 import { parseUploadRange, uploadRange } from '../oci/range.ts'
 import { parseDigest, parseName, parseReference } from '../oci/reference.ts'
-import type { Call, Services } from './handlers.ts'
+import { referenceOf, type Call, type Services } from './handlers.ts'
 import { API_VERSION_HEADER } from './respond.ts'
 import { UploadRelay } from './upload-relay.ts'
 
@@ -174,6 +174,7 @@ export async function handleManifestPut (s: Services, c: Call, rawName: string, 
   }
   const type = c.req.headers['content-type']?.split(';', 1)[0]?.trim()
   const pushed = await s.writes.putManifest(target, reference, type || undefined, body, replica)
+  s.webhooks?.emit('push', referenceOf(target.name, rawReference), { repository: target.name, reference: rawReference, digest: pushed.digest, mediaType: type || undefined, who: c.principal?.name ?? 'anonymous', replica })
   reply(c, 201, {
     location: `/v2/${name}/manifests/${pushed.digest}`,
     'docker-content-digest': pushed.digest,
@@ -188,5 +189,6 @@ export async function handleDelete (s: Services, c: Call, kind: 'manifest' | 'bl
   const replica = authorize(s, c, target)
   if (kind === 'blob') await s.writes.deleteBlob(target, parseDigest(rawReference))
   else await s.writes.deleteManifest(target, parseReference(rawReference), replica)
+  s.webhooks?.emit('delete', referenceOf(target.name, rawReference), { repository: target.name, reference: rawReference, kind, who: c.principal?.name ?? 'anonymous', replica })
   reply(c, 202, {})
 }

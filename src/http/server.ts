@@ -16,6 +16,7 @@ import { parseName } from '../oci/reference.ts'
 import { DeniedTo, LoginFailed } from '../auth/gate.ts'
 import { LoginThrottled } from '../auth/login-limits.ts'
 import type { AuditLog } from '../observe/audit.ts'
+import { QuotaExceeded } from '../content/quotas.ts'
 
 export interface ConnectionLimits {
   readonly idleTimeoutMs: number
@@ -160,6 +161,7 @@ async function handle (s: Services, log: Logger, req: IncomingMessage, res: Serv
       call.denied = true
       if (err instanceof LoginThrottled) s.metrics.loginsRefused.inc({ reason: err.busy ? 'busy' : 'throttled' })
     }
+    if (err instanceof QuotaExceeded) s.webhooks?.emit('quota.exceeded', err.namespace, { namespace: err.namespace, quota: err.quota, repository: call.access?.repository, who: call.principal?.name ?? 'anonymous', message: err.message })
     const { error, expected } = toOciError(err)
     if (!expected) log.error({ err, path }, 'unexpected error')
     else if (error.status >= 500) log.warn({ path, code: error.code, status: error.status, err: (err as Error).message, detail: error.detail }, 'request failed')

@@ -34,7 +34,11 @@ const MAX_BACKOFF_MS = 30_000
 const MANIFEST_LANDS_WITHIN_MS = 5000
 
 /** What every peer's loop shares: the region, the rules, and whether the replicator is stopping. */
+/** Tells the webhooks what happened to an event (replicated, or given up on). */
+export type Notify = (type: 'replicated' | 'replication.failed', subject: string, data: Record<string, unknown>) => void
+
 export interface ReplicationContext {
+  readonly notify?: Notify
   readonly state: RegionState
   readonly store: BlobStore
   readonly config: ReplicationConfig
@@ -120,12 +124,14 @@ export class PeerLoop {
         await this.deliver(e)
         this.c.metrics.delivered(this.peer, e.kind)
         log.info({ ...what, ms: Date.now() - started }, 'replicated')
+        this.c.notify?.('replicated', e.name, { peer: this.peer, ...what })
         return
       } catch (err) {
         const retryable = !(err instanceof PushError) || err.retryable
         if (!retryable && ++refused >= this.c.config.attempts) {
           await this.c.state.events.addDeadLetter(this.peer, { id: item.id, event: e, error: (err as Error).message, at: Date.now() })
           this.c.metrics.deadLettered(this.peer)
+          this.c.notify?.('replication.failed', e.name, { peer: this.peer, ...what, error: (err as Error).message })
           log.error({ ...what, err: (err as Error).message }, 'event cannot be delivered; kept in the dead letters')
           return
         }

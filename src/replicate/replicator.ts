@@ -10,7 +10,7 @@ import type { RegionState } from '../state/region-state.ts'
 import { Edge } from './edge.ts'
 import { lagOf } from './lag.ts'
 import type { ReplicationMetrics } from './metrics.ts'
-import { PeerLoop, type ReplicationContext } from './peer-loop.ts'
+import { PeerLoop, type Notify, type ReplicationContext } from './peer-loop.ts'
 import { PushClient } from './push-client.ts'
 import { Rules } from './rules.ts'
 
@@ -21,8 +21,9 @@ export class Replicator {
   private readonly wake = new AbortController()
   private readonly c: ReplicationContext
 
-  constructor (opts: { state: RegionState, store: BlobStore, config: ReplicationConfig, edge: string, log: Logger, metrics: ReplicationMetrics }) {
+  constructor (opts: { state: RegionState, store: BlobStore, config: ReplicationConfig, edge: string, log: Logger, metrics: ReplicationMetrics, notify?: Notify }) {
     this.c = {
+      ...(opts.notify !== undefined ? { notify: opts.notify } : {}),
       state: opts.state,
       store: opts.store,
       config: opts.config,

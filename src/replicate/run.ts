@@ -12,6 +12,8 @@ import { ReplicationMetrics } from './metrics.ts'
 import { lagOf } from './lag.ts'
 import { FileReplicatorLease, RedisReplicatorLease, type ReplicatorLease } from './lease.ts'
 import { Replicator } from './replicator.ts'
+import { Webhooks } from '../observe/webhooks.ts'
+import { FileDeadLetters, RedisDeadLetters } from '../observe/webhook-dead-letters.ts'
 
 export type ReplicateMode = 'run' | 'status' | 'dead-letters' | 'retry-dead'
 
@@ -81,13 +83,23 @@ export async function replicate (config: RegionConfig, mode: ReplicateMode, log:
     ? new RedisReplicatorLease(opened.redis, config.state.keyPrefix)
     : new FileReplicatorLease(join(config.data, 'state', 'replicator.lock'))
   const stopping = new AbortController()
-  const supervising = supervise(lease, stopping.signal, log, () => new Replicator({ state: opened.state, store, config: config.replication, edge: edgeOf(config), log, metrics }), () => {
+  const webhooks = config.webhooks.length === 0
+    ? undefined
+    : new Webhooks({
+      hooks: config.webhooks,
+      source: `ferry/${config.region}/replicator`,
+      deadLetters: opened.redis !== undefined ? new RedisDeadLetters(opened.redis, config.state.type === 'redis' ? config.state.keyPrefix : '') : new FileDeadLetters(join(config.data, 'state', 'webhook-dead-letters.jsonl')),
+      log: log.child({ part: 'webhooks' }),
+    })
+  const notify = webhooks === undefined ? undefined : (type: 'replicated' | 'replication.failed', subject: string, data: Record<string, unknown>): void => { webhooks.emit(type, subject, data) }
+  const supervising = supervise(lease, stopping.signal, log, () => new Replicator({ state: opened.state, store, config: config.replication, edge: edgeOf(config), log, metrics, ...(notify !== undefined ? { notify } : {}) }), () => {
     log.info({ peers: config.replication.peers.map(p => ({ name: p.name, url: p.url.origin })), edge: edgeOf(config), metrics: listen === undefined ? undefined : `${listen.host}:${listen.port}` }, 'replicating')
   })
   return async () => {
     stopping.abort()
     await supervising
     server?.close()
+    await webhooks?.close()
     await done()
   }
 }

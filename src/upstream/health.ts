@@ -33,6 +33,8 @@ export class UpstreamHealth {
   private lastError: string | undefined
   private latencyMs: number | undefined
   private rateLimit: RateLimitView | undefined
+  /** Told once each time the upstream goes from answering (or unknown) to failing. */
+  onDown: ((error: string) => void) | undefined
 
   /** An answer's headers: its rate-limit report, if any (returned, for the metrics). */
   observeHeaders (headers: IncomingHttpHeaders): RateLimitView | undefined {
@@ -52,8 +54,10 @@ export class UpstreamHealth {
       const ms = seconds * 1000
       this.latencyMs = this.latencyMs === undefined ? ms : this.latencyMs * 0.8 + ms * 0.2
     } else {
+      const wasDown = this.view().status === 'down'
       this.lastErrorAt = now
       this.lastError = status !== undefined ? `HTTP ${status}` : outcome
+      if (!wasDown) this.onDown?.(this.lastError)
     }
   }
 

@@ -1,0 +1,45 @@
+// Webhook events that could not be delivered, kept for an operator: a JSON
+// line each in <data>/state/webhook-dead-letters.jsonl on one machine, a
+// Redis list (the newest 10,000) in a region.
+import { appendFile, mkdir, readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { Redis } from 'ioredis'
+import type { DeadLetters, WebhookDeadLetter } from './webhooks.ts'
+
+const KEEP = 10_000
+
+export class FileDeadLetters implements DeadLetters {
+  private readonly file: string
+  constructor (file: string) { this.file = file }
+
+  async add (letter: WebhookDeadLetter): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true })
+    // one appendFile per line: whole lines, also from several workers
+    await appendFile(this.file, JSON.stringify(letter) + '\n')
+  }
+
+  async list (): Promise<WebhookDeadLetter[]> {
+    let text: string
+    try { text = await readFile(this.file, 'utf8') } catch { return [] }
+    const out: WebhookDeadLetter[] = []
+    for (const line of text.split('\n')) {
+      if (line === '') continue
+      try { out.push(JSON.parse(line) as WebhookDeadLetter) } catch { /* a torn last line */ }
+    }
+    return out.slice(-KEEP)
+  }
+}
+
+export class RedisDeadLetters implements DeadLetters {
+  private readonly redis: Redis
+  private readonly key: string
+  constructor (redis: Redis, prefix: string) { this.redis = redis; this.key = `${prefix}webhooks:dead-letters` }
+
+  async add (letter: WebhookDeadLetter): Promise<void> {
+    await this.redis.multi().lpush(this.key, JSON.stringify(letter)).ltrim(this.key, 0, KEEP - 1).exec()
+  }
+
+  async list (): Promise<WebhookDeadLetter[]> {
+    return (await this.redis.lrange(this.key, 0, -1)).reverse().map(l => JSON.parse(l) as WebhookDeadLetter)
+  }
+}
