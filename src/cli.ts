@@ -4,6 +4,7 @@
 import { auditCommand } from './cli/audit.ts'
 import { checkCommand } from './cli/check.ts'
 import { gcCommand } from './cli/gc.ts'
+import { hostsCommand } from './cli/hosts.ts'
 import { exportCommand } from './cli/export.ts'
 import { importCommand } from './cli/import.ts'
 import { inventoryCommand } from './cli/inventory.ts'
@@ -23,7 +24,7 @@ import { ConfigError } from './config/parse.ts'
 process.env.UV_THREADPOOL_SIZE ??= '16'
 
 const VERSION = '0.1.0'
-const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, mirrorCommand, inventoryCommand, exportCommand, importCommand, gcCommand, auditCommand, robotCommand, passwdCommand, webhooksCommand, schemaCommand]
+const COMMANDS: readonly CliCommand[] = [serveCommand, checkCommand, replicateCommand, mirrorCommand, inventoryCommand, exportCommand, importCommand, gcCommand, auditCommand, robotCommand, passwdCommand, webhooksCommand, hostsCommand, schemaCommand]
 
 const USAGE = `ferry: pull-through cache and replicator for OCI registries
 
