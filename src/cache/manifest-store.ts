@@ -15,8 +15,8 @@ export interface Manifest {
   readonly digest: string
   readonly mediaType: string
   readonly body: Buffer
-  /** Set when a stale tag mapping was served because the upstream failed. */
-  readonly stale?: boolean
+  /** Set when a stale tag mapping was served: the upstream failed, or its rate limit is nearly spent. */
+  readonly stale?: 'upstream unavailable' | 'upstream rate limit nearly spent'
 }
 
 export class ManifestStore {

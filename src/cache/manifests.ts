@@ -104,6 +104,15 @@ export class ManifestCache {
   }
 
   private async revalidate (route: Route, key: TagKey, entry: TagEntry, accept: readonly string[], staleAllowed: boolean): Promise<Manifest> {
+    if (staleAllowed && route.upstream.health.budgetLow()) {
+      // what is left of the upstream's window goes to pulls with nothing cached; this tag waits
+      const local = await this.manifests.get(entry.digest)
+      if (local !== undefined) {
+        this.metrics.cache.inc({ kind: 'tag', result: 'stale' })
+        this.log.info({ upstream: route.upstream.name, repo: key.repo, tag: key.tag, digest: entry.digest }, 'upstream rate limit nearly spent; serving cached tag stale')
+        return { ...local, stale: 'upstream rate limit nearly spent' }
+      }
+    }
     let now: { digest: string | undefined, mediaType: string | undefined }
     try {
       now = await route.upstream.manifestHead(route.repo, key.tag, accept)
@@ -113,7 +122,7 @@ export class ManifestCache {
       if (local === undefined) throw err
       this.metrics.cache.inc({ kind: 'tag', result: 'stale' })
       this.log.warn({ upstream: route.upstream.name, repo: key.repo, tag: key.tag, digest: entry.digest, err: (err as Error).message }, 'upstream failed; serving cached tag stale')
-      return { ...local, stale: true }
+      return { ...local, stale: 'upstream unavailable' }
     }
     if (now.digest === entry.digest && (now.mediaType === undefined || now.mediaType === entry.mediaType)) {
       this.metrics.cache.inc({ kind: 'tag', result: 'revalidated' })

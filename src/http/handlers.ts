@@ -140,7 +140,7 @@ export async function handleManifest (s: Services, c: Call, rawName: string, raw
   }
   const etag = `"${m.digest}"`
   const headers: Record<string, string | number> = { 'content-type': m.mediaType, 'docker-content-digest': m.digest, etag }
-  if (m.stale) headers.warning = '110 ferry "served stale: upstream unavailable"'
+  if (m.stale !== undefined) headers.warning = `110 ferry "served stale: ${m.stale}"`
   if (c.req.headers['if-none-match'] === etag) {
     c.res.writeHead(304, { ...API_VERSION_HEADER, ...headers })
     c.res.end()

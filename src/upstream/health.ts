@@ -61,6 +61,20 @@ export class UpstreamHealth {
     }
   }
 
+  /**
+   * The upstream's last report says its window is nearly spent: at most a
+   * tenth of the limit (or 5) left, reported within the window. Revalidating
+   * a cached tag then waits (it is served stale) so what is left goes to
+   * pulls that have nothing cached.
+   */
+  budgetLow (): boolean {
+    const r = this.rateLimit
+    if (r === undefined) return false
+    const windowMs = (r.windowSeconds ?? 3600) * 1000
+    if (Date.now() - r.seenAt > windowMs) return false
+    return r.remaining <= Math.max(5, Math.floor((r.limit ?? 0) / 10))
+  }
+
   view (): HealthView {
     const status = this.lastSuccessAt === undefined && this.lastErrorAt === undefined
       ? 'unknown'
