@@ -13,10 +13,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import bcrypt from 'bcryptjs'
 import t from 'tap'
-import { CLI, startFerry, type Ferry } from '../helpers/ferry.ts'
+import { CLI, NODE_FLAGS, startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get } from '../helpers/http.ts'
 import { blob, image, OCI_MANIFEST, pushBlob, pushImage, type Image } from '../helpers/images.ts'
-import { freePort, scratchDir } from '../helpers/procs.ts'
+import { freePort, scratchDir, startProc, type Proc } from '../helpers/procs.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
 import { registerSecret } from '../helpers/secrets.ts'
 
@@ -35,10 +35,13 @@ let receiver: Server
 let receiverUrl: string
 let upstream: Registry
 let ferry: Ferry
+let peer: Ferry
+let replicator: Proc | undefined
+const REPLICATION_SECRET = `repl-${randomBytes(12).toString('hex')}`
 let img: Image
 
 t.before(async () => {
-  registerSecret(SECRET, PASSWORD)
+  registerSecret(SECRET, PASSWORD, REPLICATION_SECRET)
   receiver = createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -57,14 +60,26 @@ t.before(async () => {
   img = await image()
   await pushImage(upstream.url, 'team/app', 'v1', img)
   writeFileSync(join(dir, 'htpasswd'), `ci:${bcrypt.hashSync(PASSWORD, 8)}\n`)
+  // another region that takes this one's pushes
+  peer = await startFerry({ env: { FERRY_REPLICATION_SECRET: REPLICATION_SECRET }, config: { region: 'dr', upstreams: [{ name: 'up', url: 'http://127.0.0.1:1', default: true }], hosted: [{ prefix: 'acme/' }], replication: { secretEnv: 'FERRY_REPLICATION_SECRET' } } })
   ferry = await startFerry({
     env: { HOOK_SECRET: SECRET },
     config: {
+      // the replicator reaches this region's edge at its listen address
+      listen: `127.0.0.1:${await freePort()}`,
+      replication: {
+        peers: [
+          { name: 'dr', url: peer.url, credentials: { username: 'replicator', passwordEnv: 'PEER_SECRET' } },
+          // a peer that refuses this region's pushes (a secret it does not know)
+          { name: 'refusing', url: peer.url, credentials: { username: 'replicator', passwordEnv: 'WRONG_SECRET' } },
+        ],
+        attempts: 2,
+      },
       upstreams: [{ name: 'up', url: upstream.url, default: true, tagTTL: '1s' }],
       hosted: [{ prefix: 'acme/', quota: '64KiB' }],
       auth: { htpasswd: join(dir, 'htpasswd'), access: [{ repositories: ['acme/**'], allow: { 'user:ci': 'admin' } }, { repositories: ['**'], allow: { anonymous: 'reader' } }] },
       webhooks: [
-        { name: 'ops', url: receiverUrl, events: ['push', 'pull', 'delete', 'upstream.down', 'quota.exceeded'], secretEnv: 'HOOK_SECRET', attempts: 6, timeout: '2s' },
+        { name: 'ops', url: receiverUrl, events: ['push', 'pull', 'delete', 'upstream.down', 'quota.exceeded', 'replicated', 'replication.failed'], secretEnv: 'HOOK_SECRET', attempts: 6, timeout: '2s' },
         // a receiver that is never there
         { name: 'gone', url: `http://127.0.0.1:${await freePort()}/`, events: ['push'], attempts: 2, timeout: '1s' },
       ],
@@ -73,7 +88,9 @@ t.before(async () => {
 })
 t.teardown(async () => {
   for (const r of hanging) r.destroy()
+  await replicator?.stop()
   await ferry?.stop()
+  await peer?.stop()
   await upstream?.stop()
   receiver?.closeAllConnections()
   await new Promise(resolve => receiver?.close(resolve))
@@ -171,4 +188,16 @@ t.test('events no receiver took are in the dead letters', async t => {
   t.equal(push?.event.subject, 'acme/app:v1')
   t.match(push?.error, /ECONNREFUSED|connect|refused/i, 'with why')
   t.notOk(letters.some(l => l.hook === 'ops'), 'nothing for the hook whose receiver came back')
+})
+
+t.test('the replicator tells the hooks what it delivered, and what a peer refused', async t => {
+  replicator = startProc(process.execPath, [...NODE_FLAGS, CLI, 'replicate', '--config', ferry.configPath], { env: { ...process.env, HOOK_SECRET: SECRET, PEER_SECRET: REPLICATION_SECRET, WRONG_SECRET: 'not-the-secret' } })
+  const delivered = await waitFor(r => r.event.type === 'io.ferry.replicated' && r.event.data.peer === 'dr' && r.event.data.kind === 'manifest', 30_000)
+  t.ok(delivered, 'replicated: the pushed manifest reached the peer region')
+  t.equal(delivered?.event.subject, 'acme/app')
+  t.match(delivered?.event.source, /\/replicator$/, 'from the replicator')
+  t.equal(delivered?.headers['x-ferry-signature'], `sha256=${createHmac('sha256', SECRET).update(delivered!.body).digest('hex')}`, 'signed')
+  const refused = await waitFor(r => r.event.type === 'io.ferry.replication.failed' && r.event.data.peer === 'refusing', 30_000)
+  t.ok(refused, 'replication.failed: the peer that refused')
+  t.match(String(refused?.event.data.error), /401|403|denied|unauthorized/i, 'with its answer')
 })
