@@ -256,8 +256,11 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   if (config.auth !== undefined) {
     const a = config.auth
     const robots = new RobotSource(state)
+    // ldapts is loaded only for a region that names a directory
+    const LdapSource = a.ldap !== undefined ? (await import('./auth/ldap.ts')).LdapSource : undefined
     gate = new Gate({
-      identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : [])]),
+      // the directory last: while it is down, robots and local users still log in
+      identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : []), ...(a.ldap !== undefined && LdapSource !== undefined ? [new LdapSource(a.ldap, log.child({ part: 'ldap' }))] : [])]),
       policy: new AccessPolicy(a.access),
       limits: logins,
       tls: config.tls !== undefined,

@@ -171,7 +171,7 @@ function crossChecks (input: Doc, fieldOf: (path: readonly PropertyKey[]) => str
       }
     }
   })
-  if (isDoc(input.auth) && input.auth.htpasswd === undefined && input.auth.users === undefined) problem(['auth'], 'an htpasswd file or users (or both)', undefined)
+  if (isDoc(input.auth) && input.auth.htpasswd === undefined && input.auth.users === undefined && input.auth.ldap === undefined) problem(['auth'], 'an htpasswd file, users or ldap (any of them)', undefined)
   const advertise = process.env.FERRY_PEER_ADVERTISE
   if (advertise !== undefined) {
     let ok = false
@@ -239,6 +239,21 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
           htpasswd: a.htpasswd === undefined ? undefined : resolve(a.htpasswd),
           users: a.users,
           groups: a.groups,
+          ldap: a.ldap === undefined
+            ? undefined
+            : {
+                url: a.ldap.url,
+                startTLS: a.ldap.startTLS,
+                caFile: a.ldap.caFile === undefined ? undefined : resolve(a.ldap.caFile),
+                bindDN: a.ldap.bindDN,
+                bindPasswordEnv: a.ldap.bindPasswordEnv,
+                userBase: a.ldap.userBase,
+                userFilter: a.ldap.userFilter,
+                groupAttribute: a.ldap.groupAttribute,
+                groupSearch: a.ldap.groupSearch,
+                cacheTTLMs: ms(a.ldap.cacheTTL),
+                timeoutMs: ms(a.ldap.timeout),
+              },
           token: a.token === undefined ? undefined : { keyFile: resolve(a.token.keyFile), service: a.token.service, ttlSeconds: Math.max(1, Math.round(ms(a.token.ttl) / 1000)), realm: a.token.realm },
           access: a.access,
         },

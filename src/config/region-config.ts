@@ -2,6 +2,7 @@
 // command line's overrides), every default applied, every duration in ms,
 // every size in bytes, every path absolute.
 import type { WebhookConfig } from '../observe/webhooks.ts'
+import type { LdapConfig } from '../auth/ldap.ts'
 
 export interface Credentials {
   readonly username: string
@@ -81,6 +82,8 @@ export interface AuthConfig {
   /** Users in the region file itself: name -> bcrypt hash. */
   readonly users: Readonly<Record<string, string>>
   readonly groups: Readonly<Record<string, readonly string[]>>
+  /** Users from a directory; absent: none. */
+  readonly ldap: LdapConfig | undefined
   /** The Docker token flow; absent: Basic credentials on every request. */
   readonly token: { readonly keyFile: string, readonly service: string, readonly ttlSeconds: number, readonly realm: string | undefined } | undefined
   readonly access: readonly { readonly repositories: readonly string[], readonly allow: Readonly<Record<string, 'reader' | 'writer' | 'admin'>> }[]

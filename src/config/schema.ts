@@ -162,6 +162,23 @@ const auth = fields({
   users: doc(v.optional(v.record(v.string(), v.pipe(v.string('a bcrypt hash ($2b$...), never a password'), v.regex(BCRYPT, 'a bcrypt hash ($2b$...), never a password')), 'a mapping of user names to bcrypt hashes'), {}),
     'users in the region file: name -> bcrypt hash (`ferry passwd NAME --hash-only` prints one)'),
   groups: doc(v.optional(v.record(v.string(), v.array(text('a user name'), 'a list of user names'), 'a mapping of group names to lists of users'), {}), 'group name -> its users'),
+  ldap: doc(v.optional(fields({
+    url: doc(text('an ldap:// or ldaps:// URL', /^ldaps?:\/\/[^/\s]+\/?$/), 'the directory', '(required)'),
+    startTLS: doc(v.optional(v.boolean('true or false'), false), 'upgrade an ldap:// connection with StartTLS'),
+    caFile: doc(v.optional(text('the path of a PEM CA file')), 'the CA the directory\'s certificate is verified with (ldaps:// or StartTLS)', 'the system CAs'),
+    bindDN: doc(text('a DN'), 'the service account that searches for users', '(required)'),
+    bindPasswordEnv: doc(envName('the service account\'s password'), 'NAME of the variable holding its password', '(required)'),
+    userBase: doc(text('a DN'), 'where users are searched (the whole subtree)', '(required)'),
+    userFilter: doc(v.optional(text('an LDAP filter with {user}'), '(uid={user})'), 'how a user is found; `{user}` is the escaped name (`(sAMAccountName={user})` for Active Directory)'),
+    groupAttribute: doc(v.optional(text('an attribute name')), 'groups from this attribute of the user\'s entry (DNs, such as `memberOf`); a group is named by its first RDN\'s value', 'none'),
+    groupSearch: doc(v.optional(fields({
+      base: doc(text('a DN'), 'where groups are searched', '(required)'),
+      filter: doc(v.optional(text('an LDAP filter with {dn} or {user}'), '(member={dn})'), 'which groups hold the user'),
+      nameAttribute: doc(v.optional(text('an attribute name'), 'cn'), 'the attribute that names a group'),
+    })), 'groups from a search: `base`, `filter`, `nameAttribute`', 'none'),
+    cacheTTL: doc(v.optional(duration(), '60s'), 'how long a login and a user\'s existence are remembered'),
+    timeout: doc(v.optional(duration(), '5s'), 'how long the directory may take to connect or answer'),
+  })), 'users from an LDAP directory or Active Directory; access rules name their groups as `group:NAME`', 'none'),
   token: doc(v.optional(fields({
     keyFile: doc(text('the path of a PKCS#8 PEM private key (EC P-256 or RSA)'), 'the signing key', '(required)'),
     service: doc(v.optional(text('a service name'), 'ferry'), 'the token service\'s name'),
