@@ -258,9 +258,10 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     const robots = new RobotSource(state)
     // ldapts is loaded only for a region that names a directory
     const LdapSource = a.ldap !== undefined ? (await import('./auth/ldap.ts')).LdapSource : undefined
+    const OidcSource = a.oidc !== undefined ? (await import('./auth/oidc.ts')).OidcSource : undefined
     gate = new Gate({
       // the directory last: while it is down, robots and local users still log in
-      identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : []), ...(a.ldap !== undefined && LdapSource !== undefined ? [new LdapSource(a.ldap, log.child({ part: 'ldap' }))] : [])]),
+      identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : []), ...(a.ldap !== undefined && LdapSource !== undefined ? [new LdapSource(a.ldap, log.child({ part: 'ldap' }))] : []), ...(a.oidc !== undefined && OidcSource !== undefined ? [new OidcSource(a.oidc, log.child({ part: 'oidc' }))] : [])]),
       policy: new AccessPolicy(a.access),
       limits: logins,
       tls: config.tls !== undefined,

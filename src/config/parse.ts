@@ -171,7 +171,7 @@ function crossChecks (input: Doc, fieldOf: (path: readonly PropertyKey[]) => str
       }
     }
   })
-  if (isDoc(input.auth) && input.auth.htpasswd === undefined && input.auth.users === undefined && input.auth.ldap === undefined) problem(['auth'], 'an htpasswd file, users or ldap (any of them)', undefined)
+  if (isDoc(input.auth) && input.auth.htpasswd === undefined && input.auth.users === undefined && input.auth.ldap === undefined && input.auth.oidc === undefined) problem(['auth'], 'an htpasswd file, users, ldap or oidc (any of them)', undefined)
   const advertise = process.env.FERRY_PEER_ADVERTISE
   if (advertise !== undefined) {
     let ok = false
@@ -239,6 +239,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
           htpasswd: a.htpasswd === undefined ? undefined : resolve(a.htpasswd),
           users: a.users,
           groups: a.groups,
+          oidc: a.oidc === undefined ? undefined : { issuer: a.oidc.issuer, audience: a.oidc.audience, usernameClaim: a.oidc.usernameClaim, groupsClaim: a.oidc.groupsClaim },
           ldap: a.ldap === undefined
             ? undefined
             : {

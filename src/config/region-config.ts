@@ -3,6 +3,7 @@
 // every size in bytes, every path absolute.
 import type { WebhookConfig } from '../observe/webhooks.ts'
 import type { LdapConfig } from '../auth/ldap.ts'
+import type { OidcConfig } from '../auth/oidc.ts'
 
 export interface Credentials {
   readonly username: string
@@ -82,6 +83,8 @@ export interface AuthConfig {
   /** Users in the region file itself: name -> bcrypt hash. */
   readonly users: Readonly<Record<string, string>>
   readonly groups: Readonly<Record<string, readonly string[]>>
+  /** Users of an OpenID provider (tokens as passwords); absent: none. */
+  readonly oidc: OidcConfig | undefined
   /** Users from a directory; absent: none. */
   readonly ldap: LdapConfig | undefined
   /** The Docker token flow; absent: Basic credentials on every request. */

@@ -179,6 +179,12 @@ const auth = fields({
     cacheTTL: doc(v.optional(duration(), '60s'), 'how long a login and a user\'s existence are remembered'),
     timeout: doc(v.optional(duration(), '5s'), 'how long the directory may take to connect or answer'),
   })), 'users from an LDAP directory or Active Directory; access rules name their groups as `group:NAME`', 'none'),
+  oidc: doc(v.optional(fields({
+    issuer: doc(httpUrl('the issuer URL of an OpenID provider'), 'the provider; its keys come from `<issuer>/.well-known/openid-configuration`', '(required)'),
+    audience: doc(text('a client id'), 'the audience a token must be for (the client id ferry is registered as)', '(required)'),
+    usernameClaim: doc(v.optional(text('a claim name'), 'preferred_username'), 'the claim that names the user (the name given to `docker login` must be it)'),
+    groupsClaim: doc(v.optional(text('a claim name'), 'groups'), 'the claim that lists the user\'s groups'),
+  })), 'users of an OpenID provider: `docker login -u NAME -p <a token the provider issued>`', 'none'),
   token: doc(v.optional(fields({
     keyFile: doc(text('the path of a PKCS#8 PEM private key (EC P-256 or RSA)'), 'the signing key', '(required)'),
     service: doc(v.optional(text('a service name'), 'ferry'), 'the token service\'s name'),
