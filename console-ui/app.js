@@ -303,7 +303,8 @@ function loginPage () {
   } },
   h('label', {}, 'User', h('input', { name: 'username', autocomplete: 'username', required: true })),
   h('label', {}, 'Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
-  h('button', { type: 'submit', class: 'primary' }, 'Log in'), msg)
+  h('button', { type: 'submit', class: 'primary' }, 'Log in'),
+  me.oidc ? h('a', { href: `${API}session/oidc`, 'data-oidc': true }, 'Sign in with your organisation (OpenID)') : '', msg)
   show('Log in', form)
 }
 

@@ -253,15 +253,17 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   const logins = new LoginLimits()
   onBcryptCompare(() => metrics.passwordChecks.inc())
   let gate: Gate | undefined
+  let oidcSource: import('./auth/oidc.ts').OidcSource | undefined
   if (config.auth !== undefined) {
     const a = config.auth
     const robots = new RobotSource(state)
     // ldapts is loaded only for a region that names a directory
     const LdapSource = a.ldap !== undefined ? (await import('./auth/ldap.ts')).LdapSource : undefined
     const OidcSource = a.oidc !== undefined ? (await import('./auth/oidc.ts')).OidcSource : undefined
+    oidcSource = a.oidc !== undefined && OidcSource !== undefined ? new OidcSource(a.oidc, log.child({ part: 'oidc' })) : undefined
     gate = new Gate({
       // the directory last: while it is down, robots and local users still log in
-      identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : []), ...(a.ldap !== undefined && LdapSource !== undefined ? [new LdapSource(a.ldap, log.child({ part: 'ldap' }))] : []), ...(a.oidc !== undefined && OidcSource !== undefined ? [new OidcSource(a.oidc, log.child({ part: 'oidc' }))] : [])]),
+      identities: new IdentitySources([robots, new StaticUsers(a.users, a.groups), ...(a.htpasswd !== undefined ? [new HtpasswdSource(a.htpasswd, a.groups, log)] : []), ...(a.ldap !== undefined && LdapSource !== undefined ? [new LdapSource(a.ldap, log.child({ part: 'ldap' }))] : []), ...(oidcSource !== undefined ? [oidcSource] : [])]),
       policy: new AccessPolicy(a.access),
       limits: logins,
       tls: config.tls !== undefined,
@@ -319,7 +321,12 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     setImmediate(beat)
     closers.push(async () => { clearInterval(beating); await traffic.close(); await usage.close() })
     const sessions = new Sessions(regionSecret !== undefined ? { regionSecret: () => regionSecret.get() } : { file: join(dir, 'session.key') }, { secure: config.tls !== undefined })
+    const o = config.auth?.oidc
+    const oidcSignIn = o !== undefined && o.clientSecretEnv !== undefined && o.redirectUri !== undefined
+      ? new (await import('./console/oidc-signin.ts')).OidcSignIn({ issuer: o.issuer, clientId: o.audience, clientSecretEnv: o.clientSecretEnv, redirectUri: o.redirectUri, usernameClaim: o.usernameClaim, groupsClaim: o.groupsClaim }, sessions)
+      : undefined
     const api = new ConsoleApi({
+      ...(oidcSignIn !== undefined && oidcSource !== undefined ? { oidc: { signIn: oidcSignIn, remember: (user: string, until: number) => { oidcSource!.remember(user, until) } } } : {}),
       region: config.region,
       gate,
       sessions,

@@ -17,6 +17,9 @@ export interface OidcConfig {
   readonly audience: string
   readonly usernameClaim: string
   readonly groupsClaim: string
+  /** The console's sign-in through the provider: both set, or it is off. */
+  readonly clientSecretEnv: string | undefined
+  readonly redirectUri: string | undefined
 }
 
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
@@ -67,6 +70,11 @@ export class OidcSource implements IdentitySource {
     const exp = typeof claims.exp === 'number' ? claims.exp * 1000 : Date.now()
     this.until.set(user, Math.max(exp, this.until.get(user) ?? 0))
     return { kind: 'user', name, groups }
+  }
+
+  /** A user the console signed in through the provider, known until their ID token expires. */
+  remember (user: string, untilMs: number): void {
+    this.until.set(user, Math.max(untilMs, this.until.get(user) ?? 0))
   }
 
   async knows (user: string): Promise<boolean> {

@@ -239,7 +239,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
           htpasswd: a.htpasswd === undefined ? undefined : resolve(a.htpasswd),
           users: a.users,
           groups: a.groups,
-          oidc: a.oidc === undefined ? undefined : { issuer: a.oidc.issuer, audience: a.oidc.audience, usernameClaim: a.oidc.usernameClaim, groupsClaim: a.oidc.groupsClaim },
+          oidc: a.oidc === undefined ? undefined : { issuer: a.oidc.issuer, audience: a.oidc.audience, usernameClaim: a.oidc.usernameClaim, groupsClaim: a.oidc.groupsClaim, clientSecretEnv: a.oidc.clientSecretEnv, redirectUri: a.oidc.redirectUri },
           ldap: a.ldap === undefined
             ? undefined
             : {

@@ -184,6 +184,8 @@ const auth = fields({
     audience: doc(text('a client id'), 'the audience a token must be for (the client id ferry is registered as)', '(required)'),
     usernameClaim: doc(v.optional(text('a claim name'), 'preferred_username'), 'the claim that names the user (the name given to `docker login` must be it)'),
     groupsClaim: doc(v.optional(text('a claim name'), 'groups'), 'the claim that lists the user\'s groups'),
+    clientSecretEnv: doc(v.optional(envName('the client secret')), 'for the console\'s sign-in through the provider: NAME of the variable holding ferry\'s client secret', 'none: no sign-in button'),
+    redirectUri: doc(v.optional(httpUrl('this ferry\'s callback URL')), 'for the console\'s sign-in: `https://<ferry as browsers reach it>/_ferry/api/v1/session/oidc/callback`, registered at the provider', 'none'),
   })), 'users of an OpenID provider: `docker login -u NAME -p <a token the provider issued>`', 'none'),
   token: doc(v.optional(fields({
     keyFile: doc(text('the path of a PKCS#8 PEM private key (EC P-256 or RSA)'), 'the signing key', '(required)'),

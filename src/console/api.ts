@@ -21,6 +21,7 @@ import { openApiDocument } from './openapi.ts'
 import { CSRF_HEADER, type Sessions } from './session.ts'
 import type { Traffic } from './traffic.ts'
 import type { ProxyRoll } from './figure-stores.ts'
+import type { OidcSignIn } from './oidc-signin.ts'
 
 import { API_PREFIX } from './paths.ts'
 
@@ -38,6 +39,8 @@ export interface ConsoleDeps {
   readonly cacheMaxBytes: number
   readonly peers: readonly string[]
   readonly auditFile: string | undefined
+  /** Sign-in through an OpenID provider, and how to tell its source the user is known. */
+  readonly oidc?: { readonly signIn: OidcSignIn, readonly remember: (user: string, untilMs: number) => void }
 }
 
 const ANONYMOUS: Authenticated = { principal: { name: 'anonymous', kind: 'anonymous' }, who: undefined, granted: undefined }
@@ -57,6 +60,24 @@ export class ConsoleApi {
     if (route === 'session') {
       if (method === 'POST') return await this.login(c)
       if (method === 'DELETE') return this.logout(c)
+    }
+    if (route === 'session/oidc' || route === 'session/oidc/callback') {
+      if (this.d.oidc === undefined) throw new OciError('UNSUPPORTED', 404, 'no sign-in through an OpenID provider is configured')
+      if (method !== 'GET') throw new OciError('UNSUPPORTED', 405, 'GET only')
+      if (route === 'session/oidc') {
+        const { location, cookie } = await this.d.oidc.signIn.begin()
+        c.res.writeHead(302, { location, 'set-cookie': cookie, 'cache-control': 'no-store', 'content-length': 0 })
+        c.res.end()
+        return
+      }
+      c.consoleAction = { action: 'login', reference: 'oidc' }
+      const { who, expiresAt, clearCookie } = await this.d.oidc.signIn.finish(c.query, c.req.headers.cookie)
+      c.principal = { name: who.name, kind: who.kind }
+      this.d.oidc.remember(who.name, expiresAt)
+      const { cookies } = await this.d.sessions.start(who)
+      c.res.writeHead(302, { location: '/ui/#/', 'set-cookie': [...cookies, clearCookie], 'cache-control': 'no-store', 'content-length': 0 })
+      c.res.end()
+      return
     }
     const caller = await this.caller(c)
     if (method !== 'GET' && method !== 'HEAD') this.checkWrite(c, caller)
@@ -153,6 +174,7 @@ export class ConsoleApi {
       kind: caller.auth.principal.kind,
       admin: this.d.gate !== undefined && caller.auth.who !== undefined && this.d.gate.isAdmin(caller.auth),
       authRequired: this.d.gate !== undefined,
+      oidc: this.d.oidc !== undefined,
       csrf: caller.csrf,
     }
   }
@@ -170,7 +192,7 @@ export class ConsoleApi {
     c.principal = { name: who.name, kind: who.kind }
     const auth: Authenticated = { principal: c.principal, who, granted: undefined }
     const { cookies, csrf } = await this.d.sessions.start(who)
-    this.json(c, 200, { user: who.name, kind: who.kind, admin: gate.isAdmin(auth), authRequired: true, csrf }, { 'set-cookie': cookies })
+    this.json(c, 200, { user: who.name, kind: who.kind, admin: gate.isAdmin(auth), authRequired: true, oidc: this.d.oidc !== undefined, csrf }, { 'set-cookie': cookies })
   }
 
   private logout (c: Call): void {

@@ -28,7 +28,7 @@ const descriptor = {
 
 const schemas = {
   Error: obj({ errors: { type: 'array', items: obj({ code: str, message: str, detail: {} }) } }),
-  Session: obj({ user: str, kind: { enum: ['user', 'robot', 'replicator', 'anonymous'] }, admin: { type: 'boolean' }, authRequired: { type: 'boolean' }, csrf: str }, ['csrf']),
+  Session: obj({ user: str, kind: { enum: ['user', 'robot', 'replicator', 'anonymous'] }, admin: { type: 'boolean' }, authRequired: { type: 'boolean' }, oidc: { type: 'boolean' }, csrf: str }, ['csrf']),
   Overview: obj({
     region: str,
     proxies: { type: 'array', items: obj({ proxy: str, seenAt: int }) },
@@ -124,6 +124,8 @@ const DOCUMENT = {
       },
       delete: { summary: 'Log out', responses: ok('LoggedOut') },
     },
+    '/session/oidc': { get: { summary: 'Sign in through the OpenID provider: a redirect to it (authorization code flow with PKCE)', responses: { 302: { description: 'to the provider' } } } },
+    '/session/oidc/callback': { get: { summary: 'The provider\'s redirect back: sets the session cookie, then to /ui/', responses: { 302: { description: 'to the console' } } } },
     '/overview': { get: { summary: 'The region at a glance: cache, hit ratio and bytes over 1 h, 24 h, 7 d, upstream health, replication lag', responses: ok('Overview') } },
     '/repositories': {
       get: {

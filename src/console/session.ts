@@ -61,6 +61,25 @@ export class Sessions {
     return { cookies: [this.cookie(SESSION_COOKIE, jwt, true, SESSION_SECONDS), this.cookie(CSRF_COOKIE, csrf, false, SESSION_SECONDS)], csrf }
   }
 
+  /** A short-lived signed value for `audience` (the OpenID sign-in's state), with the session key. */
+  async seal (claims: Record<string, string>, audience: string, seconds: number): Promise<string> {
+    return await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setAudience(audience).setIssuedAt().setExpirationTime(`${seconds}s`).sign(await this.signingKey())
+  }
+
+  /** What `seal` made, or undefined (forged, expired, for another audience). */
+  async unseal (jwt: string, audience: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      return (await jwtVerify(jwt, await this.signingKey(), { audience, algorithms: ['HS256'] })).payload
+    } catch {
+      return undefined
+    }
+  }
+
+  /** A cookie for the sign-in's way to the provider and back: Lax, since the provider's redirect back is cross-site. */
+  flowCookie (name: string, value: string, path: string, maxAge: number): string {
+    return `${name}=${value}; Path=${path}; Max-Age=${maxAge}; SameSite=Lax; HttpOnly${this.secure ? '; Secure' : ''}`
+  }
+
   /** Cookies that end the session in the browser. */
   end (): string[] {
     return [this.cookie(SESSION_COOKIE, '', true, 0), this.cookie(CSRF_COOKIE, '', false, 0)]

@@ -11,19 +11,21 @@ import { freePort } from './procs.ts'
 export interface Oidc {
   readonly issuer: string
   readonly clientId: string
+  readonly clientSecret: string
   /** An ID token for `user` with `groups`, by the code flow. */
   idToken (user: string): Promise<string>
   stop (): Promise<void>
 }
 
-export async function startOidc (groups: Record<string, string[]>): Promise<Oidc> {
+/** `redirects`: more redirect URIs the client may use (a ferry's console callback). */
+export async function startOidc (groups: Record<string, string[]>, redirects: string[] = []): Promise<Oidc> {
   const port = await freePort()
   const issuer = `http://127.0.0.1:${port}`
   const clientId = 'ferry'
   const clientSecret = randomBytes(16).toString('hex')
   const redirect = 'http://127.0.0.1:9/callback'
   const provider = new Provider(issuer, {
-    clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirect], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post' }],
+    clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirect, ...redirects], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post' }],
     findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub, preferred_username: sub, groups: groups[sub] ?? [] }) }),
     claims: { openid: ['sub'], profile: ['preferred_username'], groups: ['groups'] },
     conformIdTokenClaims: false,
@@ -72,7 +74,7 @@ export async function startOidc (groups: Record<string, string[]>): Promise<Oidc
   }
 
   return {
-    issuer, clientId, idToken,
+    issuer, clientId, clientSecret, idToken,
     stop: async () => { await new Promise<void>(resolve => { server.close(() => resolve()); server.closeAllConnections() }) },
   }
 }

@@ -8,11 +8,13 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { SignJWT } from 'jose'
 import t from 'tap'
+import puppeteer from 'puppeteer-core'
 import { startDockerd } from '../helpers/dockerd.ts'
 import { startFerry, type Ferry } from '../helpers/ferry.ts'
 import { get } from '../helpers/http.ts'
 import { image, OCI_MANIFEST, pushImage, type Image } from '../helpers/images.ts'
 import { startOidc, type Oidc } from '../helpers/oidc.ts'
+import { freePort, scratchDir } from '../helpers/procs.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
 import { registerSecret } from '../helpers/secrets.ts'
 
@@ -23,15 +25,22 @@ let teamA: Image
 
 const basic = (user: string, password: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`, accept: OCI_MANIFEST })
 
+let port = 0
+const callback = (): string => `http://127.0.0.1:${port}/_ferry/api/v1/session/oidc/callback`
+
 t.before(async () => {
-  oidc = await startOidc({ alice: ['team-a'], bob: [] })
+  port = await freePort()
+  oidc = await startOidc({ alice: ['team-a'], bob: [] }, [callback()])
+  registerSecret(oidc.clientSecret)
   upstream = await startRegistry()
   teamA = await image()
   await pushImage(upstream.url, 'team-a/app', 'v1', teamA)
   ferry = await startFerry({
+    env: { OIDC_CLIENT_SECRET: oidc.clientSecret },
     config: {
+      listen: `127.0.0.1:${port}`,
       upstreams: [{ name: 'up', url: upstream.url, default: true }],
-      auth: { oidc: { issuer: oidc.issuer, audience: oidc.clientId }, access: [{ repositories: ['team-a/**'], allow: { 'group:team-a': 'reader' } }] },
+      auth: { oidc: { issuer: oidc.issuer, audience: oidc.clientId, clientSecretEnv: 'OIDC_CLIENT_SECRET', redirectUri: callback() }, access: [{ repositories: ['team-a/**'], allow: { 'group:team-a': 'reader' } }] },
     },
   })
 })
@@ -75,4 +84,26 @@ t.test('docker login with the token, then docker pull', async t => {
   t.match(login, /Login Succeeded/)
   const pulled = await docker.docker(['pull', `${ferry.host}/team-a/app:v1`])
   t.match(pulled, teamA.manifest.digest, 'docker pulled it with the provider\'s token')
+})
+
+t.test('the console signs in through the provider (code flow with PKCE) in a real browser', async t => {
+  const browser = await puppeteer.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, userDataDir: scratchDir('ferry-chromium-oidc-'), args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'] })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  await page.goto(`${ferry.url}/ui/`)
+  await page.waitForSelector('[data-oidc]')
+  await Promise.all([page.waitForNavigation(), page.click('[data-oidc]')])
+  t.match(page.url(), oidc.issuer, 'the browser is at the provider')
+  await page.waitForSelector('input[name=login]')
+  await page.type('input[name=login]', 'alice')
+  await page.type('input[name=password]', 'anything')
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')])
+  // the provider asks for consent once
+  if (await page.$('input[name=prompt][value=consent]') !== null) await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')])
+  await page.waitForSelector('[data-user="alice"]', { timeout: 15_000 })
+  t.equal(new URL(page.url()).origin, ferry.url, 'back at the console')
+  const repos = await page.evaluate(async () => await (await fetch('/_ferry/api/v1/repositories')).json()) as { repositories: { name: string }[] }
+  t.same(repos.repositories.map(r => r.name), ['team-a/app'], 'signed in as alice, with her group')
+  const forged = await get(`${ferry.url}/_ferry/api/v1/session/oidc/callback?code=abc&state=guessed`)
+  t.equal(forged.status, 403, 'a callback that no sign-in here started: 403')
 })
