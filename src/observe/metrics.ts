@@ -161,6 +161,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly rateLimitReset = new Gauge({
+    name: 'ferry_upstream_ratelimit_reset_seconds',
+    help: 'Seconds until the upstream takes requests again, from its last 429\'s Retry-After (0 while it answers).',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  })
+
   readonly rateLimitLimit = new Gauge({
     name: 'ferry_upstream_ratelimit_limit',
     help: 'The upstream\'s rate limit per window, as it last reported (RateLimit-Limit).',

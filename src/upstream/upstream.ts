@@ -102,6 +102,13 @@ export class Upstream {
     await this.pacer?.before()
     const res = await this.client.request({ method, path: `/v2/${repo}/${path}`, headers, resource, scope: `repository:${repo}:pull` })
     this.pacer?.observe(res.headers)
+    // time to reset: what a 429 says in Retry-After (seconds, or an HTTP date), counted down by the gauge's readers from when it was said
+    if (res.status === 429) {
+      const after = retryAfterSeconds(res.headers['retry-after'])
+      if (after !== undefined) this.metrics.rateLimitReset.set({ upstream: this.name }, after)
+    } else if (res.status < 400) {
+      this.metrics.rateLimitReset.set({ upstream: this.name }, 0)
+    }
     const limit = this.health.observeHeaders(res.headers)
     if (limit !== undefined) {
       this.metrics.rateLimitRemaining.set({ upstream: this.name }, limit.remaining)
@@ -259,4 +266,13 @@ function nextLink (header: string | string[] | undefined): string | undefined {
   const v = Array.isArray(header) ? header[0] : header
   if (v === undefined) return undefined
   return /<([^>]*)>\s*;\s*rel="?next"?/i.exec(v)?.[1]
+}
+
+/** Retry-After as seconds from now: a number of seconds, or an HTTP date. */
+function retryAfterSeconds (v: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(v) ? v[0] : v
+  if (text === undefined) return undefined
+  if (/^\d+$/.test(text.trim())) return Number(text.trim())
+  const at = Date.parse(text)
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.round((at - Date.now()) / 1000))
 }

@@ -37,7 +37,8 @@ t.before(async () => {
     `dn: ou=people,${s}`, 'objectClass: organizationalUnit', 'ou: people', '',
     `dn: ou=groups,${s}`, 'objectClass: organizationalUnit', 'ou: groups', '',
     `dn: uid=alice,ou=people,${s}`, 'objectClass: inetOrgPerson', 'uid: alice', 'cn: Alice', 'sn: A', `userPassword: ${ALICE}`, '',
-    `dn: uid=bob,ou=people,${s}`, 'objectClass: inetOrgPerson', 'uid: bob', 'cn: Bob', 'sn: B', `userPassword: ${BOB}`, '',
+    // bob's groups are DNs in an attribute of his own entry, as Active Directory's memberOf
+    `dn: uid=bob,ou=people,${s}`, 'objectClass: inetOrgPerson', 'uid: bob', 'cn: Bob', 'sn: B', `userPassword: ${BOB}`, `seeAlso: cn=team-b,ou=groups,${s}`, '',
     `dn: cn=team-a,ou=groups,${s}`, 'objectClass: groupOfNames', 'cn: team-a', `member: uid=alice,ou=people,${s}`, '',
   ].join('\n') + '\n', ADMIN)
   upstream = await startRegistry()
@@ -77,6 +78,22 @@ t.test('a directory user pulls by their group', async t => {
   t.ok(ok.body.equals(teamA.manifest.bytes))
   const bob = await manifest(basic('bob', BOB))
   t.equal(bob.status, 403, 'bob, in no group the rules name, is denied')
+})
+
+t.test('groups from an attribute of the user\'s entry (memberOf in Active Directory)', async t => {
+  const byAttribute = await startFerry({
+    env: { LDAP_BIND_PASSWORD: ADMIN },
+    config: {
+      upstreams: [{ name: 'up', url: upstream.url, default: true }],
+      auth: {
+        ldap: { url: slapd.url, bindDN: slapd.adminDN, bindPasswordEnv: 'LDAP_BIND_PASSWORD', userBase: 'ou=people,dc=example,dc=org', groupAttribute: 'seeAlso', timeout: '2s' },
+        access: [{ repositories: ['team-a/**'], allow: { 'group:team-b': 'reader' } }],
+      },
+    },
+  })
+  t.teardown(() => byAttribute.stop())
+  t.equal((await get(`${byAttribute.url}/v2/team-a/app/manifests/v1`, basic('bob', BOB))).status, 200, 'bob is in team-b by the DN in his entry')
+  t.equal((await get(`${byAttribute.url}/v2/team-a/app/manifests/v1`, basic('alice', ALICE))).status, 403, 'alice is not')
 })
 
 t.test('wrong and empty passwords, and names that rewrite the filter, get nobody in', async t => {

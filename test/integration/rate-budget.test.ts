@@ -56,6 +56,7 @@ t.test('budget spent: a cold pull gets 429 with Retry-After; cached tags are sti
   t.equal(cold.status, 429, 'the upstream\'s 429 is passed on')
   t.equal(cold.header('retry-after'), '3600', 'with its Retry-After')
   t.equal((JSON.parse(cold.body.toString()) as { errors: { code: string }[] }).errors[0]!.code, 'TOOMANYREQUESTS')
+  t.match((await get(`${ferry.url}/metrics`)).body.toString(), /ferry_upstream_ratelimit_reset_seconds\{upstream="hub"\} 3600\b/, 'the time to reset is exported, from Retry-After')
   await pastTTL()
   const cached = await pull('v2')
   t.equal(cached.status, 200, 'v2, cached, is served')
@@ -74,4 +75,5 @@ t.test('budget back: tags are revalidated with a HEAD, which costs nothing', asy
   t.equal(fresh.header('warning'), undefined, 'no Warning')
   t.equal(hub.seen('HEAD', '/v2/team/app/manifests/v1'), heads + 1, 'one HEAD')
   t.equal(hub.seen('GET', '/v2/team/app/manifests/v1'), gets, 'no GET: the tag had not moved')
+  t.match((await get(`${ferry.url}/metrics`)).body.toString(), /ferry_upstream_ratelimit_reset_seconds\{upstream="hub"\} 0\b/, 'and the time to reset is back to 0')
 })
