@@ -46,15 +46,8 @@ try {
     const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, flags)
     stops.push(() => ferry.stop())
     const cold = await pullImages(ferry.url, images, 32, 1)
-    resetPeak(ferry.pids())
-    const ferryCpu = cpuSeconds(ferry.pids())
-    const runs = await traced(ferry.pids(), 'ferry over the warm small-image load', async () => {
-      const out = []
-      for (let i = 0; i < 3; i++) out.push(await pullImagesWrk(ferry.url, images, 32, 5))
-      return out
-    })
-    const ferryUs = (cpuSeconds(ferry.pids()) - ferryCpu) * 1e6 / runs.reduce((n, r) => n + r.requests, 0)
-    process.stdout.write(`ferry small: cold ${cold.rate.toFixed(0)} pulls/s; warm ${runs.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; CPU ${ferryUs.toFixed(1)} µs/request; peak RSS ${(peakRss(ferry.pids()) / MiB).toFixed(0)} MiB\n`)
+    const warm = await warmSmall(ferry, images, 'ferry over the warm small-image load')
+    process.stdout.write(`ferry small: cold ${cold.rate.toFixed(0)} pulls/s; warm ${warm}\n`)
     await ferry.stop()
     // the Node.js limit in the same run, for the ratio the issue's target is about
     const nodeLimit = await startNodeLimit(join(dir, 'node-limit'), upstream.url, images.flatMap(img => [
@@ -62,15 +55,7 @@ try {
       ...img.blobs.map(b => [`/v2/${img.repo}/blobs/${b.digest}`, null] as [string, string | null]),
     ]), flags)
     stops.push(() => nodeLimit.stop())
-    resetPeak(nodeLimit.pids())
-    const limitCpu = cpuSeconds(nodeLimit.pids())
-    const limits = await traced(nodeLimit.pids(), 'the Node limit over the same load', async () => {
-      const out = []
-      for (let i = 0; i < 3; i++) out.push(await pullImagesWrk(nodeLimit.url, images, 32, 5))
-      return out
-    })
-    const limitUs = (cpuSeconds(nodeLimit.pids()) - limitCpu) * 1e6 / limits.reduce((n, r) => n + r.requests, 0)
-    process.stdout.write(`node limit:  warm ${limits.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; CPU ${limitUs.toFixed(1)} µs/request; peak RSS ${(peakRss(nodeLimit.pids()) / MiB).toFixed(0)} MiB\n`)
+    process.stdout.write(`node limit:  warm ${await warmSmall(nodeLimit, images, 'the Node limit over the same load')}\n`)
   }
   const digests: string[] = []
   for (let i = 0; i < (small ? 0 : runs * 2); i++) {
@@ -147,4 +132,17 @@ async function traced<T> (pids: number[], label: string, work: () => Promise<T>)
       : readFileSync(out, 'utf8')
     process.stdout.write(`${label} (${perf ? 'perf record -e cpu-clock' : 'strace -c -f'}):\n${report}\n`)
   }
+}
+
+/** Three 5 s wrk passes of the warm small-image load on `t` (traced if asked): rates, p99s, CPU per request, peak RSS. */
+async function warmSmall (t: Target, images: Parameters<typeof pullImagesWrk>[1], label: string): Promise<string> {
+  resetPeak(t.pids())
+  const cpu = cpuSeconds(t.pids())
+  const runs = await traced(t.pids(), label, async () => {
+    const out = []
+    for (let i = 0; i < 3; i++) out.push(await pullImagesWrk(t.url, images, 32, 5))
+    return out
+  })
+  const us = (cpuSeconds(t.pids()) - cpu) * 1e6 / runs.reduce((n, r) => n + r.requests, 0)
+  return `${runs.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; CPU ${us.toFixed(1)} µs/request; peak RSS ${(peakRss(t.pids()) / MiB).toFixed(0)} MiB`
 }

@@ -53,7 +53,7 @@ import { Sessions } from './console/session.ts'
 import { StaticFiles } from './console/static-files.ts'
 import { Traffic } from './console/traffic.ts'
 import { Webhooks } from './observe/webhooks.ts'
-import { FileDeadLetters, RedisDeadLetters } from './observe/webhook-dead-letters.ts'
+import { deadLettersOf } from './observe/webhook-dead-letters.ts'
 import { FileTrafficStore, FileUsageStore, LocalRoll, RedisRoll, RedisTrafficStore, RedisUsageStore } from './console/figure-stores.ts'
 import { Usage } from './console/usage.ts'
 import { HtpasswdSource, StaticUsers } from './auth/identity.ts'
@@ -299,7 +299,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     const webhooks = new Webhooks({
       hooks: config.webhooks,
       source: `ferry/${config.region}`,
-      deadLetters: redis !== undefined ? new RedisDeadLetters(redis, keyPrefix) : new FileDeadLetters(join(config.data, 'state', 'webhook-dead-letters.jsonl')),
+      deadLetters: deadLettersOf(config, redis),
       log: log.child({ part: 'webhooks' }),
     })
     for (const u of upstreams) u.health.onDown = error => { webhooks.emit('upstream.down', u.name, { upstream: u.name, url: u.config.url.origin, error }) }
@@ -322,8 +322,8 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     closers.push(async () => { clearInterval(beating); await traffic.close(); await usage.close() })
     const sessions = new Sessions(regionSecret !== undefined ? { regionSecret: () => regionSecret.get() } : { file: join(dir, 'session.key') }, { secure: config.tls !== undefined })
     const o = config.auth?.oidc
-    const oidcSignIn = o !== undefined && o.clientSecretEnv !== undefined && o.redirectUri !== undefined
-      ? new (await import('./console/oidc-signin.ts')).OidcSignIn({ issuer: o.issuer, clientId: o.audience, clientSecretEnv: o.clientSecretEnv, redirectUri: o.redirectUri, usernameClaim: o.usernameClaim, groupsClaim: o.groupsClaim }, sessions)
+    const oidcSignIn = o !== undefined && o.clientSecretEnv !== undefined && o.redirectUri !== undefined && oidcSource !== undefined
+      ? new (await import('./console/oidc-signin.ts')).OidcSignIn({ clientId: o.audience, clientSecretEnv: o.clientSecretEnv, redirectUri: o.redirectUri, usernameClaim: o.usernameClaim, groupsClaim: o.groupsClaim }, oidcSource.provider, sessions)
       : undefined
     const api = new ConsoleApi({
       ...(oidcSignIn !== undefined && oidcSource !== undefined ? { oidc: { signIn: oidcSignIn, remember: (user: string, until: number) => { oidcSource!.remember(user, until) } } } : {}),

@@ -50,8 +50,8 @@ export class LdapSource implements IdentitySource {
   private readonly c: LdapConfig
   private readonly log: Logger
   private readonly tls: { ca: Buffer } | undefined
-  private readonly verified = boundedCache<string, Identity>(10_000, { ttl: 60_000 })
-  private readonly known = boundedCache<string, boolean>(10_000, { ttl: 60_000 })
+  private readonly verified: ReturnType<typeof boundedCache<string, Identity>>
+  private readonly known: ReturnType<typeof boundedCache<string, boolean>>
 
   constructor (config: LdapConfig, log: Logger) {
     this.c = config

@@ -24,38 +24,63 @@ export interface OidcConfig {
 
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
+/** An OpenID provider as its discovery document describes it (fetched once): its endpoints and its keys. */
+export interface ProviderEndpoints {
+  readonly authorizationEndpoint: string | undefined
+  readonly tokenEndpoint: string | undefined
+  readonly keys: ReturnType<typeof createRemoteJWKSet>
+}
+
+export class OidcProvider {
+  readonly issuer: string
+  private readonly log: Logger
+  private found: ProviderEndpoints | undefined
+
+  constructor (issuer: string, log: Logger) {
+    this.issuer = issuer
+    this.log = log
+  }
+
+  /** The provider's endpoints and keys; 503 while its discovery document cannot be read or does not match its issuer. */
+  async endpoints (): Promise<ProviderEndpoints> {
+    if (this.found !== undefined) return this.found
+    const url = `${this.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`
+    let doc: { issuer?: unknown, jwks_uri?: unknown, authorization_endpoint?: unknown, token_endpoint?: unknown }
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(5000) })
+      if (!res.ok) throw new Error(`${url} answered ${res.status}`)
+      doc = await res.json() as typeof doc
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, issuer: this.issuer }, 'OpenID discovery failed')
+      throw new OciError('UNAVAILABLE', 503, 'the OpenID provider is unavailable', { issuer: this.issuer })
+    }
+    if (doc.issuer !== this.issuer || typeof doc.jwks_uri !== 'string') throw new OciError('UNAVAILABLE', 503, 'the OpenID provider\'s discovery document does not match its issuer', { issuer: this.issuer })
+    this.found = {
+      authorizationEndpoint: typeof doc.authorization_endpoint === 'string' ? doc.authorization_endpoint : undefined,
+      tokenEndpoint: typeof doc.token_endpoint === 'string' ? doc.token_endpoint : undefined,
+      keys: createRemoteJWKSet(new URL(doc.jwks_uri), { timeoutDuration: 5000 }),
+    }
+    return this.found
+  }
+}
+
 export class OidcSource implements IdentitySource {
   private readonly c: OidcConfig
   private readonly log: Logger
-  private keys: ReturnType<typeof createRemoteJWKSet> | undefined
+  /** The provider, shared with the console's sign-in (one discovery, one key set). */
+  readonly provider: OidcProvider
   /** user -> when their latest verified token expires (ms). */
   private readonly until = boundedCache<string, number>(100_000)
 
   constructor (config: OidcConfig, log: Logger) {
     this.c = config
     this.log = log
-  }
-
-  private async jwks (): Promise<ReturnType<typeof createRemoteJWKSet>> {
-    if (this.keys !== undefined) return this.keys
-    const url = `${this.c.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`
-    let doc: { issuer?: unknown, jwks_uri?: unknown }
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(5000) })
-      if (!res.ok) throw new Error(`${url} answered ${res.status}`)
-      doc = await res.json() as typeof doc
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, issuer: this.c.issuer }, 'OpenID discovery failed')
-      throw new OciError('UNAVAILABLE', 503, 'the OpenID provider is unavailable', { issuer: this.c.issuer })
-    }
-    if (doc.issuer !== this.c.issuer || typeof doc.jwks_uri !== 'string') throw new OciError('UNAVAILABLE', 503, 'the OpenID provider\'s discovery document does not match its issuer', { issuer: this.c.issuer })
-    this.keys = createRemoteJWKSet(new URL(doc.jwks_uri), { timeoutDuration: 5000 })
-    return this.keys
+    this.provider = new OidcProvider(config.issuer, log)
   }
 
   async verify (user: string, password: string): Promise<Identity | undefined> {
     if (!JWT.test(password)) return undefined
-    const keys = await this.jwks()
+    const { keys } = await this.provider.endpoints()
     let claims: JWTPayload
     try {
       ({ payload: claims } = await jwtVerify(password, keys, { issuer: this.c.issuer, audience: this.c.audience }))

@@ -1,5 +1,4 @@
 // ferry webhooks --dead-letters: the events no receiver took, for an operator.
-import { join } from 'node:path'
 import { loadRegion } from '../config/load.ts'
 import { createLogger } from '../observe/logger.ts'
 import { defineCommand, requireConfig, UsageError } from './command.ts'
@@ -21,17 +20,14 @@ export const webhooksCommand = defineCommand({
     const file = requireConfig(values.config, 'webhooks', usage)
     if (values['dead-letters'] !== true) throw new UsageError('ferry webhooks: say what to print (--dead-letters)', usage)
     const config = await loadRegion(file)
-    const { FileDeadLetters, RedisDeadLetters } = await import('../observe/webhook-dead-letters.ts')
-    if (config.state.type !== 'redis') {
-      for (const l of await new FileDeadLetters(join(config.data, 'state', 'webhook-dead-letters.jsonl')).list()) console.log(JSON.stringify(l))
-      return 0
-    }
+    const { deadLettersOf } = await import('../observe/webhook-dead-letters.ts')
     const { openState } = await import('../state/open-state.ts')
-    const opened = await openState(config, createLogger('error'), { readyWithinMs: 10_000 })
+    // the embedded state opens no connection; a region's Redis holds its dead letters
+    const opened = config.state.type === 'redis' ? await openState(config, createLogger('error'), { readyWithinMs: 10_000 }) : undefined
     try {
-      for (const l of await new RedisDeadLetters(opened.redis!, config.state.keyPrefix).list()) console.log(JSON.stringify(l))
+      for (const l of await deadLettersOf(config, opened?.redis).list()) console.log(JSON.stringify(l))
     } finally {
-      await opened.close()
+      await opened?.close()
     }
     return 0
   },

@@ -200,7 +200,7 @@ export class ConsoleApi {
   }
 
   private async overview (_caller: Caller): Promise<unknown> {
-    const windows = await this.d.traffic.windows()
+    const { windows, series } = await this.d.traffic.summary(24 * 3600_000)
     const gauge = async (g: { get: () => Promise<{ values: { value: number }[] }> }): Promise<number> => (await g.get()).values.reduce((n, v) => n + v.value, 0)
     const replication = await Promise.all(this.d.peers.map(async peer => {
       try {
@@ -215,7 +215,7 @@ export class ConsoleApi {
       proxies: await this.d.proxies.seen().catch(() => []),
       cache: { bytes: await gauge(this.d.metrics.cacheBytes), blobs: await gauge(this.d.metrics.cacheBlobs), maxBytes: this.d.cacheMaxBytes },
       windows: Object.fromEntries(Object.entries(windows).map(([name, w]) => [name, { ...w.total, hitRatio: ratio(w.total.hits, w.total.misses), byUpstream: Object.fromEntries(Object.entries(w.byUpstream).map(([u, x]) => [u, { ...x, hitRatio: ratio(x.hits, x.misses) }])) }])),
-      series: await this.d.traffic.series(24 * 3600_000),
+      series,
       upstreams: this.d.upstreams.map(u => {
         const h = u.health.view()
         return { name: u.name, url: u.config.url.origin, prefix: u.config.prefix ?? null, ...nullable(h), rateLimit: h.rateLimit === undefined ? null : nullable(h.rateLimit) }

@@ -88,7 +88,8 @@ export class ContentViews {
   /** Every tag of `repo`, newest mapping of each. */
   async tags (repo: string): Promise<TagRow[]> {
     const names = await this.state.tags.list(repo)
-    if (names.length === 0 && !(await this.state.links.repositories()).includes(repo)) throw new NameUnknown(repo)
+    // a repository with no tags is known when it holds anything (not by listing every repository)
+    if (names.length === 0 && (await this.state.links.list(repo, 'manifest')).length === 0 && (await this.state.links.list(repo, 'blob')).length === 0) throw new NameUnknown(repo)
     const pulls = await this.usage.of(repo, names)
     const rows = await Promise.all(names.map(async tag => {
       const entries = await this.state.tags.get(repo, tag)

@@ -5,13 +5,13 @@
 // client secret and the verifier) for an ID token, verifies it (issuer,
 // audience, nonce, the provider's keys) and names the user from its claims.
 import { createHash, randomBytes } from 'node:crypto'
-import { createRemoteJWKSet, jwtVerify } from 'jose'
+import { jwtVerify } from 'jose'
 import type { Identity } from '../auth/identity.ts'
+import type { OidcProvider } from '../auth/oidc.ts'
 import { OciError } from '../oci/errors.ts'
 import { cookieValue, type Sessions } from './session.ts'
 
 export interface OidcSignInConfig {
-  readonly issuer: string
   readonly clientId: string
   readonly clientSecretEnv: string
   /** This ferry's callback as the browser reaches it: .../_ferry/api/v1/session/oidc/callback */
@@ -25,31 +25,22 @@ const FLOW_PATH = '/_ferry/api/v1/session/oidc'
 const FLOW_AUDIENCE = 'ferry-oidc-flow'
 const FLOW_SECONDS = 600
 
-interface Discovery { authorization_endpoint: string, token_endpoint: string, jwks_uri: string }
-
 export class OidcSignIn {
   private readonly c: OidcSignInConfig
+  private readonly provider: OidcProvider
   private readonly sessions: Sessions
-  private discovery: Discovery | undefined
-  private keys: ReturnType<typeof createRemoteJWKSet> | undefined
 
-  constructor (config: OidcSignInConfig, sessions: Sessions) {
+  constructor (config: OidcSignInConfig, provider: OidcProvider, sessions: Sessions) {
     this.c = config
+    this.provider = provider
     this.sessions = sessions
   }
 
-  private async discover (): Promise<Discovery> {
-    if (this.discovery !== undefined) return this.discovery
-    try {
-      const res = await fetch(`${this.c.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) })
-      const doc = await res.json() as Partial<Discovery> & { issuer?: string }
-      if (!res.ok || doc.issuer !== this.c.issuer || typeof doc.authorization_endpoint !== 'string' || typeof doc.token_endpoint !== 'string' || typeof doc.jwks_uri !== 'string') throw new Error('a discovery document that does not match the issuer')
-      this.discovery = doc as Discovery
-      this.keys = createRemoteJWKSet(new URL(doc.jwks_uri), { timeoutDuration: 5000 })
-      return this.discovery
-    } catch (err) {
-      throw new OciError('UNAVAILABLE', 503, 'the OpenID provider is unavailable', { issuer: this.c.issuer, cause: (err as Error).message.slice(0, 200) })
-    }
+  /** The provider's endpoints, both of which the sign-in needs. */
+  private async discover (): Promise<{ authorizationEndpoint: string, tokenEndpoint: string, keys: Awaited<ReturnType<OidcProvider['endpoints']>>['keys'] }> {
+    const d = await this.provider.endpoints()
+    if (d.authorizationEndpoint === undefined || d.tokenEndpoint === undefined) throw new OciError('UNAVAILABLE', 503, 'the OpenID provider names no authorization or token endpoint', { issuer: this.provider.issuer })
+    return { authorizationEndpoint: d.authorizationEndpoint, tokenEndpoint: d.tokenEndpoint, keys: d.keys }
   }
 
   /** Where to send the browser, and the cookie that remembers this sign-in. */
@@ -58,7 +49,7 @@ export class OidcSignIn {
     const state = randomBytes(16).toString('base64url')
     const nonce = randomBytes(16).toString('base64url')
     const verifier = randomBytes(32).toString('base64url')
-    const url = new URL(d.authorization_endpoint)
+    const url = new URL(d.authorizationEndpoint)
     url.search = new URLSearchParams({
       response_type: 'code', client_id: this.c.clientId, redirect_uri: this.c.redirectUri, scope: 'openid profile groups',
       state, nonce, code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
@@ -79,7 +70,7 @@ export class OidcSignIn {
     const d = await this.discover()
     let tokens: { id_token?: unknown }
     try {
-      const res = await fetch(d.token_endpoint, {
+      const res = await fetch(d.tokenEndpoint, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: this.c.redirectUri, code_verifier: String(flow.verifier), client_id: this.c.clientId, client_secret: process.env[this.c.clientSecretEnv] ?? '' }),
@@ -93,7 +84,7 @@ export class OidcSignIn {
     if (typeof tokens.id_token !== 'string') throw new OciError('DENIED', 403, 'the OpenID provider gave no ID token')
     let claims: Record<string, unknown>
     try {
-      claims = (await jwtVerify(tokens.id_token, this.keys!, { issuer: this.c.issuer, audience: this.c.clientId })).payload
+      claims = (await jwtVerify(tokens.id_token, d.keys, { issuer: this.provider.issuer, audience: this.c.clientId })).payload
     } catch (err) {
       throw new OciError('DENIED', 403, 'the ID token did not verify', { cause: (err as Error).message.slice(0, 200) })
     }

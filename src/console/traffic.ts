@@ -104,12 +104,16 @@ export class Traffic {
     await this.flush().catch(() => {})
   }
 
-  /** Totals per window and upstream, over the whole region's figures (this proxy's as of now). */
-  async windows (): Promise<Record<WindowName, { total: Counts, byUpstream: Record<string, Counts> }>> {
+  /**
+   * The region's figures (this proxy's as of now), read once: totals per
+   * window and upstream, and hits and misses per bucket over the last
+   * `seriesSpan` ms for the overview's chart.
+   */
+  async summary (seriesSpan: number): Promise<{ windows: Record<WindowName, { total: Counts, byUpstream: Record<string, Counts> }>, series: { t: number, hits: number, misses: number, bytesFromCache: number, bytesFromUpstream: number }[] }> {
     await this.flush().catch(() => {})
     const now = Date.now()
-    const all = await this.store.since(now - KEEP_MS)
-    const out = {} as Record<WindowName, { total: Counts, byUpstream: Record<string, Counts> }>
+    const all = await this.store.since(now - Math.max(KEEP_MS, seriesSpan))
+    const windows = {} as Record<WindowName, { total: Counts, byUpstream: Record<string, Counts> }>
     for (const [name, span] of Object.entries(WINDOWS) as [WindowName, number][]) {
       const total = zero()
       const byUpstream: Record<string, Counts> = {}
@@ -117,19 +121,16 @@ export class Traffic {
         if (b.t + BUCKET_MS <= now - span) continue
         for (const [u, c] of Object.entries(b.by)) { add(total, c); add(byUpstream[u] ??= zero(), c) }
       }
-      out[name] = { total, byUpstream }
+      windows[name] = { total, byUpstream }
     }
-    return out
-  }
-
-  /** Hits and misses per bucket over the last `span` ms, for the overview's chart. */
-  async series (span: number): Promise<{ t: number, hits: number, misses: number, bytesFromCache: number, bytesFromUpstream: number }[]> {
     const byT = new Map<number, Counts>()
-    for (const b of await this.store.since(Date.now() - span)) {
+    for (const b of all) {
+      if (b.t + BUCKET_MS <= now - seriesSpan) continue
       const c = byT.get(b.t) ?? zero()
       for (const x of Object.values(b.by)) add(c, x)
       byT.set(b.t, c)
     }
-    return [...byT].sort((a, b) => a[0] - b[0]).map(([t, c]) => ({ t, hits: c.hits, misses: c.misses, bytesFromCache: c.bytesFromCache, bytesFromUpstream: c.bytesFromUpstream }))
+    const series = [...byT].sort((x, y) => x[0] - y[0]).map(([t, c]) => ({ t, hits: c.hits, misses: c.misses, bytesFromCache: c.bytesFromCache, bytesFromUpstream: c.bytesFromUpstream }))
+    return { windows, series }
   }
 }

@@ -2,8 +2,9 @@
 // line each in <data>/state/webhook-dead-letters.jsonl on one machine, a
 // Redis list (the newest 10,000) in a region.
 import { appendFile, mkdir, readFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Redis } from 'ioredis'
+import type { RegionConfig } from '../config/region-config.ts'
 import type { DeadLetters, WebhookDeadLetter } from './webhooks.ts'
 
 const KEEP = 10_000
@@ -42,4 +43,11 @@ export class RedisDeadLetters implements DeadLetters {
   async list (): Promise<WebhookDeadLetter[]> {
     return (await this.redis.lrange(this.key, 0, -1)).reverse().map(l => JSON.parse(l) as WebhookDeadLetter)
   }
+}
+
+/** The region's dead letters: in its Redis when it has one, else in the data folder. */
+export function deadLettersOf (config: RegionConfig, redis: Redis | undefined): DeadLetters {
+  return redis !== undefined && config.state.type === 'redis'
+    ? new RedisDeadLetters(redis, config.state.keyPrefix)
+    : new FileDeadLetters(join(config.data, 'state', 'webhook-dead-letters.jsonl'))
 }

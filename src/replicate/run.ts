@@ -13,7 +13,7 @@ import { lagOf } from './lag.ts'
 import { FileReplicatorLease, RedisReplicatorLease, type ReplicatorLease } from './lease.ts'
 import { Replicator } from './replicator.ts'
 import { Webhooks } from '../observe/webhooks.ts'
-import { FileDeadLetters, RedisDeadLetters } from '../observe/webhook-dead-letters.ts'
+import { deadLettersOf } from '../observe/webhook-dead-letters.ts'
 
 export type ReplicateMode = 'run' | 'status' | 'dead-letters' | 'retry-dead'
 
@@ -88,7 +88,7 @@ export async function replicate (config: RegionConfig, mode: ReplicateMode, log:
     : new Webhooks({
       hooks: config.webhooks,
       source: `ferry/${config.region}/replicator`,
-      deadLetters: opened.redis !== undefined ? new RedisDeadLetters(opened.redis, config.state.type === 'redis' ? config.state.keyPrefix : '') : new FileDeadLetters(join(config.data, 'state', 'webhook-dead-letters.jsonl')),
+      deadLetters: deadLettersOf(config, opened.redis),
       log: log.child({ part: 'webhooks' }),
     })
   const notify = webhooks === undefined ? undefined : (type: 'replicated' | 'replication.failed', subject: string, data: Record<string, unknown>): void => { webhooks.emit(type, subject, data) }
