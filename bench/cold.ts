@@ -39,7 +39,9 @@ let upstream!: Awaited<ReturnType<typeof startRegistry>>
 try {
   upstream = await startRegistry({ dir: join(dir, 'upstream') })
   stops.push(() => upstream.stop())
-  if (small) {
+  if (args.includes('--small-cold')) {
+    await smallColdRuns()
+  } else if (small) {
     // the warm small-image load alone (as scenario 4), for weighing a change against it
     const images = await seedSmallImages(upstream.url, 200)
     const flags = [...(args.includes('--perf') ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]
@@ -58,14 +60,14 @@ try {
     process.stdout.write(`node limit:  warm ${await warmSmall(nodeLimit, images, 'the Node limit over the same load')}\n`)
   }
   const digests: string[] = []
-  for (let i = 0; i < (small ? 0 : runs * 2); i++) {
+  for (let i = 0; i < (small || args.includes('--small-cold') ? 0 : runs * 2); i++) {
     const file = join(dir, `blob-${i}.bin`)
     const digest = await randomFile(file, size)
     await pushFile(upstream.url, 'cold/big', file, digest)
     rmSync(file)
     digests.push(digest)
   }
-  if (!small) await coldRuns(digests)
+  if (!small && !args.includes('--small-cold')) await coldRuns(digests)
 } finally {
   for (const stop of stops.reverse()) await stop().catch(() => {})
   rmSync(dir, { recursive: true, force: true })
@@ -145,4 +147,51 @@ async function warmSmall (t: Target, images: Parameters<typeof pullImagesWrk>[1]
   })
   const us = (cpuSeconds(t.pids()) - cpu) * 1e6 / runs.reduce((n, r) => n + r.requests, 0)
   return `${runs.map(r => `${r.rate.toFixed(0)} pulls/s p99 ${r.p99Ms.toFixed(2)} ms`).join(', ')}; CPU ${us.toFixed(1)} µs/request; peak RSS ${(peakRss(t.pids()) / MiB).toFixed(0)} MiB`
+}
+
+/**
+ * --small-cold: cold small-image pulls (as scenario 4's cold pass), direct and
+ * through ferry, alternating on fresh images so neither finds the upstream's
+ * page cache warmer: pulls/s, and per pull the CPU of the upstream, of ferry
+ * and of this client, and what the upstream was asked.
+ */
+async function smallColdRuns (): Promise<void> {
+  const count = Number(opt('--images') ?? 200)
+  const concurrency = Number(opt('--clients') ?? 32)
+  const flags = [...(args.includes('--perf') ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]
+  const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, flags)
+  stops.push(() => ferry.stop())
+  const up = upstreamTarget(upstream)
+  const floors: Target[] = []
+  if (args.includes('--floor')) {
+    // the least a Node.js proxy does for the same pulls: pass the bytes on; then hash them and write a file each
+    for (const mode of ['pipe', 'hash+file']) {
+      const port = await freePort()
+      mkdirSync(join(dir, mode), { recursive: true })
+      const proc = startProc(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'floor-proxy.ts'), mode, upstream.url, String(port), join(dir, mode)])
+      stops.push(() => proc.stop())
+      await waitForPort(port)
+      floors.push({ name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() })
+    }
+  }
+  for (let round = 0; round < runs; round++) {
+    for (const t of round % 2 === 0 ? [up, ferry, ...floors] : [...floors, ferry, up]) {
+      const images = await seedSmallImages(upstream.url, count, `sc${round}${t.name.replace(/[^a-z]/g, "")}`)
+      settleDisk()
+      const asked = upstream.requests().length
+      const cpuUp = cpuSeconds(up.pids())
+      const cpuFerry = cpuSeconds(t.pids())
+      const cpuClient = process.cpuUsage()
+      const run = await traced(t === ferry ? ferry.pids() : [], `ferry over ${count} cold small images`, async () => await pullImages(t.url, images, concurrency, 1))
+      const client = process.cpuUsage(cpuClient)
+      const requests = upstream.requests().slice(asked)
+      const byKind = new Map<string, number>()
+      for (const r of requests) {
+        const kind = `${r.method} ${/\/manifests\//.test(r.path) ? 'manifest' : /\/blobs\//.test(r.path) ? 'blob' : r.path}`
+        byKind.set(kind, (byKind.get(kind) ?? 0) + 1)
+      }
+      const per = (s: number): string => `${(s * 1000 / run.pulls).toFixed(2)} ms`
+      process.stdout.write(`${t.name.padEnd(9)} round ${round}: ${run.rate.toFixed(1)} pulls/s p50 ${run.p50Ms.toFixed(0)} ms p99 ${run.p99Ms.toFixed(0)} ms failed ${run.failed}; CPU per pull: upstream ${per(cpuSeconds(up.pids()) - cpuUp)}, proxy ${per(t === up ? 0 : cpuSeconds(t.pids()) - cpuFerry)}, client ${per((client.user + client.system) / 1e6)}; upstream asked ${[...byKind].map(([k, n]) => `${k} ${(n / run.pulls).toFixed(2)}`).join(', ')} per pull\n`)
+    }
+  }
 }

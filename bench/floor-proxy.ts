@@ -25,8 +25,11 @@ createServer((req, res) => {
   void (async () => {
     if (req.url === '/v2/') { res.end('{}'); return }
     if (mode === 'raw') { await raw(req.url!, res); return }
-    const up = await request(`${upstream}${req.url!}`)
-    res.writeHead(up.statusCode, { 'content-length': up.headers['content-length'] as string })
+    // accept on, and the headers a client checks back (manifests pass through too, for --small-cold --floor)
+    const up = await request(`${upstream}${req.url!}`, { headers: req.headers.accept === undefined ? {} : { accept: req.headers.accept } })
+    const pass: Record<string, string> = { 'content-length': up.headers['content-length'] as string }
+    for (const h of ['content-type', 'docker-content-digest']) if (typeof up.headers[h] === 'string') pass[h] = up.headers[h]
+    res.writeHead(up.statusCode, pass)
     const hash = mode === 'pipe' || mode === 'hash-thread' ? undefined : createHash('sha256')
     const hasher = mode === 'hash-thread' ? new Worker(HASHER, { eval: true }) : undefined
     const fh = mode === 'hash+file' ? await open(join(dir, `blob-${n++}`), 'w') : undefined

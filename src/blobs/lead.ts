@@ -85,9 +85,17 @@ export async function lead (o: Leading, route: Route, fill: Fill, viaStore: bool
   return feed.from
 }
 
+/** The last free space seen per folder: a small blob on a roomy disk is not worth a statfs (a thread-pool round trip) each. */
+const lastFree = new Map<string, { at: number, bytes: number }>()
+const FREE_FRESH_MS = 1000
+const FREE_MARGIN = 256 * 1024 * 1024
+
 async function roomFor (folder: string, bytes: number): Promise<boolean> {
+  const seen = lastFree.get(folder)
+  if (seen !== undefined && Date.now() - seen.at < FREE_FRESH_MS && seen.bytes - bytes >= FREE_MARGIN) return true
   try {
     const fs = await statfs(folder)
+    lastFree.set(folder, { at: Date.now(), bytes: fs.bavail * fs.bsize })
     return fs.bavail * fs.bsize >= bytes
   } catch {
     return true // the write will tell

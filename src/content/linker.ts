@@ -20,6 +20,8 @@ export class Linker {
   /** (repository, manifest) pairs whose links this process wrote: each once. */
   private readonly done = boundedCache<string, true>(50_000)
   private readonly confirming = new Map<string, Promise<number | undefined>>()
+  /** Blob links being written: a manifest's walk and the blob's own fetch ask at once, and one write serves both. */
+  private readonly writing = new Map<string, Promise<void>>()
 
   constructor (links: Links, log: Logger) {
     this.links = links
@@ -29,8 +31,14 @@ export class Linker {
   async blob (repo: string, digest: string): Promise<void> {
     const key = `${repo}\nb\n${digest}`
     if (this.done.has(key)) return
-    await this.links.link(repo, 'blob', digest)
-    this.done.set(key, true)
+    let write = this.writing.get(key)
+    if (write === undefined) {
+      write = this.links.link(repo, 'blob', digest)
+        .then(() => { this.done.set(key, true) })
+        .finally(() => this.writing.delete(key))
+      this.writing.set(key, write)
+    }
+    await write
   }
 
   /** `repo` holds this manifest and what it names. */
