@@ -94,3 +94,40 @@ export async function pushScenario (opts: { dir: string, count: number, bigSize:
   await registry.stop()
   return { ferry: f, distribution: d }
 }
+
+/**
+ * `npm run bench -- --push-big [--size MiB] [--runs N]`: the big layer push
+ * alone, into ferry and into distribution in turns, each on a settled disk
+ * (the file just written is flushed first, not during a push): MB/s and CPU
+ * seconds per GiB of the registry's processes and of the client.
+ */
+export async function pushBigRuns (opts: { dir: string, size: number, runs: number, stops: (() => Promise<void>)[] }): Promise<void> {
+  const { settleDisk, cpuSeconds } = await import('./targets.ts')
+  const bigFile = join(opts.dir, 'push-big.bin')
+  const bigDigest = await randomFile(bigFile, opts.size)
+  const ferry = await startFerryTarget(join(opts.dir, 'push-ferry'), 'http://127.0.0.1:1', '1h', {
+    hosted: [{ prefix: 'bench/' }],
+    auth: { users: { [USER]: bcrypt.hashSync(PASSWORD, 10) }, access: [{ repositories: ['bench/**'], allow: { [`user:${USER}`]: 'writer', anonymous: 'reader' } }] },
+  }, process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])
+  opts.stops.push(() => ferry.stop())
+  const registry = await startRegistry({ dir: join(opts.dir, 'push-distribution') })
+  opts.stops.push(() => registry.stop())
+  const targets: [Target, Record<string, string>][] = [
+    [ferry, { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` }],
+    [{ name: 'distribution', url: registry.url, pids: () => [registry.proc.child.pid!], stop: () => registry.stop() }, {}],
+  ]
+  for (let r = 0; r < opts.runs; r++) {
+    for (const [t, headers] of r % 2 === 0 ? targets : [...targets].reverse()) {
+      settleDisk()
+      const cpu = cpuSeconds(t.pids())
+      const client = process.cpuUsage()
+      const t0 = performance.now()
+      await pushLayer(t.url, `bench/big${r}`, bigFile, bigDigest, headers)
+      const seconds = (performance.now() - t0) / 1000
+      const used = process.cpuUsage(client)
+      const gib = opts.size / 1024 ** 3
+      process.stdout.write(`${t.name.padEnd(12)} run ${r}: ${(opts.size / 1e6 / seconds).toFixed(0)} MB/s; CPU s per GiB: registry ${((cpuSeconds(t.pids()) - cpu) / gib).toFixed(2)}, client ${((used.user + used.system) / 1e6 / gib).toFixed(2)}\n`)
+    }
+  }
+  rmSync(bigFile)
+}

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
+// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --fuzz · npm run bench -- --console [--quick]
 // ferry side by side with the proxies users would pick instead, in one run
 // on this machine: the upstream itself (direct), ferry, the CNCF
 // distribution registry in proxy mode, and nginx proxy_cache with
@@ -329,6 +329,17 @@ if (args.includes('--faults')) {
   await import('./faults.ts')
 } else if (args.includes('--cold')) {
   await import('./cold.ts')
+} else if (args.includes('--region-herd')) {
+  await import('./region-herd.ts')
+} else if (args.includes('--push-big')) {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-push-'))
+  try {
+    const opt = (name: string, d: number): number => { const i = args.indexOf(name); return i >= 0 ? Number(args[i + 1]) : d }
+    await (await import('./push.ts')).pushBigRuns({ dir, size: opt('--size', 512) * 1024 * 1024, runs: opt('--runs', 4), stops })
+  } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
+  }
 } else if (args.includes('--console')) {
   // scenario 14 alone
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-console-'))

@@ -6,16 +6,16 @@
 // session survives a restart, and a pusher that lost its connection asks the
 // offset and goes on from there.
 import { createHash, randomUUID, type Hash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { once } from 'node:events'
 import type { Readable } from 'node:stream'
-import { finished, pipeline } from 'node:stream/promises'
+import { pipeline } from 'node:stream/promises'
 import { BlobUploadInvalid, BlobUploadUnknown, DigestInvalid } from '../oci/errors.ts'
 import type { Digest } from '../oci/reference.ts'
 import { StoreError } from '../store/errors.ts'
 import { boundedCache } from '../common/bounded-cache.ts'
+import { FileAppender } from '../io/file-appender.ts'
 import { arrived } from '../io/young-garbage.ts'
 
 /** An upload grew past the most it may hold; the session is gone. */
@@ -43,6 +43,8 @@ class Flusher {
 }
 
 const FLUSH_EVERY = 32 * 1024 * 1024
+/** Received and not yet written, at most: the request is read no faster than the disk takes it. */
+const UNWRITTEN_MAX = 4 * 1024 * 1024
 const SESSION = /^[0-9a-f-]{36}$/
 /** Sessions untouched this long are removed (unless the region file says otherwise: gc.uploads). */
 const STALE_MS = 24 * 3600_000
@@ -140,9 +142,7 @@ export class UploadSessions {
       const hashing = live !== undefined && live.offset === held ? live.hash : undefined
       this.live.delete(session)
       const handle = await open(path, 'r+')
-      const file = createWriteStream('', { fd: handle, start: held })
-      let writeError: Error | undefined
-      file.once('error', err => { writeError = err })
+      const file = new FileAppender(handle, held)
       const flusher = new Flusher(handle)
       try {
         // not pipeline(): past `max` the request must stay open (drained) for the refusal to reach the client
@@ -151,17 +151,18 @@ export class UploadSessions {
           if (held + n > max) { over = true; break }
           hashing?.update(chunk)
           arrived(chunk.length)
-          if (!file.write(chunk)) await once(file, 'drain')
+          if (!file.append([chunk], chunk.length)) break
+          if (file.behind > UNWRITTEN_MAX) await file.room(UNWRITTEN_MAX / 2)
           flusher.wrote(chunk.length)
         }
       } catch { /* cut short: what arrived is kept */ }
+      await file.drained()
       await flusher.done()
-      file.end()
-      await finished(file).catch(() => {})
-      if (writeError !== undefined) {
+      await handle.close()
+      if (file.failure !== undefined) {
         // this proxy's disk failed (full, most likely): what reached it is kept, the client is told
         body.resume()
-        throw new StoreError('write the upload', writeError)
+        throw new StoreError('write the upload', file.failure.kind === 'error' ? file.failure.err : Object.assign(new Error('a short write: the disk is full'), { code: 'ENOSPC' }))
       }
       if (over) {
         body.resume()

@@ -1,0 +1,98 @@
+// npm run bench -- --region-herd [--size MiB] [--runs N] [--strace]
+// Scenario 8's cold herd alone, for weighing what a second proxy costs: a
+// region (Redis, an S3 store served by s3rver in this process, an L1 disk per
+// proxy) of one proxy and of two, 16 curl clients on a cold blob split
+// evenly over the proxies. Prints the wall and the CPU seconds of each
+// proxy, of this process (s3rver and the load's bookkeeping) and of the
+// upstream, and the bytes each proxy's L1 and the store were written.
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { CLI, NODE_FLAGS } from '../test/helpers/ferry.ts'
+import { freePort, startProc } from '../test/helpers/procs.ts'
+import { startRedis } from '../test/helpers/redis.ts'
+import { startRegistry } from '../test/helpers/registry.ts'
+import { startS3Server } from '../test/helpers/s3-server.ts'
+import { pullBlobConcurrently } from './load.ts'
+import { pushFile, randomFile } from './seed.ts'
+import { childPids, cpuSeconds, settleDisk, upstreamBlobPath, waitForPort, warmFile } from './targets.ts'
+
+const MiB = 1024 * 1024
+const args = process.argv.slice(2)
+const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
+const size = Number(opt('--size') ?? 512) * MiB
+const runs = Number(opt('--runs') ?? 2)
+const dir = mkdtempSync(join(tmpdir(), 'ferry-region-herd-'))
+const stops: (() => Promise<void>)[] = []
+try {
+  const upstream = await startRegistry({ dir: join(dir, 'upstream') })
+  stops.push(() => upstream.stop())
+  const redis = await startRedis()
+  stops.push(() => redis.stop())
+  const s3 = await startS3Server(join(dir, 's3'))
+  stops.push(() => s3.close())
+  for (let r = 0; r < runs; r++) {
+    for (const count of r % 2 === 0 ? [1, 2] : [2, 1]) {
+      const file = join(dir, 'blob.bin')
+      const digest = await randomFile(file, size)
+      await pushFile(upstream.url, 'bench/big', file, digest)
+      rmSync(file)
+      const proxies: { url: string, pids: () => number[], stop: () => Promise<void> }[] = []
+      for (let i = 0; i < count; i++) {
+        const pdir = join(dir, `r${r}-${count}-${i}`)
+        mkdirSync(pdir, { recursive: true })
+        const port = await freePort()
+        const config = join(pdir, 'ferry.yaml')
+        writeFileSync(config, stringify({
+          region: `herd${r}${count}`, listen: `127.0.0.1:${port}`, data: join(pdir, 'data'), log: { level: 'warn' },
+          state: { type: 'redis', url: redis.url },
+          store: { type: 's3', bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', prefix: `herd${r}${count}/` },
+          l1: { path: join(pdir, 'l1'), maxBytes: '50GiB' },
+          cache: { maxBytes: '50GiB' },
+          upstreams: [{ name: 'up', url: upstream.url, default: true, tagTTL: '10m' }],
+        }))
+        const proc = startProc(process.execPath, [...NODE_FLAGS, CLI, 'serve', '--config', config], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } })
+        await waitForPort(port)
+        proxies.push({ url: `http://127.0.0.1:${port}`, pids: () => childPids(proc.child.pid!), stop: () => proc.stop() })
+      }
+      settleDisk()
+      warmFile(upstreamBlobPath(upstream.dir, digest))
+      const cpu = (): number[] => [...proxies.map(p => cpuSeconds(p.pids())), cpuSeconds([upstream.proc.child.pid!])]
+      const before = cpu()
+      const s3Asked = s3.requests().length
+      const traces = args.includes('--strace') ? proxies.map((p, i) => { const out = join(dir, `strace-${r}-${count}-${i}`); return { out, proc: spawn('strace', ['-c', '-f', '-o', out, ...p.pids().flatMap(pid => ['-p', String(pid)])], { stdio: 'ignore' }) } }) : []
+      if (traces.length > 0) await new Promise(resolve => setTimeout(resolve, 500))
+      const self0 = process.cpuUsage()
+      const started = performance.now()
+      const runsOf = await Promise.all(proxies.map(p => pullBlobConcurrently(`${p.url}/v2/bench/big/blobs/${digest}`, 16 / count, size)))
+      const wall = (performance.now() - started) / 1000
+      // the leader's commit to the store may still be running: wait for the processes to go quiet
+      await new Promise(resolve => setTimeout(resolve, 3000))
+      const after = cpu()
+      const self = process.cpuUsage(self0)
+      const ok = runsOf.reduce((n, x) => n + x.ok, 0)
+      const names = [...proxies.map((_, i) => `proxy ${i}`), 'upstream']
+      process.stdout.write(`${count} prox${count === 1 ? 'y  ' : 'ies'} run ${r}: wall ${wall.toFixed(2)} s, ${ok}/16 complete, slowest first byte ${Math.max(...runsOf.map(x => x.ttfbMaxMs)).toFixed(0)} ms; CPU s: ${names.map((n, i) => `${n} ${(after[i]! - before[i]!).toFixed(2)}`).join(', ')}, bench+s3rver ${((self.user + self.system) / 1e6).toFixed(2)}; upstream GETs ${upstream.count('GET', `/blobs/${digest}`)}; the store asked ${summarize(s3.requests().slice(s3Asked))}\n`)
+      for (const [i, t] of traces.entries()) {
+        t.proc.kill('SIGINT')
+        await new Promise(resolve => t.proc.once('exit', resolve))
+        process.stdout.write(`proxy ${i} of ${count} (strace -c -f):\n${readFileSync(t.out, 'utf8').split('\n').slice(0, 14).join('\n')}\n`)
+      }
+      for (const p of proxies) await p.stop()
+    }
+  }
+} finally {
+  for (const stop of stops.reverse()) await stop().catch(() => {})
+  rmSync(dir, { recursive: true, force: true })
+}
+
+function summarize (asked: { method: string, path: string }[]): string {
+  const kinds = new Map<string, number>()
+  for (const a of asked) {
+    const kind = `${a.method} ${a.path.includes('uploadId') ? 'part' : a.path.includes('uploads') ? 'upload' : a.path.includes('/blobs/') ? 'blob' : 'other'}`
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
+  }
+  return [...kinds].map(([k, n]) => `${k} ${n}`).join(', ')
+}
