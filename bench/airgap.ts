@@ -13,6 +13,7 @@ import { CLI, NODE_FLAGS } from '../test/helpers/ferry.ts'
 import { blob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, pushBlob, pushManifest } from '../test/helpers/images.ts'
 import { requireBinary, startRegistry, type Registry } from '../test/helpers/registry.ts'
 import { pushFile, randomFile } from './seed.ts'
+import { settleDisk } from './targets.ts'
 
 const run = promisify(execFile)
 
@@ -70,8 +71,10 @@ export async function airgapScenario (opts: { dir: string, count: number, layerS
 
   log('11. air-gap: ferry export (cold region), then skopeo copy to oci:')
   const bundle = join(dir, 'bundle')
+  settleDisk() // what the step before wrote is flushed now, not during this one
   const ferryExport = await timed(() => ferry('export', '--config', connected, '--list', list, '--out', bundle))
   const layout = join(dir, 'layout')
+  settleDisk()
   const skopeoExport = await timed(async () => {
     for (let i = 0; i < count; i++) {
       await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${upstream.host}/airgap/img-${i}:v1`, `oci:${layout}:img-${i}`])
@@ -79,7 +82,9 @@ export async function airgapScenario (opts: { dir: string, count: number, layerS
   })
 
   log('11. air-gap: ferry import, then skopeo copy from oci:')
+  settleDisk()
   const ferryImport = await timed(() => ferry('import', '--config', site, bundle))
+  settleDisk()
   const skopeoImport = await timed(async () => {
     for (let i = 0; i < count; i++) {
       await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', `oci:${layout}:img-${i}`, `docker://${target.host}/airgap/img-${i}:v1`])

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --fuzz · npm run bench -- --console [--quick]
+// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --airgap [--quick] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
 // ferry side by side with the proxies users would pick instead, in one run
 // on this machine: the upstream itself (direct), ferry, the CNCF
 // distribution registry in proxy mode, and nginx proxy_cache with
@@ -331,6 +331,15 @@ if (args.includes('--faults')) {
   await import('./cold.ts')
 } else if (args.includes('--region-herd')) {
   await import('./region-herd.ts')
+} else if (args.includes('--airgap')) {
+  // scenario 11 alone
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-airgap-'))
+  try {
+    process.stdout.write(JSON.stringify(await airgapScenario({ dir, count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log }), null, 2) + '\n')
+  } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
+  }
 } else if (args.includes('--push-big')) {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-push-'))
   try {

@@ -35,6 +35,8 @@ import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
 import { HostedReads } from './content/hosted-reads.ts'
 import { parseDigest, parseName, parseReference } from './oci/reference.ts'
+import { BlobUnknown } from './oci/errors.ts'
+import type { Body } from './io/body.ts'
 import type { Pacing } from './upstream/rate-pacer.ts'
 import { hostedHoldings } from './content/hosted-holdings.ts'
 import { Collector } from './content/gc.ts'
@@ -89,6 +91,8 @@ export interface LocalView {
   adoptBlob (digest: string, path: string, size: number): Promise<void>
   /** A hosted repository holds the blob from now on; false when the region does not have its bytes. */
   linkBlob (repo: string, digest: string): Promise<boolean>
+  /** A blob's bytes as the region holds them (a fill running here included), or undefined; never fetched. */
+  openBlob (digest: string): Promise<{ size: number, body: Body } | undefined>
   /** A manifest's bytes, if the region has them. */
   manifestBody (digest: string): Promise<{ mediaType: string, body: Buffer } | undefined>
   /** Put a manifest into a hosted repository, by digest or by tag, as a push does (its blobs and children must be held). */
@@ -392,6 +396,16 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       return kind === 'blob' ? await blobs.has(parseDigest(digest)) : await manifestStore.has(digest)
     },
     async hasBlob (digest) { return await blobs.has(parseDigest(digest)) },
+    async openBlob (digest) {
+      try {
+        const answer = await blobs.serve({ digest: parseDigest(digest), range: undefined, head: false, reach: 'held', route: undefined })
+        if (answer.body === undefined || answer.size === undefined) { answer.body?.discard(); return undefined }
+        return { size: answer.size, body: answer.body }
+      } catch (err) {
+        if (err instanceof BlobUnknown) return undefined
+        throw err
+      }
+    },
     async adoptBlob (digest, path, size) {
       const d = parseDigest(digest)
       if (await blobs.has(d)) { await rm(path, { force: true }); return }

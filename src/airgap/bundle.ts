@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs'
 import { open, rename, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PassThrough, Writable, type Readable } from 'node:stream'
+import { FileAppender } from '../io/file-appender.ts'
 
 export const BUNDLE_FILE = 'bundle.json'
 export const BUNDLE_FORMAT = 'ferry-bundle/1'
@@ -35,6 +36,14 @@ export interface BundleManifest {
   readonly bytes: number
 }
 
+/** Received by a part writer and not yet written, at most. */
+const UNWRITTEN_MAX = 8 * 1024 * 1024
+
+function appendError (appender: FileAppender): Error {
+  const f = appender.failure!
+  return f.kind === 'error' ? f.err as Error : Object.assign(new Error(`a short write (${f.wrote} of ${f.of} bytes): the disk is full`), { code: 'ENOSPC' })
+}
+
 export class BundleError extends Error {
   constructor (message: string) {
     super(message)
@@ -58,6 +67,7 @@ export class PartWriter extends Writable {
   private readonly base: string
   private readonly partSize: number
   private fh: FileHandle | undefined
+  private appender: FileAppender | undefined
   private hash: Hash | undefined
   private written = 0
 
@@ -78,12 +88,14 @@ export class PartWriter extends Writable {
     while (chunk.length > 0) {
       if (this.fh === undefined) {
         this.fh = await open(join(this.dir, this.numbered(this.parts.length)), 'w')
+        this.appender = new FileAppender(this.fh, 0)
         this.hash = createHash('sha256')
         this.written = 0
       }
       const take = chunk.subarray(0, this.partSize - this.written)
-      let off = 0
-      while (off < take.length) off += (await this.fh.write(take, off)).bytesWritten
+      // behind the stream: the tar's small pieces go to the disk in one writev per round
+      if (!this.appender!.append([take], take.length)) throw appendError(this.appender!)
+      if (this.appender!.behind > UNWRITTEN_MAX) await this.appender!.room(UNWRITTEN_MAX / 2)
       this.hash!.update(take)
       this.written += take.length
       chunk = chunk.subarray(take.length)
@@ -93,9 +105,12 @@ export class PartWriter extends Writable {
 
   private async closePart (): Promise<void> {
     if (this.fh === undefined) return
+    await this.appender!.drained()
+    if (this.appender!.failure !== undefined) throw appendError(this.appender!)
     await this.fh.sync()
     await this.fh.close()
     this.fh = undefined
+    this.appender = undefined
     this.parts.push({ file: this.numbered(this.parts.length), size: this.written, sha256: this.hash!.digest('hex') })
   }
 

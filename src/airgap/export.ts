@@ -1,13 +1,16 @@
 // ferry export: mirror the list (so the region holds it all), then write a
 // bundle of it. With an inventory of the far site, the manifests and blobs
 // it holds stay out; every image's entry in index.json goes whatever, so
-// tags move on the far side. Bytes stream from the region's cache through
-// the command's edge into the tar, never whole in memory.
+// tags move on the far side. The edge fills the region with each blob (as a
+// pull would); its bytes then stream from the region's cache into the tar,
+// never whole in memory.
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createZstdCompress } from 'node:zlib'
 import { pack as tarPack } from 'tar-stream'
+import { bodyReadable } from '../io/body.ts'
+import type { LocalView } from '../serve.ts'
 import type { EdgeClient } from './edge-client.ts'
 import type { CollectedReference } from './mirror.ts'
 import type { Progress } from './progress.ts'
@@ -34,6 +37,8 @@ export interface ExportReport {
 export async function writeBundle (opts: {
   out: string
   edge: EdgeClient
+  /** The region's blobs read in this process, once the edge has filled them (not through the edge again). */
+  view?: Pick<LocalView, 'openBlob'>
   collected: readonly CollectedReference[]
   /** Digests the far site holds. */
   since: ReadonlySet<string>
@@ -57,11 +62,11 @@ export async function writeBundle (opts: {
   const written = new Set<string>()
   let manifests = 0; let blobs = 0; let bytes = 0; let skipped = 0
   // the tar is written one blob at a time; the next blobs are fetched into the region meanwhile, so the upstream and the disk work at once
-  const wanted = [...new Map(collected.flatMap(ref => ref.blobs.filter(b => !since.has(b.digest)).map(b => [b.digest, ref.name] as const))).entries()]
+  const wanted = [...new Map(collected.flatMap(ref => ref.blobs.filter(b => !since.has(b.digest)).map(b => [b.digest, { name: ref.name, size: b.size }] as const))).entries()]
   const prefetched = new Map<string, Promise<unknown>>()
   const prefetch = (from: number): void => {
-    for (const [digest, name] of wanted.slice(from, from + PREFETCH)) {
-      if (!prefetched.has(digest)) prefetched.set(digest, edge.blob(name, digest).catch(() => undefined))
+    for (const [digest, { name, size }] of wanted.slice(from, from + PREFETCH)) {
+      if (!prefetched.has(digest)) prefetched.set(digest, edge.fill(name, digest, size).catch(() => undefined))
     }
   }
   let position = 0
@@ -81,7 +86,8 @@ export async function writeBundle (opts: {
         if (since.has(b.digest)) { skipped++; continue }
         prefetch(++position)
         await prefetched.get(b.digest)
-        const opened = await edge.openBlob(ref.name, b.digest)
+        const local = await opts.view?.openBlob(b.digest)
+        const opened = local !== undefined ? { size: local.size, body: bodyReadable(local.body) } : await edge.openBlob(ref.name, b.digest)
         if (opened.size !== b.size) throw new Error(`blob ${b.digest}: the region has ${opened.size} bytes, the manifest says ${b.size}`)
         opened.body.on('data', (c: Buffer) => progress.bytes(c.length))
         await entry(blobPath(b.digest), opened.size, opened.body)

@@ -10,14 +10,13 @@
 // blobs it staged or stored already, and ends in the same state; run twice,
 // it changes nothing.
 import { createHash } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { once } from 'node:events'
-import { finished, pipeline } from 'node:stream/promises'
+import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
 import { createZstdDecompress } from 'node:zlib'
 import { extract as tarExtract } from 'tar-stream'
+import { FileAppender } from '../io/file-appender.ts'
 import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.ts'
 import type { LocalView } from '../serve.ts'
 import { BUNDLE_FILE, BUNDLE_FORMAT, BundleError, concatParts, verifyParts, type BundleManifest } from './bundle.ts'
@@ -99,16 +98,24 @@ export async function importBundle (opts: { dir: string, data: string, view: Loc
     }
     const hash = createHash(m[1]!)
     const tmp = `${path}.partial`
-    const out = createWriteStream(tmp)
+    const fh = await open(tmp, 'w')
+    const out = new FileAppender(fh, 0)
     try {
       for await (const c of e as AsyncIterable<Buffer>) {
         hash.update(c)
         progress.bytes(c.length)
-        if (!out.write(c)) await once(out, 'drain')
+        // behind the stream, in one writev per round
+        if (!out.append([c], c.length)) break
+        if (out.behind > 8 * 1024 * 1024) await out.room(4 * 1024 * 1024)
       }
     } finally {
-      out.end()
-      await finished(out).catch(() => {})
+      await out.drained()
+      await fh.close()
+    }
+    if (out.failure !== undefined) {
+      await rm(tmp, { force: true })
+      const f = out.failure
+      throw f.kind === 'error' ? f.err as Error : Object.assign(new Error(`a short write (${f.wrote} of ${f.of} bytes): the disk is full`), { code: 'ENOSPC' })
     }
     if (hash.digest('hex') !== m[2]) {
       await rm(tmp, { force: true })

@@ -64,7 +64,7 @@ export const exportCommand = defineCommand({
       const mirror = new Mirror({ edge: client, view: edge.view, progress, dryRun: true, collect: true })
       const mirrored = await mirror.run(list)
       progress.start(mirror.collected.length)
-      const bundle = await writeBundle({ out: values.out, edge: client, collected: mirror.collected, since, partSize, compression: values.compress === 'zstd' ? 'zstd' : 'none', progress })
+      const bundle = await writeBundle({ out: values.out, edge: client, view: edge.view, collected: mirror.collected, since, partSize, compression: values.compress === 'zstd' ? 'zstd' : 'none', progress })
       progress.stop()
       const failures = mirrored.images.flatMap(i => i.failures.map(f => ({ image: i.name, ...f })))
       process.stdout.write(JSON.stringify({ ...bundle, failures }, null, 2) + '\n')
