@@ -91,6 +91,8 @@ export interface LocalView {
   adoptBlob (digest: string, path: string, size: number): Promise<void>
   /** A hosted repository holds the blob from now on; false when the region does not have its bytes. */
   linkBlob (repo: string, digest: string): Promise<boolean>
+  /** Bytes a fill of this blob running in this process has received so far (for a command's progress), or undefined. */
+  filling (digest: string): number | undefined
   /** A blob's bytes as the region holds them (a fill running here included), or undefined; never fetched. */
   openBlob (digest: string): Promise<{ size: number, body: Body } | undefined>
   /** A manifest's bytes, if the region has them. */
@@ -396,6 +398,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       return kind === 'blob' ? await blobs.has(parseDigest(digest)) : await manifestStore.has(digest)
     },
     async hasBlob (digest) { return await blobs.has(parseDigest(digest)) },
+    filling (digest) { return blobs.filling(digest) },
     async openBlob (digest) {
       try {
         const answer = await blobs.serve({ digest: parseDigest(digest), range: undefined, head: false, reach: 'held', route: undefined })

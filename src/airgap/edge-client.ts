@@ -91,7 +91,13 @@ export class EdgeClient {
    */
   async fill (name: string, digest: string, size: number): Promise<void> {
     if (size === 0) { await this.blob(name, digest); return }
-    const res = await this.get(`/v2/${name}/blobs/${digest}`, { range: `bytes=${size - 1}-` }, [206])
+    const res = await this.get(`/v2/${name}/blobs/${digest}`, { range: `bytes=${size - 1}-` }, [206, 416])
+    // the total the edge gives is the blob's: a manifest that names it with another size is refused, as a client would
+    const total = /\/(\d+)$/.exec(header(res.headers['content-range']) ?? '')?.[1]
+    if (res.statusCode === 416 || (res.statusCode === 206 && total !== undefined && Number(total) !== size)) {
+      await res.body.dump()
+      throw new EdgeError(502, 'SIZE_INVALID', `blob ${digest} is ${total ?? 'not'} bytes, not the ${size} its manifest says`)
+    }
     let n = 0
     for await (const chunk of res.body) n += (chunk as Buffer).length
     const want = res.statusCode === 206 ? 1 : size

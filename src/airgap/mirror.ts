@@ -59,6 +59,8 @@ export interface CollectedReference {
 
 /** Blobs fetched at once. */
 const BLOBS_AT_ONCE = 4
+/** How often a blob's fill is asked how far it has come, for the progress bar. */
+const PROGRESS_EVERY_MS = 200
 
 export class Mirror {
   private readonly edge: EdgeClient
@@ -158,10 +160,22 @@ export class Mirror {
           if (this.done.has(`${repo}@${b.digest}`) || await this.view.holds(repo, 'blob', b.digest)) return
           this.done.add(`${repo}@${b.digest}`)
           if (this.dryRun) { tally.fetched += b.size; this.progress.planned(b.size); return }
-          const n = await this.edge.blob(image.name, b.digest, k => this.progress.bytes(k))
-          tally.fetched += n
+          // the edge fills the region without sending the bytes here; the progress comes from the fill itself
+          let shown = 0
+          const show = (): void => {
+            const received = this.view.filling(b.digest)
+            if (received !== undefined && received > shown && received <= b.size) { this.progress.bytes(received - shown); shown = received }
+          }
+          const ticking = setInterval(show, PROGRESS_EVERY_MS)
+          try {
+            await this.edge.fill(image.name, b.digest, b.size)
+          } finally {
+            clearInterval(ticking)
+          }
+          this.progress.bytes(b.size - shown)
+          tally.fetched += b.size
           this.blobsFetched++
-          this.bytesFetched += n
+          this.bytesFetched += b.size
         })
       }
       // after its children and blobs, before its referrers: the order an import puts them in

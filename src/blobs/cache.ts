@@ -132,6 +132,11 @@ export class BlobCache {
     return ask.reach === 'anywhere' ? await this.get(ask) : await this.getHeld(ask)
   }
 
+  /** Bytes a fill of this digest running in this process has received so far; undefined when none runs. */
+  filling (digest: string): number | undefined {
+    return this.fills.get(digest)?.fill.received
+  }
+
   /** The blob is here: in memory, this proxy's L1, or the region's store (a running fill does not count). */
   async has (digest: Digest): Promise<boolean> {
     if (this.o.memory.has(digest.value)) return true

@@ -4,6 +4,7 @@
 // run that fetches no blob, a dry run, a failing image that does not stop
 // the others, and a list that is not one.
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -12,7 +13,7 @@ import { stringify } from 'yaml'
 import { CLI, startFerry, type Ferry } from '../helpers/ferry.ts'
 import { startFaulty, type Faulty } from '../helpers/faulty.ts'
 import { get } from '../helpers/http.ts'
-import { image, pushImage, OCI_INDEX, OCI_MANIFEST, type Image } from '../helpers/images.ts'
+import { blob, image, pushBlob, pushImage, pushManifest, OCI_INDEX, OCI_MANIFEST, type Image } from '../helpers/images.ts'
 import { scratchDir } from '../helpers/procs.ts'
 import { startRegistry, type Registry } from '../helpers/registry.ts'
 import { seedStandard, type Seeded } from '../helpers/seed.ts'
@@ -123,6 +124,36 @@ t.test('a dry run fetches manifests only and says how many bytes a run would fet
   const size = img.config.bytes.length + img.layers.reduce((n, l) => n + l.bytes.length, 0)
   t.equal(dry.report.bytesFetched, size, 'the bytes a run would fetch')
   t.equal(dry.report.images[0]!.references[0]!.fetched, size)
+})
+
+t.test('a real run: each blob fetched whole once, verified into the region; a manifest that misstates a blob\'s size fails', async t => {
+  const img = await image({ files: { 'whole.txt': 'fetched once, kept whole\n'.repeat(2000) } })
+  await pushImage(upstream.url, 'test/whole', 'v1', img)
+  const list = join(dir, 'whole.yaml')
+  writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/whole', tags: ['v1'], referrers: false }] }))
+  const before = await settledBlobGets()
+  const run = await mirror(ferry, list)
+  const size = img.config.bytes.length + img.layers.reduce((n, l) => n + l.bytes.length, 0)
+  t.equal(run.code, 0)
+  t.equal(run.report.bytesFetched, size, 'the bytes of the blobs, counted once')
+  t.equal(await settledBlobGets() - before, 2, 'each blob asked of the upstream once')
+  for (const b of [img.config, ...img.layers]) {
+    const got = await get(`${ferry.url}/v2/upstream.test/test/whole/blobs/${b.digest}`)
+    t.equal(got.status, 200)
+    t.equal(createHash('sha256').update(got.body).digest('hex'), b.digest.slice(7), 'the region serves it with its digest')
+  }
+
+  // another image, named by a manifest that says its layer is one byte longer than it is (distribution takes it; a client would not)
+  const other = await image({ files: { 'other.txt': 'a layer of some other size\n'.repeat(500) } })
+  for (const b of [...other.layers, other.config]) await pushBlob(upstream.url, 'test/whole', b)
+  const lying = JSON.parse(other.manifest.bytes.toString()) as { layers: { size: number }[] }
+  lying.layers[0]!.size += 1
+  await pushManifest(upstream.url, 'test/whole', 'lying', blob(OCI_MANIFEST, Buffer.from(JSON.stringify(lying))))
+  const lyingList = join(dir, 'lying.yaml')
+  writeFileSync(lyingList, stringify({ images: [{ name: 'upstream.test/test/whole', tags: ['lying'], referrers: false }] }))
+  const refused = await mirror(ferry, lyingList)
+  t.equal(refused.code, 1, 'exit 1')
+  t.match(refused.report.images[0]!.failures[0]!, { reference: 'lying', reason: /is \d+ bytes, not the \d+ its manifest says/ })
 })
 
 t.test('a failing image is reported with its reason and the others go on; exit 1', async t => {
