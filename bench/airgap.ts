@@ -5,7 +5,7 @@
 // image; then oci: to a plain docker-registry). Throughput is the images'
 // bytes over the wall time of each whole command.
 import { execFile } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { stringify } from 'yaml'
@@ -96,4 +96,30 @@ export async function airgapScenario (opts: { dir: string, count: number, layerS
   const verified = digests.filter((d, i) => inv.repositories.find(r => r.name === `bench.up/airgap/img-${i}`)?.tags.v1 === d).length
   const mbps = (s: number): number => bytes / 1e6 / s
   return { images: count, bytes, ferryExportMBps: mbps(ferryExport), skopeoExportMBps: mbps(skopeoExport), ferryImportMBps: mbps(ferryImport), skopeoImportMBps: mbps(skopeoImport), verified }
+}
+
+/**
+ * `npm run bench -- --mirror [--runs N] [--against OTHER/dist/cli.js]`:
+ * `ferry mirror` of the scenario's images into a fresh region, on a
+ * settled disk; with --against, another build's CLI in alternating turns
+ * (a before and after).
+ */
+export async function mirrorRuns (opts: { dir: string, count: number, layerSize: number, runs: number, against: string | undefined, stops: (() => Promise<void>)[] }): Promise<void> {
+  const upstream = await startRegistry()
+  opts.stops.push(() => upstream.stop())
+  await seed(upstream, opts.dir, opts.count, opts.layerSize)
+  const list = join(opts.dir, 'mirror.yaml')
+  writeFileSync(list, stringify({ images: Array.from({ length: opts.count }, (_, i) => ({ name: `bench.up/airgap/img-${i}`, tags: ['v1'], referrers: false })) }))
+  const builds: [string, string][] = [['this build', CLI], ...(opts.against === undefined ? [] : [['--against', opts.against] as [string, string]])]
+  for (let r = 0; r < opts.runs; r++) {
+    for (const [name, cli] of r % 2 === 0 ? builds : [...builds].reverse()) {
+      const data = join(opts.dir, `data-${r}-${name.replace(/\W/g, '')}`)
+      const config = join(opts.dir, `region-${r}-${name.replace(/\W/g, '')}.yaml`)
+      writeFileSync(config, stringify({ listen: '127.0.0.1:0', data, log: { level: 'warn' }, upstreams: [{ name: 'up', url: upstream.url, prefix: 'bench.up' }] }))
+      settleDisk()
+      const seconds = await timed(() => run(process.execPath, [...NODE_FLAGS, cli, 'mirror', '--config', config, '--list', list], { maxBuffer: 64 * 1024 * 1024 }))
+      process.stdout.write(`${name.padEnd(10)} run ${r}: ${(opts.count * opts.layerSize / 1e6 / seconds).toFixed(0)} MB/s\n`)
+      rmSync(data, { recursive: true, force: true })
+    }
+  }
 }

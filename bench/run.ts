@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --airgap [--quick] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
+// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --airgap [--quick] · npm run bench -- --mirror [--against OTHER/dist/cli.js] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
 // ferry side by side with the proxies users would pick instead, in one run
 // on this machine: the upstream itself (direct), ferry, the CNCF
 // distribution registry in proxy mode, and nginx proxy_cache with
@@ -336,6 +336,15 @@ if (args.includes('--faults')) {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-airgap-'))
   try {
     process.stdout.write(JSON.stringify(await airgapScenario({ dir, count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log }), null, 2) + '\n')
+  } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
+  }
+} else if (args.includes('--mirror')) {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-mirror-'))
+  try {
+    const at = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
+    await (await import('./airgap.ts')).mirrorRuns({ dir, count: 8, layerSize: quick ? 8 * MiB : 128 * MiB, runs: Number(at('--runs') ?? 4), against: at('--against'), stops })
   } finally {
     await stopAll()
     rmSync(dir, { recursive: true, force: true })
