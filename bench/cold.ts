@@ -83,14 +83,7 @@ async function coldRuns (digests: string[]): Promise<void> {
   const targets: [Target, string[]][] = [[upstreamTarget(upstream), digests.slice(0, runs)], [ferry, digests.slice(0, runs)], [distribution, digests.slice(runs)]]
   if (args.includes('--floor')) {
     // the least a Node.js process does to pass the bytes on, then with hashing, then with the file too
-    for (const mode of ['raw', 'pipe', 'hash', 'hash-thread', 'hash+file']) {
-      const port = await freePort()
-      mkdirSync(join(dir, mode), { recursive: true })
-      const proc = startProc(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'floor-proxy.ts'), mode, upstream.url, String(port), join(dir, mode)])
-      stops.push(() => proc.stop())
-      await waitForPort(port)
-      targets.push([{ name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }, digests.slice(0, runs)])
-    }
+    for (const mode of ['raw', 'pipe', 'hash', 'hash-thread', 'hash+file']) targets.push([await startFloor(mode), digests.slice(0, runs)])
   }
   for (const [t, ds] of targets) {
     resetPeak(t.pids())
@@ -165,18 +158,11 @@ async function smallColdRuns (): Promise<void> {
   const floors: Target[] = []
   if (args.includes('--floor')) {
     // the least a Node.js proxy does for the same pulls: pass the bytes on; then hash them and write a file each
-    for (const mode of ['pipe', 'hash+file']) {
-      const port = await freePort()
-      mkdirSync(join(dir, mode), { recursive: true })
-      const proc = startProc(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'floor-proxy.ts'), mode, upstream.url, String(port), join(dir, mode)])
-      stops.push(() => proc.stop())
-      await waitForPort(port)
-      floors.push({ name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() })
-    }
+    for (const mode of ['pipe', 'hash+file']) floors.push(await startFloor(mode))
   }
   for (let round = 0; round < runs; round++) {
     for (const t of round % 2 === 0 ? [up, ferry, ...floors] : [...floors, ferry, up]) {
-      const images = await seedSmallImages(upstream.url, count, `sc${round}${t.name.replace(/[^a-z]/g, "")}`)
+      const images = await seedSmallImages(upstream.url, count, `sc${round}${t.name.replace(/[^a-z]/g, '')}`)
       settleDisk()
       const asked = upstream.requests().length
       const cpuUp = cpuSeconds(up.pids())
@@ -194,4 +180,14 @@ async function smallColdRuns (): Promise<void> {
       process.stdout.write(`${t.name.padEnd(9)} round ${round}: ${run.rate.toFixed(1)} pulls/s p50 ${run.p50Ms.toFixed(0)} ms p99 ${run.p99Ms.toFixed(0)} ms failed ${run.failed}; CPU per pull: upstream ${per(cpuSeconds(up.pids()) - cpuUp)}, proxy ${per(t === up ? 0 : cpuSeconds(t.pids()) - cpuFerry)}, client ${per((client.user + client.system) / 1e6)}; upstream asked ${[...byKind].map(([k, n]) => `${k} ${(n / run.pulls).toFixed(2)}`).join(', ')} per pull\n`)
     }
   }
+}
+
+/** A bare Node.js proxy of floor-proxy.ts in `mode`, in front of the upstream, stopped with the run. */
+async function startFloor (mode: string): Promise<Target> {
+  const port = await freePort()
+  mkdirSync(join(dir, mode), { recursive: true })
+  const proc = startProc(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'floor-proxy.ts'), mode, upstream.url, String(port), join(dir, mode)])
+  stops.push(() => proc.stop())
+  await waitForPort(port)
+  return { name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }
 }

@@ -12,7 +12,7 @@ import { blob, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, pushBlob, pushManifest } fro
 import { startRegistry } from '../test/helpers/registry.ts'
 import { pullImages, verifyBlob } from './load.ts'
 import { randomFile, seedSmallImages } from './seed.ts'
-import { peakRss, resetPeak, startFerryTarget, type Target } from './targets.ts'
+import { cpuSeconds, peakRss, resetPeak, settleDisk, startFerryTarget, type Target } from './targets.ts'
 
 export interface PushRun {
   readonly images: number
@@ -43,6 +43,14 @@ async function pushLayer (registry: string, repo: string, path: string, digest: 
   const put = await request(done, { method: 'PUT', headers: auth })
   const text = await put.body.text()
   if (put.statusCode !== 201) throw new Error(`push ${repo}: PUT ${put.statusCode} ${text}`)
+}
+
+/** ferry with a hosted namespace `bench/` that the bench's user may push to (FERRY_NODE_FLAGS added to its Node flags). */
+async function startPushTarget (dir: string): Promise<Target> {
+  return await startFerryTarget(join(dir, 'push-ferry'), 'http://127.0.0.1:1', '1h', {
+    hosted: [{ prefix: 'bench/' }],
+    auth: { users: { [USER]: bcrypt.hashSync(PASSWORD, 10) }, access: [{ repositories: ['bench/**'], allow: { [`user:${USER}`]: 'writer', anonymous: 'reader' } }] },
+  }, process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])
 }
 
 async function pushTo (target: Target, count: number, bigFile: string, bigDigest: string, bigSize: number, auth: string | undefined): Promise<PushRun> {
@@ -77,10 +85,7 @@ async function pushTo (target: Target, count: number, bigFile: string, bigDigest
 export async function pushScenario (opts: { dir: string, count: number, bigSize: number, stops: (() => Promise<void>)[], log: (msg: string) => void }): Promise<Record<'ferry' | 'distribution', PushRun>> {
   const bigFile = join(opts.dir, 'push-big.bin')
   const bigDigest = await randomFile(bigFile, opts.bigSize)
-  const ferry = await startFerryTarget(join(opts.dir, 'push-ferry'), 'http://127.0.0.1:1', '1h', {
-    hosted: [{ prefix: 'bench/' }],
-    auth: { users: { [USER]: bcrypt.hashSync(PASSWORD, 10) }, access: [{ repositories: ['bench/**'], allow: { [`user:${USER}`]: 'writer', anonymous: 'reader' } }] },
-  })
+  const ferry = await startPushTarget(opts.dir)
   opts.stops.push(() => ferry.stop())
   const registry = await startRegistry({ dir: join(opts.dir, 'push-distribution') })
   opts.stops.push(() => registry.stop())
@@ -102,13 +107,9 @@ export async function pushScenario (opts: { dir: string, count: number, bigSize:
  * seconds per GiB of the registry's processes and of the client.
  */
 export async function pushBigRuns (opts: { dir: string, size: number, runs: number, stops: (() => Promise<void>)[] }): Promise<void> {
-  const { settleDisk, cpuSeconds } = await import('./targets.ts')
   const bigFile = join(opts.dir, 'push-big.bin')
   const bigDigest = await randomFile(bigFile, opts.size)
-  const ferry = await startFerryTarget(join(opts.dir, 'push-ferry'), 'http://127.0.0.1:1', '1h', {
-    hosted: [{ prefix: 'bench/' }],
-    auth: { users: { [USER]: bcrypt.hashSync(PASSWORD, 10) }, access: [{ repositories: ['bench/**'], allow: { [`user:${USER}`]: 'writer', anonymous: 'reader' } }] },
-  }, process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])
+  const ferry = await startPushTarget(opts.dir)
   opts.stops.push(() => ferry.stop())
   const registry = await startRegistry({ dir: join(opts.dir, 'push-distribution') })
   opts.stops.push(() => registry.stop())

@@ -6,18 +6,16 @@
 // proxy, of this process (s3rver and the load's bookkeeping) and of the
 // upstream, and the bytes each proxy's L1 and the store were written.
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
-import { CLI, NODE_FLAGS } from '../test/helpers/ferry.ts'
-import { freePort, startProc } from '../test/helpers/procs.ts'
 import { startRedis } from '../test/helpers/redis.ts'
 import { startRegistry } from '../test/helpers/registry.ts'
 import { startS3Server } from '../test/helpers/s3-server.ts'
 import { pullBlobConcurrently } from './load.ts'
 import { pushFile, randomFile } from './seed.ts'
-import { childPids, cpuSeconds, settleDisk, upstreamBlobPath, waitForPort, warmFile } from './targets.ts'
+import { startRegionProxy, type Proxy } from './region.ts'
+import { cpuSeconds, settleDisk, upstreamBlobPath, warmFile } from './targets.ts'
 
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
@@ -39,23 +37,9 @@ try {
       const digest = await randomFile(file, size)
       await pushFile(upstream.url, 'bench/big', file, digest)
       rmSync(file)
-      const proxies: { url: string, pids: () => number[], stop: () => Promise<void> }[] = []
+      const proxies: Proxy[] = []
       for (let i = 0; i < count; i++) {
-        const pdir = join(dir, `r${r}-${count}-${i}`)
-        mkdirSync(pdir, { recursive: true })
-        const port = await freePort()
-        const config = join(pdir, 'ferry.yaml')
-        writeFileSync(config, stringify({
-          region: `herd${r}${count}`, listen: `127.0.0.1:${port}`, data: join(pdir, 'data'), log: { level: 'warn' },
-          state: { type: 'redis', url: redis.url },
-          store: { type: 's3', bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', prefix: `herd${r}${count}/` },
-          l1: { path: join(pdir, 'l1'), maxBytes: '50GiB' },
-          cache: { maxBytes: '50GiB' },
-          upstreams: [{ name: 'up', url: upstream.url, default: true, tagTTL: '10m' }],
-        }))
-        const proc = startProc(process.execPath, [...NODE_FLAGS, CLI, 'serve', '--config', config], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } })
-        await waitForPort(port)
-        proxies.push({ url: `http://127.0.0.1:${port}`, pids: () => childPids(proc.child.pid!), stop: () => proc.stop() })
+        proxies.push(await startRegionProxy({ dir: join(dir, `r${r}-${count}-${i}`), region: `herd${r}${count}`, redisUrl: redis.url, s3, prefix: `herd${r}${count}/`, upstreamUrl: upstream.url }))
       }
       settleDisk()
       warmFile(upstreamBlobPath(upstream.dir, digest))

@@ -10,7 +10,7 @@ import { CLI, NODE_FLAGS } from '../test/helpers/ferry.ts'
 import { freePort, startProc } from '../test/helpers/procs.ts'
 import { startRedis } from '../test/helpers/redis.ts'
 import type { Registry } from '../test/helpers/registry.ts'
-import { startS3Server } from '../test/helpers/s3-server.ts'
+import { startS3Server, type S3Server } from '../test/helpers/s3-server.ts'
 import { pullBlobConcurrently, pullImages, verifyBlob, type BlobRun, type PullRun, type SmallImage } from './load.ts'
 import { childPids, peakRss, resetPeak, waitForPort } from './targets.ts'
 
@@ -24,7 +24,25 @@ export interface RegionRun {
   readonly peakRss: number
 }
 
-interface Proxy { url: string, pids: () => number[], stop: () => Promise<void> }
+export interface Proxy { url: string, pids: () => number[], stop: () => Promise<void> }
+
+/** A proxy of a region as production runs one: Redis state, the S3 store under `prefix`, its own L1 disk. */
+export async function startRegionProxy (o: { dir: string, region: string, redisUrl: string, s3: S3Server, prefix: string, upstreamUrl: string }): Promise<Proxy> {
+  mkdirSync(o.dir, { recursive: true })
+  const port = await freePort()
+  const config = join(o.dir, 'ferry.yaml')
+  writeFileSync(config, stringify({
+    region: o.region, listen: `127.0.0.1:${port}`, data: join(o.dir, 'data'), log: { level: 'warn' },
+    state: { type: 'redis', url: o.redisUrl },
+    store: { type: 's3', bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: 'us-east-1', prefix: o.prefix },
+    l1: { path: join(o.dir, 'l1'), maxBytes: '50GiB' },
+    cache: { maxBytes: '50GiB' },
+    upstreams: [{ name: 'up', url: o.upstreamUrl, default: true, tagTTL: '10m' }],
+  }))
+  const proc = startProc(process.execPath, [...NODE_FLAGS, CLI, 'serve', '--config', config], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } })
+  await waitForPort(port)
+  return { url: `http://127.0.0.1:${port}`, pids: () => childPids(proc.child.pid!), stop: () => proc.stop() }
+}
 
 export async function regionScenario (opts: {
   dir: string
@@ -45,21 +63,7 @@ export async function regionScenario (opts: {
   const run = async (size: 1 | 2): Promise<RegionRun> => {
     const proxies: Proxy[] = []
     for (let i = 0; i < size; i++) {
-      const dir = join(opts.dir, `region${size}-${i}`)
-      mkdirSync(dir, { recursive: true })
-      const port = await freePort()
-      const config = join(dir, 'ferry.yaml')
-      writeFileSync(config, stringify({
-        region: `bench${size}`, listen: `127.0.0.1:${port}`, data: join(dir, 'data'), log: { level: 'warn' },
-        state: { type: 'redis', url: redis.url },
-        store: { type: 's3', bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', prefix: `region${size}/` },
-        l1: { path: join(dir, 'l1'), maxBytes: '50GiB' },
-        cache: { maxBytes: '50GiB' },
-        upstreams: [{ name: 'up', url: opts.upstream.url, default: true, tagTTL: '10m' }],
-      }))
-      const proc = startProc(process.execPath, [...NODE_FLAGS, CLI, 'serve', '--config', config], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } })
-      await waitForPort(port)
-      const p = { url: `http://127.0.0.1:${port}`, pids: () => childPids(proc.child.pid!), stop: () => proc.stop() }
+      const p = await startRegionProxy({ dir: join(opts.dir, `region${size}-${i}`), region: `bench${size}`, redisUrl: redis.url, s3, prefix: `region${size}/`, upstreamUrl: opts.upstream.url })
       proxies.push(p)
       opts.stops.push(p.stop)
     }

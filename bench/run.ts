@@ -17,8 +17,8 @@ import { pullImagesWrk, type WrkRun } from './wrk.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { cpuSeconds, cpuSecondsSettled, peakRss, resetPeak, settleDisk, startDistributionProxy, startFerryTarget, startNginx, startNodeLimit, upstreamBlobPath, upstreamTarget, warmFile, type Target } from './targets.ts'
 import { regionScenario, type RegionRun } from './region.ts'
-import { airgapScenario, type AirgapRun } from './airgap.ts'
-import { pushScenario, type PushRun } from './push.ts'
+import { airgapScenario, mirrorRuns, type AirgapRun } from './airgap.ts'
+import { pushBigRuns, pushScenario, type PushRun } from './push.ts'
 import { replicationScenario, type ReplicationRun } from './replication.ts'
 import { writeReport, type Check, type Results } from './report.ts'
 import { ctrScenario, wanScenario, type CtrRun, type WanRun } from './wan.ts'
@@ -27,10 +27,9 @@ import { consoleScenario, type ConsoleRun } from './console.ts'
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const outIndex = args.indexOf('--out')
 const here = dirname(fileURLToPath(import.meta.url))
 /** Where the report goes: --out, else bench/ for a full run, else a new folder (a quick run's figures are not the record); made only by a run that reports. */
-const reportDir = (): string => outIndex >= 0 ? args[outIndex + 1]! : (quick ? mkdtempSync(join(tmpdir(), 'ferry-bench-out-')) : here)
+const reportDir = (): string => argValue('--out') ?? (quick ? mkdtempSync(join(tmpdir(), 'ferry-bench-out-')) : here)
 
 const SIZES = quick
   ? { big: 32 * MiB, small: 40, warmSeconds: 1, tagTTLSeconds: 4, scaleBlobs: 2_000, scaleImages: 20, replImages: 20, replBig: 32 * MiB }
@@ -45,6 +44,23 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 function log (msg: string): void { process.stderr.write(`[bench] ${msg}\n`) }
+
+/** The value given after `name` on the command line. */
+function argValue (name: string): string | undefined {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+/** One scenario on its own, in a folder of its own that goes, with every process it started, when it ends. */
+async function alone (name: string, work: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `ferry-bench-${name}-`))
+  try {
+    await work(dir)
+  } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 async function measure<T> (targets: readonly Target[], name: string, run: (t: Target) => Promise<T>, peaks: Results['peakRss']): Promise<Record<string, T>> {
   const out: Record<string, T> = {}
@@ -333,40 +349,14 @@ if (args.includes('--faults')) {
   await import('./region-herd.ts')
 } else if (args.includes('--airgap')) {
   // scenario 11 alone
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-airgap-'))
-  try {
-    process.stdout.write(JSON.stringify(await airgapScenario({ dir, count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log }), null, 2) + '\n')
-  } finally {
-    await stopAll()
-    rmSync(dir, { recursive: true, force: true })
-  }
+  await alone('airgap', async dir => { process.stdout.write(JSON.stringify(await airgapScenario({ dir, count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log }), null, 2) + '\n') })
 } else if (args.includes('--mirror')) {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-mirror-'))
-  try {
-    const at = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
-    await (await import('./airgap.ts')).mirrorRuns({ dir, count: 8, layerSize: quick ? 8 * MiB : 128 * MiB, runs: Number(at('--runs') ?? 4), against: at('--against'), stops })
-  } finally {
-    await stopAll()
-    rmSync(dir, { recursive: true, force: true })
-  }
+  await alone('mirror', async dir => { await mirrorRuns({ dir, count: 8, layerSize: quick ? 8 * MiB : 128 * MiB, runs: Number(argValue('--runs') ?? 4), against: argValue('--against'), stops }) })
 } else if (args.includes('--push-big')) {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-push-'))
-  try {
-    const opt = (name: string, d: number): number => { const i = args.indexOf(name); return i >= 0 ? Number(args[i + 1]) : d }
-    await (await import('./push.ts')).pushBigRuns({ dir, size: opt('--size', 512) * 1024 * 1024, runs: opt('--runs', 4), stops })
-  } finally {
-    await stopAll()
-    rmSync(dir, { recursive: true, force: true })
-  }
+  await alone('push', async dir => { await pushBigRuns({ dir, size: Number(argValue('--size') ?? 512) * MiB, runs: Number(argValue('--runs') ?? 4), stops }) })
 } else if (args.includes('--console')) {
   // scenario 14 alone
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-console-'))
-  try {
-    process.stdout.write(JSON.stringify(await consoleScenario({ dir, repositories: quick ? 1000 : 10_000, stops, log }), null, 2) + '\n')
-  } finally {
-    await stopAll()
-    rmSync(dir, { recursive: true, force: true })
-  }
+  await alone('console', async dir => { process.stdout.write(JSON.stringify(await consoleScenario({ dir, repositories: quick ? 1000 : 10_000, stops, log }), null, 2) + '\n') })
 } else if (args.includes('--fuzz')) {
   const fuzz = spawnSync(process.execPath, [join(here, '..', 'test', 'run.ts'), join(here, '..', 'test', 'integration', 'fuzz.test.ts')], {
     stdio: 'inherit', env: { ...process.env, FERRY_FUZZ_RUNS: process.env.FERRY_FUZZ_RUNS ?? '5000', FERRY_FUZZ_SEED: process.env.FERRY_FUZZ_SEED ?? String(Date.now() % 1_000_000) },

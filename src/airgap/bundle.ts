@@ -39,11 +39,6 @@ export interface BundleManifest {
 /** Received by a part writer and not yet written, at most. */
 const UNWRITTEN_MAX = 8 * 1024 * 1024
 
-function appendError (appender: FileAppender): Error {
-  const f = appender.failure!
-  return f.kind === 'error' ? f.err as Error : Object.assign(new Error(`a short write (${f.wrote} of ${f.of} bytes): the disk is full`), { code: 'ENOSPC' })
-}
-
 export class BundleError extends Error {
   constructor (message: string) {
     super(message)
@@ -94,8 +89,7 @@ export class PartWriter extends Writable {
       }
       const take = chunk.subarray(0, this.partSize - this.written)
       // behind the stream: the tar's small pieces go to the disk in one writev per round
-      if (!this.appender!.append([take], take.length)) throw appendError(this.appender!)
-      if (this.appender!.behind > UNWRITTEN_MAX) await this.appender!.room(UNWRITTEN_MAX / 2)
+      if (!await this.appender!.write(take, UNWRITTEN_MAX)) throw this.appender!.error!
       this.hash!.update(take)
       this.written += take.length
       chunk = chunk.subarray(take.length)
@@ -106,7 +100,8 @@ export class PartWriter extends Writable {
   private async closePart (): Promise<void> {
     if (this.fh === undefined) return
     await this.appender!.drained()
-    if (this.appender!.failure !== undefined) throw appendError(this.appender!)
+    const failed = this.appender!.error
+    if (failed !== undefined) throw failed
     await this.fh.sync()
     await this.fh.close()
     this.fh = undefined

@@ -71,18 +71,6 @@ export class EdgeClient {
     return (doc.manifests ?? []).map(m => m.digest).filter((d): d is string => typeof d === 'string')
   }
 
-  /** GET the blob through the edge (which fills the region with it); resolves with the bytes that came. */
-  async blob (name: string, digest: string, onBytes?: (n: number) => void): Promise<number> {
-    const { size, body } = await this.openBlob(name, digest)
-    let n = 0
-    for await (const chunk of body) {
-      n += (chunk as Buffer).length
-      onBytes?.((chunk as Buffer).length)
-    }
-    if (n !== size) throw new EdgeError(502, undefined, `blob ${digest}: ${n} of ${size} bytes came`)
-    return n
-  }
-
   /**
    * Has the edge fill the region with the blob without sending it here: a
    * GET of its last byte, which a fill releases only once the whole blob is
@@ -90,13 +78,13 @@ export class EdgeClient {
    * thrown away). An edge that ignores the range sends it all; it is counted.
    */
   async fill (name: string, digest: string, size: number): Promise<void> {
-    if (size === 0) { await this.blob(name, digest); return }
-    const res = await this.get(`/v2/${name}/blobs/${digest}`, { range: `bytes=${size - 1}-` }, [206, 416])
+    // an empty blob has no last byte to ask for: it is asked whole
+    const res = await this.get(`/v2/${name}/blobs/${digest}`, size === 0 ? {} : { range: `bytes=${size - 1}-` }, [206, 416])
     // the total the edge gives is the blob's: a manifest that names it with another size is refused, as a client would
     const total = /\/(\d+)$/.exec(header(res.headers['content-range']) ?? '')?.[1]
     if (res.statusCode === 416 || (res.statusCode === 206 && total !== undefined && Number(total) !== size)) {
       await res.body.dump()
-      throw new EdgeError(502, 'SIZE_INVALID', `blob ${digest} is ${total ?? 'not'} bytes, not the ${size} its manifest says`)
+      throw new EdgeError(502, 'SIZE_INVALID', total === undefined ? `blob ${digest} is not the ${size} bytes its manifest says` : `blob ${digest} is ${total} bytes, not the ${size} its manifest says`)
     }
     let n = 0
     for await (const chunk of res.body) n += (chunk as Buffer).length

@@ -74,6 +74,8 @@ export async function importBundle (opts: { dir: string, data: string, view: Loc
   const extract = tarExtract()
   const source: Readable = bundle.compression === 'zstd' ? concatParts(dir, bundle.parts).pipe(createZstdDecompress()) : concatParts(dir, bundle.parts)
   const reading = pipeline(source, extract)
+  // leaving the loop early (a refusal) ends the pipeline with a premature close: that is not the error to report
+  reading.catch(() => {})
   for await (const e of extract) {
     const name = e.header.name
     const m = BLOB_ENTRY.exec(name)
@@ -105,17 +107,16 @@ export async function importBundle (opts: { dir: string, data: string, view: Loc
         hash.update(c)
         progress.bytes(c.length)
         // behind the stream, in one writev per round
-        if (!out.append([c], c.length)) break
-        if (out.behind > 8 * 1024 * 1024) await out.room(4 * 1024 * 1024)
+        if (!await out.write(c, 8 * 1024 * 1024)) break
       }
     } finally {
       await out.drained()
       await fh.close()
     }
-    if (out.failure !== undefined) {
+    const failed = out.error
+    if (failed !== undefined) {
       await rm(tmp, { force: true })
-      const f = out.failure
-      throw f.kind === 'error' ? f.err as Error : Object.assign(new Error(`a short write (${f.wrote} of ${f.of} bytes): the disk is full`), { code: 'ENOSPC' })
+      throw new BundleError(`blob ${digest} could not be staged on this region's disk: ${(failed as NodeJS.ErrnoException).code ?? ''} ${failed.message}`.replace(/\s+/g, ' '))
     }
     if (hash.digest('hex') !== m[2]) {
       await rm(tmp, { force: true })

@@ -151,18 +151,18 @@ export class UploadSessions {
           if (held + n > max) { over = true; break }
           hashing?.update(chunk)
           arrived(chunk.length)
-          if (!file.append([chunk], chunk.length)) break
-          if (file.behind > UNWRITTEN_MAX) await file.room(UNWRITTEN_MAX / 2)
+          if (!await file.write(chunk, UNWRITTEN_MAX)) break
           flusher.wrote(chunk.length)
         }
       } catch { /* cut short: what arrived is kept */ }
       await file.drained()
       await flusher.done()
       await handle.close()
-      if (file.failure !== undefined) {
+      const failed = file.error
+      if (failed !== undefined) {
         // this proxy's disk failed (full, most likely): what reached it is kept, the client is told
         body.resume()
-        throw new StoreError('write the upload', file.failure.kind === 'error' ? file.failure.err : Object.assign(new Error('a short write: the disk is full'), { code: 'ENOSPC' }))
+        throw new StoreError('write the upload', failed)
       }
       if (over) {
         body.resume()

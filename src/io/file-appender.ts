@@ -42,6 +42,24 @@ export class FileAppender {
     return true
   }
 
+  /**
+   * Queues `chunk`, then waits while more than `maxBehind` is queued (down to
+   * half of it): the caller reads its source no faster than the disk takes
+   * it. False when the file has failed (nothing queued; see `error`).
+   */
+  async write (chunk: Buffer, maxBehind: number): Promise<boolean> {
+    if (!this.append([chunk], chunk.length)) return false
+    if (this.queued > maxBehind) await this.room(maxBehind / 2)
+    return true
+  }
+
+  /** The failure as an error to throw: what the OS gave, or ENOSPC for a short write; undefined while the file takes the bytes. */
+  get error (): Error | undefined {
+    const f = this.failure
+    if (f === undefined) return undefined
+    return f.kind === 'error' ? f.err as Error : Object.assign(new Error(`a short write (${f.wrote} of ${f.of} bytes): the disk is full`), { code: 'ENOSPC' })
+  }
+
   /** Resolves once at most `bytes` are queued, or the file has failed (see `failure`). */
   async room (bytes: number): Promise<void> {
     while (this.queued > bytes && this.running !== undefined) await this.round

@@ -253,6 +253,43 @@ t.test('kill -9 in the middle of an import, then import again: complete and corr
   t.equal(createHash('sha256').update(pulled.body).digest('hex'), layer.digest.slice(7), 'the 48 MiB layer, byte for byte')
 })
 
+t.test('an import that fills the disk fails saying so, publishes nothing and leaves no partial blob', async t => {
+  if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs: run the tests as root (CI does)')
+  const layerBytes = randomBytes(8 * 1024 * 1024)
+  const full = await image({ files: { 'full.bin': layerBytes } })
+  await pushImage(upstream.url, 'test/full', 'v1', full)
+  writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/full', tags: ['v1'] }] }))
+  const out = join(dir, 'full')
+  t.equal((await exportTo(out)).code, 0)
+  // a site whose whole data folder is 4 MiB: the 8 MiB layer cannot be staged
+  const data = scratchDir('ferry-import-full-')
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', data])
+  t.teardown(() => { execFileSync('umount', ['-l', data]) })
+  const small = await startFerry({ data, config: { listen: `127.0.0.1:${await freePort()}`, upstreams: [], hosted: [{ prefix: 'upstream.test/' }] } })
+  t.teardown(() => small.stop())
+  const r = await importFrom(out, small)
+  t.equal(r.code, 1, 'refused')
+  t.match(r.stderr, /refused, nothing published: blob sha256:[0-9a-f]{64} could not be staged on this region's disk: ENOSPC/, 'saying the disk is full')
+  const tags = await get(`${small.url}/v2/upstream.test/test/full/tags/list`)
+  t.same(tags.status === 200 ? tags.json<{ tags: string[] | null }>().tags ?? [] : [], [], 'no tag appeared')
+  const partials = execFileSync('find', [data, '-name', '*.partial'], { encoding: 'utf8' }).trim()
+  t.equal(partials, '', 'no partial blob left behind')
+  const staged = execFileSync('find', [join(data, 'tmp'), '-type', 'f', '-size', '+0'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean)
+  for (const f of staged) t.equal(createHash('sha256').update(readFileSync(f)).digest('hex'), f.split('/').pop(), `a staged blob is whole: ${f.split('/').pop()!.slice(0, 12)}`)
+})
+
+t.test('an export onto a full disk fails saying so and writes no bundle.json', async t => {
+  if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs: run the tests as root (CI does)')
+  writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/big', tags: ['v1'] }] }))
+  const out = scratchDir('ferry-export-full-')
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', out])
+  t.teardown(() => { execFileSync('umount', ['-l', out]) })
+  const r = await exportTo(out)
+  t.not(r.code, 0, 'it fails')
+  t.match(r.stderr, /ENOSPC/, 'saying the disk is full')
+  t.notOk(readdirSync(out).includes('bundle.json'), 'no bundle.json: nothing claims to be a bundle')
+})
+
 t.test('prune only when asked, and said first: --prune lists, --prune --yes removes', async t => {
   writeFileSync(list, stringify({ images: [{ name: 'upstream.test/test/oci', tags: ['v2'] }] }))
   const out = join(dir, 'only-v2')
