@@ -21,7 +21,8 @@ import { startRegistry } from '../test/helpers/registry.ts'
 import { pullBlobConcurrently, pullImages, verifyBlob } from './load.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { pullImagesWrk } from './wrk.ts'
-import { cpuSeconds, peakRss, resetPeak, settleDisk, startDistributionProxy, upstreamBlobPath, waitForPort, warmFile, startFerryTarget, startNodeLimit, upstreamTarget, type Target } from './targets.ts'
+import { traced, traceMode } from './trace.ts'
+import { cpuSeconds, peakRss, resetPeak, settleDisk, startDistributionProxy, upstreamBlobPath, waitForPort, warmFile, startFerryTarget, startNodeLimit, startFloorProxy, upstreamTarget, type Target } from './targets.ts'
 
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
@@ -89,7 +90,7 @@ async function coldRuns (digests: string[]): Promise<void> {
     resetPeak(t.pids())
     const rates: number[] = []
     const cpus: number[] = []
-    await traced(t === ferry ? ferry.pids() : [], `ferry over ${runs} cold pulls of ${size / MiB} MiB`, async () => { for (const d of ds) {
+    await traced(traceMode(args), dir, t === ferry ? ferry.pids() : [], `ferry over ${runs} cold pulls of ${size / MiB} MiB`, async () => { for (const d of ds) {
       settleDisk()
       warmFile(upstreamBlobPath(upstream.dir, d))
       const before = cpuSeconds(t.pids())
@@ -105,35 +106,11 @@ async function coldRuns (digests: string[]): Promise<void> {
   }
 }
 
-/**
- * Runs `work` under strace -c or perf record on `pids` when --strace or
- * --perf was given (and `pids` is not empty), and prints the report.
- */
-async function traced<T> (pids: number[], label: string, work: () => Promise<T>): Promise<T> {
-  const perf = args.includes('--perf')
-  if (pids.length === 0 || (!perf && !args.includes('--strace'))) return await work()
-  const out = join(dir, `trace-${Date.now()}`)
-  const trace = perf
-    ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-o', out, '-p', pids.join(',')], { stdio: 'ignore' })
-    : spawn('strace', ['-c', '-f', '-o', out, ...pids.flatMap(p => ['-p', String(p)])], { stdio: 'ignore' })
-  await new Promise(resolve => setTimeout(resolve, 500))
-  try {
-    return await work()
-  } finally {
-    trace.kill('SIGINT')
-    await new Promise(resolve => trace.once('exit', resolve))
-    const report = perf
-      ? execFileSync('perf', ['report', '-i', out, '--stdio', '--sort', process.env.PERF_SORT ?? 'sym', '--percent-limit', process.env.PERF_LIMIT ?? '0.7'], { encoding: 'utf8', maxBuffer: 64 * MiB })
-      : readFileSync(out, 'utf8')
-    process.stdout.write(`${label} (${perf ? 'perf record -e cpu-clock' : 'strace -c -f'}):\n${report}\n`)
-  }
-}
-
 /** Three 5 s wrk passes of the warm small-image load on `t` (traced if asked): rates, p99s, CPU per request, peak RSS. */
 async function warmSmall (t: Target, images: Parameters<typeof pullImagesWrk>[1], label: string): Promise<string> {
   resetPeak(t.pids())
   const cpu = cpuSeconds(t.pids())
-  const runs = await traced(t.pids(), label, async () => {
+  const runs = await traced(traceMode(args), dir, t.pids(), label, async () => {
     const out = []
     for (let i = 0; i < 3; i++) out.push(await pullImagesWrk(t.url, images, 32, 5))
     return out
@@ -168,7 +145,7 @@ async function smallColdRuns (): Promise<void> {
       const cpuUp = cpuSeconds(up.pids())
       const cpuFerry = cpuSeconds(t.pids())
       const cpuClient = process.cpuUsage()
-      const run = await traced(t === ferry ? ferry.pids() : [], `ferry over ${count} cold small images`, async () => await pullImages(t.url, images, concurrency, 1))
+      const run = await traced(traceMode(args), dir, t === ferry ? ferry.pids() : [], `ferry over ${count} cold small images`, async () => await pullImages(t.url, images, concurrency, 1))
       const client = process.cpuUsage(cpuClient)
       const requests = upstream.requests().slice(asked)
       const byKind = new Map<string, number>()
@@ -184,10 +161,7 @@ async function smallColdRuns (): Promise<void> {
 
 /** A bare Node.js proxy of floor-proxy.ts in `mode`, in front of the upstream, stopped with the run. */
 async function startFloor (mode: string): Promise<Target> {
-  const port = await freePort()
-  mkdirSync(join(dir, mode), { recursive: true })
-  const proc = startProc(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'floor-proxy.ts'), mode, upstream.url, String(port), join(dir, mode)])
-  stops.push(() => proc.stop())
-  await waitForPort(port)
-  return { name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }
+  const t = await startFloorProxy(mode, upstream.url, join(dir, mode))
+  stops.push(() => t.stop())
+  return t
 }

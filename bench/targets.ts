@@ -60,6 +60,15 @@ export async function startFerryTarget (dir: string, upstream: string, tagTTL: s
   }
 }
 
+/** A bare Node.js proxy of floor-proxy.ts in `mode` ('pipe', 'hash+file', ...) in front of `upstream`, its files in `dir`. */
+export async function startFloorProxy (mode: string, upstream: string, dir: string): Promise<Target> {
+  const port = await freePort()
+  mkdirSync(dir, { recursive: true })
+  const proc = startProc(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'floor-proxy.ts'), mode, upstream, String(port), dir])
+  await waitForPort(port)
+  return { name: `node ${mode}`, url: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid!], stop: () => proc.stop() }
+}
+
 /** The bare node:http server of node-limit.ts, answering `paths` from memory. */
 export async function startNodeLimit (dir: string, upstream: string, paths: [string, string | null][], nodeFlags: string[] = []): Promise<Target> {
   mkdirSync(dir, { recursive: true })

@@ -26,7 +26,8 @@ import { requireBinary, startRegistry, type Registry } from '../test/helpers/reg
 import { verifyBlob } from './load.ts'
 import { pushFile, randomFile } from './seed.ts'
 import { startShapedLink } from './shaped-link.ts'
-import { peakRss, resetPeak, startDistributionProxy, startFerryTarget, startNginx, type Target } from './targets.ts'
+import { traced, type TraceMode } from './trace.ts'
+import { cpuSeconds, peakRss, resetPeak, startDistributionProxy, startFloorProxy, startFerryTarget, startNginx, type Target } from './targets.ts'
 
 const run = promisify(execFile)
 const MiB = 1024 * 1024
@@ -139,8 +140,8 @@ async function seedWan (upstream: Registry, dir: string, count: number, max: num
 }
 
 /** One of the compared targets in front of `upstream` (the upstream itself for "upstream": pulling direct). */
-async function startTarget (name: string, dir: string, upstream: { url: string, host: string }): Promise<Target> {
-  if (name === 'ferry') return await startFerryTarget(dir, upstream.url, '1h')
+async function startTarget (name: string, dir: string, upstream: { url: string, host: string }, ferryFlags: string[] = []): Promise<Target> {
+  if (name === 'ferry') return await startFerryTarget(dir, upstream.url, '1h', {}, ferryFlags)
   if (name === 'distribution') return await startDistributionProxy(dir, upstream.url)
   if (name === 'nginx') return await startNginx(dir, upstream.host, 3600)
   return { name: 'upstream', url: upstream.url, pids: () => [], stop: async () => {} }
@@ -238,7 +239,12 @@ async function tarLayer (path: string, size: number): Promise<string> {
   return 'sha256:' + hash.digest('hex')
 }
 
-export async function ctrScenario (o: { dir: string, quick: boolean, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<CtrRun> {
+/**
+ * `runs` > 1 (the standalone `--ctr` mode) pulls through every target in
+ * turn, that many rounds, and gives each target's median: one round swings
+ * by a third on this VM.
+ */
+export async function ctrScenario (o: { dir: string, quick: boolean, runs?: number, trace?: TraceMode, floor?: boolean, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<CtrRun> {
   requireBinary('ctr', 'containerd')
   mkdirSync(o.dir, { recursive: true })
   const layerCount = 6
@@ -261,29 +267,46 @@ export async function ctrScenario (o: { dir: string, quick: boolean, stops: (() 
     layers: layers.map(l => ({ mediaType: OCI_TAR_LAYER, digest: l.digest, size: l.size })),
   })))
   await pushManifest(upstream.url, 'ctr/app', 'v1', manifest)
-  const targets: CtrRun['targets'] = {}
-  for (const name of ['upstream', 'ferry', 'distribution', 'nginx']) {
-    const target = await startTarget(name, join(o.dir, name), upstream)
-    try {
-      const pull = async (): Promise<number> => {
-        const containerd = await startContainerd({ 'registry.bench': [target.url] })
-        try {
-          const started = performance.now()
-          await run('ctr', ['--address', containerd.sock, 'images', 'pull', '--hosts-dir', containerd.hosts, '--snapshotter', 'native', '--platform', 'linux/amd64', 'registry.bench/ctr/app:v1'], { maxBuffer: 64 * MiB })
-          return (performance.now() - started) / 1000
-        } finally {
-          await containerd.stop()
-          rmSync(dirname(containerd.sock), { recursive: true, force: true }) // its content and snapshots: twice the image
+  const rounds: Record<string, { coldS: number, warmS: number }[]> = {}
+  for (let round = 0; round < (o.runs ?? 1); round++) {
+    for (const name of ['upstream', 'ferry', 'distribution', 'nginx', ...(o.floor === true ? ['node pipe', 'node hash+file'] : [])]) {
+      const target = name.startsWith('node ')
+        ? await startFloorProxy(name.slice(5), upstream.url, join(o.dir, name))
+        : await startTarget(name, join(o.dir, name), upstream, o.trace === 'perf' ? ['--perf-basic-prof'] : [])
+      try {
+        const pull = async (label: string): Promise<{ s: number, cpu: string }> => {
+          const containerd = await startContainerd({ 'registry.bench': [target.url] })
+          try {
+            const cpu = (): number[] => [cpuSeconds(target.pids()), cpuSeconds([containerd.pid]), cpuSeconds([upstream.proc.child.pid!])]
+            let before = cpu()
+            let started = performance.now()
+            await traced(o.trace, o.dir, name === 'ferry' ? target.pids() : [], `ferry, ctr images pull ${label}`, async () => {
+              before = cpu()
+              started = performance.now()
+              await run('ctr', ['--address', containerd.sock, 'images', 'pull', '--hosts-dir', containerd.hosts, '--snapshotter', 'native', '--platform', 'linux/amd64', 'registry.bench/ctr/app:v1'], { maxBuffer: 64 * MiB })
+            })
+            const s = (performance.now() - started) / 1000
+            const spent = cpu().map((c, i) => (c - before[i]!).toFixed(2))
+            return { s, cpu: `CPU s: ${name === 'upstream' ? '' : `proxy ${spent[0]}, `}containerd ${spent[1]}, upstream ${spent[2]}` }
+          } finally {
+            await containerd.stop()
+            rmSync(dirname(containerd.sock), { recursive: true, force: true }) // its content and snapshots: twice the image
+          }
         }
+        const cold = await pull('cold')
+        const warm = await pull('warm')
+        const coldS = cold.s
+        const warmS = warm.s
+        o.log(`    ${name}: ctr images pull cold ${coldS.toFixed(2)} s (${cold.cpu}), warm ${warmS.toFixed(2)} s (${warm.cpu})`)
+        ;(rounds[name] ??= []).push({ coldS, warmS })
+      } finally {
+        await target.stop()
+        if (name !== 'upstream') rmSync(join(o.dir, name), { recursive: true, force: true }) // a proxy's cache; the upstream's data is in o.dir/upstream
       }
-      const coldS = await pull()
-      const warmS = await pull()
-      targets[name] = { coldS, warmS }
-      o.log(`    ${name}: ctr images pull cold ${coldS.toFixed(2)} s, warm ${warmS.toFixed(2)} s`)
-    } finally {
-      await target.stop()
-      if (name !== 'upstream') rmSync(join(o.dir, name), { recursive: true, force: true }) // a proxy's cache; the upstream's data is in o.dir/upstream
     }
   }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  const targets: CtrRun['targets'] = {}
+  for (const [name, rs] of Object.entries(rounds)) targets[name] = { coldS: median(rs.map(r => r.coldS)), warmS: median(rs.map(r => r.warmS)) }
   return { layers: layerCount, layerBytes, targets }
 }

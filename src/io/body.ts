@@ -58,16 +58,28 @@ function writeChunks (out: Writable, chunks: readonly Buffer[]): Promise<void> {
 }
 
 /**
- * Bytes a client must take promptly (each write done before the next read
- * is) before it gets 1 MiB buffers. A write is done once the kernel has the
- * bytes, and the kernel takes up to the socket's send buffer plus the
- * receiver's window from a client that reads nothing (here 4 + 32 MiB:
- * tcp_wmem and tcp_rmem's maxima): below that, keeping up proves nothing.
- * With 4 MiB, 200 readers that had stopped pinned 363 MiB under load.
+ * Bytes a client must take at a steady pace before it gets 1 MiB buffers. A
+ * write is done once the kernel has the bytes, and the kernel takes up to
+ * the socket's send buffer plus the receiver's window from a client that
+ * reads nothing (here 4 + 32 MiB: tcp_wmem and tcp_rmem's maxima): below
+ * that, taking them promptly proves nothing. With 4 MiB, 200 readers that
+ * had stopped pinned 363 MiB under load.
  */
 const PROVEN = kernelBuffering() + CHUNK
 /** Before that, 256 KiB buffers once 4 MiB went promptly: most of the speed, a quarter of the pin. */
 const PROMISING = 4 * CHUNK
+/**
+ * The pace a client must keep to stay on larger buffers: 16 MB/s, over each
+ * 4 MiB it takes. Judging each write alone (done before the next read, as
+ * this did, or within its time at that pace) put every client slower than
+ * the page cache on 64 KiB reads for good: containerd, busy unpacking, takes
+ * 48 MB/s a layer in bursts, a write waiting 15-80 ms now and then, and took
+ * 288 MiB warm in 3,516 thread-pool reads (`npm run bench -- --ctr
+ * --strace`). Below this pace a client costs few reads a second whatever
+ * their size, and small buffers bound what it pins.
+ */
+const PACE_BYTES_PER_MS = 16_000
+const PACE_WINDOW = 4 * CHUNK
 
 function kernelBuffering (): number {
   const max = (file: string): number => {
@@ -80,14 +92,16 @@ function kernelBuffering (): number {
 /**
  * Copy bytes [start, end) of `fh` to `out`. With `growth`, bytes past the
  * current limit are waited for. Small buffers first; large ones once the
- * client keeps up, and small again when it stops keeping up.
+ * client keeps a pace, and small again when it falls below it.
  */
 export async function copyRange (fh: FileHandle, start: number, end: number, out: Writable, growth?: Growth): Promise<number> {
   let pos = start
   let inFlight: Promise<void> | undefined
-  let writing = false
   let failed: unknown
+  /** Bytes the client took at the pace (see PACE_BYTES_PER_MS). */
   let kept = 0
+  let paceFrom = performance.now()
+  let paceBytes = 0
   const gone = new Promise<never>((_, reject) => {
     out.once('close', () => reject(new Error('client went away')))
   })
@@ -137,12 +151,20 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         chunks = [buf.subarray(0, n)]
         giveBack = () => { from.put(buf) }
       }
-      // the client kept up if the last write is done by the time the next chunk is ready
-      kept = writing ? 0 : kept + n
       if (inFlight !== undefined) await Promise.race([inFlight, gone])
       if (failed !== undefined) throw failed
-      writing = true
-      inFlight = writeChunks(out, chunks).then(() => { writing = false; giveBack() }, err => { failed = err })
+      const size = n
+      inFlight = writeChunks(out, chunks).then(() => {
+        kept += size
+        paceBytes += size
+        if (paceBytes >= PACE_WINDOW) {
+          const now = performance.now()
+          if (paceBytes / (now - paceFrom) < PACE_BYTES_PER_MS) kept = 0
+          paceFrom = now
+          paceBytes = 0
+        }
+        giveBack()
+      }, err => { failed = err })
       pos += n
     }
     if (inFlight !== undefined) await Promise.race([inFlight, gone])

@@ -9,6 +9,7 @@ export interface Containerd {
   readonly sock: string
   /** The --hosts-dir to pass to ctr. */
   readonly hosts: string
+  readonly pid: number
   stop (): Promise<void>
 }
 
@@ -39,5 +40,5 @@ export async function startContainerd (mirrors: Record<string, readonly string[]
   ].join('\n') + '\n')
   const proc = startProc('containerd', ['--config', join(dir, 'config.toml')])
   await proc.waitFor(/containerd successfully booted|serving\.\.\./, 30_000)
-  return { sock, hosts, stop: () => proc.stop() }
+  return { sock, hosts, pid: proc.child.pid!, stop: () => proc.stop() }
 }
