@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --airgap [--quick] · npm run bench -- --mirror [--against OTHER/dist/cli.js] · npm run bench -- --ctr [--runs N] [--floor] [--strace | --perf] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
+// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --airgap [--quick] · npm run bench -- --mirror [--against OTHER/dist/cli.js] · npm run bench -- --wan [--targets a,b] [--runs N] · npm run bench -- --ctr [--runs N] [--floor] [--strace | --perf] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
 // ferry side by side with the proxies users would pick instead, in one run
 // on this machine: the upstream itself (direct), ferry, the CNCF
 // distribution registry in proxy mode, and nginx proxy_cache with
@@ -353,6 +353,9 @@ if (args.includes('--faults')) {
   await alone('airgap', async dir => { process.stdout.write(JSON.stringify(await airgapScenario({ dir, count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log }), null, 2) + '\n') })
 } else if (args.includes('--mirror')) {
   await alone('mirror', async dir => { await mirrorRuns({ dir, count: 8, layerSize: quick ? 8 * MiB : 128 * MiB, runs: Number(argValue('--runs') ?? 4), against: argValue('--against'), stops }) })
+} else if (args.includes('--wan')) {
+  // scenario 12 alone; --targets ferry,nginx picks which, --runs N repeats them in turns (each run's line is logged)
+  await alone('wan', async dir => { await wanScenario({ dir, quick, targets: argValue('--targets')?.split(','), runs: Number(argValue('--runs') ?? 1), stops, log }) })
 } else if (args.includes('--ctr')) {
   // scenario 13 alone, --runs rounds of every target in turn
   await alone('ctr', async dir => { process.stdout.write(JSON.stringify(await ctrScenario({ dir, quick, runs: Number(argValue('--runs') ?? 3), trace: traceMode(args), floor: args.includes('--floor'), stops, log }), null, 2) + '\n') })

@@ -182,7 +182,7 @@ async function fleet (base: string, images: readonly WanImage[], nodes: number):
   return { wallS: (performance.now() - started) / 1000, fastestS: Math.min(...secs), slowestS: Math.max(...secs), failed: runs.reduce((n, r) => n + r.failed, 0) }
 }
 
-export async function wanScenario (o: { dir: string, quick: boolean, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<WanRun> {
+export async function wanScenario (o: { dir: string, quick: boolean, targets?: readonly string[], runs?: number, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<WanRun> {
   mkdirSync(o.dir, { recursive: true })
   const count = o.quick ? 4 : 20
   const nodes = o.quick ? 4 : 8
@@ -193,7 +193,7 @@ export async function wanScenario (o: { dir: string, quick: boolean, stops: (() 
   const { images, uniqueBytes, layers } = await seedWan(upstream, o.dir, count, o.quick ? 16 * MiB : 300 * MiB)
   o.log(`12. WAN: ${count} images, ${layers} layers, ${(uniqueBytes / 1024 ** 3).toFixed(2)} GiB unique, ${nodes} nodes, ${rttMs} ms, ${mbitPerSecond} Mbit/s`)
   const targets: Record<string, WanRow> = {}
-  for (const name of ['upstream', 'ferry', 'distribution', 'nginx']) {
+  for (let round = 0; round < (o.runs ?? 1); round++) for (const name of o.targets ?? ['upstream', 'ferry', 'distribution', 'nginx']) {
     const link = await startShapedLink({ host: '127.0.0.1', port: upstream.port }, { rttMs, bitsPerSecond: mbitPerSecond * 1e6 })
     const target = await startTarget(name, join(o.dir, name), link)
     try {
