@@ -21,6 +21,8 @@ export interface AirgapRun {
   readonly images: number
   readonly bytes: number
   readonly ferryExportMBps: number
+  /** The same export again, from the region it filled: the bundle's share of a cold export. */
+  readonly ferryWarmExportMBps?: number
   readonly skopeoExportMBps: number
   readonly ferryImportMBps: number
   readonly skopeoImportMBps: number
@@ -73,6 +75,10 @@ export async function airgapScenario (opts: { dir: string, count: number, layerS
   const bundle = join(dir, 'bundle')
   settleDisk() // what the step before wrote is flushed now, not during this one
   const ferryExport = await timed(() => ferry('export', '--config', connected, '--list', list, '--out', bundle))
+  settleDisk()
+  const warmBundle = join(dir, 'bundle-warm')
+  const ferryWarmExport = await timed(() => ferry('export', '--config', connected, '--list', list, '--out', warmBundle))
+  rmSync(warmBundle, { recursive: true, force: true })
   const layout = join(dir, 'layout')
   settleDisk()
   const skopeoExport = await timed(async () => {
@@ -95,7 +101,7 @@ export async function airgapScenario (opts: { dir: string, count: number, layerS
   const inv = JSON.parse(String(((await ferry('inventory', '--config', site)) as { stdout: string }).stdout)) as { repositories: { name: string, tags: Record<string, string> }[] }
   const verified = digests.filter((d, i) => inv.repositories.find(r => r.name === `bench.up/airgap/img-${i}`)?.tags.v1 === d).length
   const mbps = (s: number): number => bytes / 1e6 / s
-  return { images: count, bytes, ferryExportMBps: mbps(ferryExport), skopeoExportMBps: mbps(skopeoExport), ferryImportMBps: mbps(ferryImport), skopeoImportMBps: mbps(skopeoImport), verified }
+  return { images: count, bytes, ferryExportMBps: mbps(ferryExport), ferryWarmExportMBps: mbps(ferryWarmExport), skopeoExportMBps: mbps(skopeoExport), ferryImportMBps: mbps(ferryImport), skopeoImportMBps: mbps(skopeoImport), verified }
 }
 
 /**

@@ -212,7 +212,7 @@ export async function wanScenario (o: { dir: string, quick: boolean, targets?: r
         coldWallS: cold.wallS, coldFastestNodeS: cold.fastestS, coldSlowestNodeS: cold.slowestS, upstreamBytes,
         warmWallS: warm.wallS, warmSlowestNodeS: warm.slowestS, failed: cold.failed + warm.failed, verified, peakRss: peakRss(pids()),
       }
-      o.log(`    ${name}: cold ${cold.wallS.toFixed(1)} s, ${(upstreamBytes / 1024 ** 3).toFixed(2)} GiB over the link; warm ${warm.wallS.toFixed(1)} s`)
+      o.log(`    ${name}: cold ${cold.wallS.toFixed(1)} s, ${(upstreamBytes / 1024 ** 3).toFixed(2)} GiB over the link; warm ${warm.wallS.toFixed(1)} s; peak RSS ${(targets[name].peakRss / 1024 ** 2).toFixed(0)} MiB`)
     } finally {
       await target.stop()
       await link.close()

@@ -21,6 +21,9 @@ report; exit 1 if an image could not be mirrored (the others are exported).
   --part-size SIZE    the largest part (default 4GiB; e.g. 700MiB for a CD)
   --compress zstd     zstd-compress the tar (parts are then bundle.tar.zst[.NNN])`
 
+/** The bundle's disk failing: said in one line, not with a stack. */
+const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EROFS', 'EACCES', 'EPERM'])
+
 export const exportCommand = defineCommand({
   name: 'export',
   summary: 'write a bundle of a mirror list for an air-gapped site (--since its inventory: only what it lacks)',
@@ -64,7 +67,17 @@ export const exportCommand = defineCommand({
       const mirror = new Mirror({ edge: client, view: edge.view, progress, dryRun: true, collect: true })
       const mirrored = await mirror.run(list)
       progress.start(mirror.collected.length)
-      const bundle = await writeBundle({ out: values.out, edge: client, view: edge.view, collected: mirror.collected, since, partSize, compression: values.compress === 'zstd' ? 'zstd' : 'none', progress })
+      let bundle
+      try {
+        bundle = await writeBundle({ out: values.out, edge: client, view: edge.view, collected: mirror.collected, since, partSize, compression: values.compress === 'zstd' ? 'zstd' : 'none', progress })
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === undefined || !DISK_ERRORS.has(code)) throw err
+        progress.stop()
+        const said = (err as Error).message.startsWith(code) ? (err as Error).message : `${code}: ${(err as Error).message}`
+        console.error(`ferry export: refused: the bundle could not be written to ${values.out}: ${said}; what was written there is not a bundle (no bundle.json): remove it and export again where there is room`)
+        return 1
+      }
       progress.stop()
       const failures = mirrored.images.flatMap(i => i.failures.map(f => ({ image: i.name, ...f })))
       process.stdout.write(JSON.stringify({ ...bundle, failures }, null, 2) + '\n')
