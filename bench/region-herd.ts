@@ -1,5 +1,5 @@
 // npm run bench -- --region-herd [--size MiB] [--runs N] [--strace]
-// Scenario 8's cold herd alone, for weighing what a second proxy costs: a
+// Scenario 8's cold herd (then the same warm) alone, for weighing what a second proxy costs: a
 // region (Redis, an S3 store served by s3rver in this process, an L1 disk per
 // proxy) of one proxy and of two, 16 curl clients on a cold blob split
 // evenly over the proxies. Prints the wall and the CPU seconds of each
@@ -15,7 +15,7 @@ import { startS3Server } from '../test/helpers/s3-server.ts'
 import { pullBlobConcurrently } from './load.ts'
 import { pushFile, randomFile } from './seed.ts'
 import { startRegionProxy, type Proxy } from './region.ts'
-import { cpuSeconds, settleDisk, upstreamBlobPath, warmFile } from './targets.ts'
+import { cpuSeconds, cpuSecondsSettled, settleDisk, upstreamBlobPath, warmFile } from './targets.ts'
 
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
@@ -53,12 +53,23 @@ try {
       const runsOf = await Promise.all(proxies.map(p => pullBlobConcurrently(`${p.url}/v2/bench/big/blobs/${digest}`, 16 / count, size)))
       const wall = (performance.now() - started) / 1000
       // the leader's commit to the store may still be running: wait for the processes to go quiet
-      await new Promise(resolve => setTimeout(resolve, 3000))
+      await new Promise(resolve => setTimeout(resolve, 1000))
+      await cpuSecondsSettled(() => proxies.flatMap(p => p.pids()))
       const after = cpu()
       const self = process.cpuUsage(self0)
       const ok = runsOf.reduce((n, x) => n + x.ok, 0)
       const names = [...proxies.map((_, i) => `proxy ${i}`), 'upstream']
       process.stdout.write(`${count} prox${count === 1 ? 'y  ' : 'ies'} run ${r}: wall ${wall.toFixed(2)} s, ${ok}/16 complete, slowest first byte ${Math.max(...runsOf.map(x => x.ttfbMaxMs)).toFixed(0)} ms; CPU s: ${names.map((n, i) => `${n} ${(after[i]! - before[i]!).toFixed(2)}`).join(', ')}, bench+s3rver ${((self.user + self.system) / 1e6).toFixed(2)}; upstream GETs ${upstream.count('GET', `/blobs/${digest}`)}; the store asked ${summarize(s3.requests().slice(s3Asked))}\n`)
+      // warm: the same herd again, each proxy from its L1
+      const warmBefore = cpu()
+      const warmS3 = s3.requests().length
+      const warmSelf0 = process.cpuUsage()
+      const warmStarted = performance.now()
+      const warmRuns = await Promise.all(proxies.map(p => pullBlobConcurrently(`${p.url}/v2/bench/big/blobs/${digest}`, 16 / count, size)))
+      const warmWall = (performance.now() - warmStarted) / 1000
+      const warmAfter = cpu()
+      const warmSelf = process.cpuUsage(warmSelf0)
+      process.stdout.write(`${count} prox${count === 1 ? 'y  ' : 'ies'} run ${r}: warm wall ${warmWall.toFixed(2)} s, ${warmRuns.reduce((n, x) => n + x.ok, 0)}/16 complete; CPU s: ${names.map((n, i) => `${n} ${(warmAfter[i]! - warmBefore[i]!).toFixed(2)}`).join(', ')}, bench+s3rver ${((warmSelf.user + warmSelf.system) / 1e6).toFixed(2)}; the store asked ${summarize(s3.requests().slice(warmS3))}\n`)
       for (const [i, t] of traces.entries()) {
         t.proc.kill('SIGINT')
         await new Promise(resolve => t.proc.once('exit', resolve))

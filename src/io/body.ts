@@ -58,25 +58,25 @@ function writeChunks (out: Writable, chunks: readonly Buffer[]): Promise<void> {
 }
 
 /**
- * Bytes a client must take at a steady pace before it gets 1 MiB buffers. A
- * write is done once the kernel has the bytes, and the kernel takes up to
- * the socket's send buffer plus the receiver's window from a client that
- * reads nothing (here 4 + 32 MiB: tcp_wmem and tcp_rmem's maxima): below
- * that, taking them promptly proves nothing. With 4 MiB, 200 readers that
- * had stopped pinned 363 MiB under load.
+ * Bytes a client must take as fast as they are read (each write done before
+ * the next read is) before it gets 1 MiB buffers. A write is done once the
+ * kernel has the bytes, and the kernel takes up to the socket's send buffer
+ * plus the receiver's window from a client that reads nothing (here 4 + 32
+ * MiB: tcp_wmem and tcp_rmem's maxima): below that, keeping up proves
+ * nothing. With 4 MiB, 200 readers that had stopped pinned 363 MiB under
+ * load.
  */
 const PROVEN = kernelBuffering() + CHUNK
-/** Before that, 256 KiB buffers once 4 MiB went promptly: most of the speed, a quarter of the pin. */
+/** 256 KiB buffers once 4 MiB went at the pace below: most of the speed, a quarter of the pin. */
 const PROMISING = 4 * CHUNK
 /**
- * The pace a client must keep to stay on larger buffers: 16 MB/s, over each
- * 4 MiB it takes. Judging each write alone (done before the next read, as
- * this did, or within its time at that pace) put every client slower than
- * the page cache on 64 KiB reads for good: containerd, busy unpacking, takes
- * 48 MB/s a layer in bursts, a write waiting 15-80 ms now and then, and took
- * 288 MiB warm in 3,516 thread-pool reads (`npm run bench -- --ctr
- * --strace`). Below this pace a client costs few reads a second whatever
- * their size, and small buffers bound what it pins.
+ * The pace that earns 256 KiB buffers: 16 MB/s, over each 4 MiB taken.
+ * Asking every client to keep up with the disk for them too put each one
+ * slower than the page cache on 64 KiB reads for good: containerd, busy
+ * unpacking, takes about 48 MB/s a layer in bursts and took 288 MiB warm in
+ * 3,516 thread-pool reads (`npm run bench -- --ctr --strace`). Below the
+ * pace a client costs few reads a second whatever their size, and small
+ * buffers bound what it pins.
  */
 const PACE_BYTES_PER_MS = 16_000
 const PACE_WINDOW = 4 * CHUNK
@@ -91,8 +91,9 @@ function kernelBuffering (): number {
 
 /**
  * Copy bytes [start, end) of `fh` to `out`. With `growth`, bytes past the
- * current limit are waited for. Small buffers first; large ones once the
- * client keeps a pace, and small again when it falls below it.
+ * current limit are waited for. Small buffers first; 256 KiB ones while the
+ * client keeps a pace, 1 MiB ones once it keeps up with the disk; small again
+ * when it falls behind.
  */
 export async function copyRange (fh: FileHandle, start: number, end: number, out: Writable, growth?: Growth): Promise<number> {
   let pos = start
@@ -100,6 +101,9 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
   let failed: unknown
   /** Bytes the client took at the pace (see PACE_BYTES_PER_MS). */
   let kept = 0
+  /** Bytes it took as fast as they were read (see PROVEN). */
+  let keptUp = 0
+  let writing = false
   let paceFrom = performance.now()
   let paceBytes = 0
   const gone = new Promise<never>((_, reject) => {
@@ -114,7 +118,7 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         await Promise.race([growth.changed(), gone])
         continue
       }
-      const from = kept >= PROVEN ? pool : kept >= PROMISING ? mediumPool : smallPool
+      const from = keptUp >= PROVEN ? pool : kept >= PROMISING ? mediumPool : smallPool
       // chunks in hand are shared with the fill and every other reader: a reader that stops pins no
       // buffer of its own, so they go out at least 256 KiB at a time (64 KiB writes, each one syscall,
       // were most of a cold pull's socket writes)
@@ -151,10 +155,13 @@ export async function copyRange (fh: FileHandle, start: number, end: number, out
         chunks = [buf.subarray(0, n)]
         giveBack = () => { from.put(buf) }
       }
+      keptUp = writing ? 0 : keptUp + n
       if (inFlight !== undefined) await Promise.race([inFlight, gone])
       if (failed !== undefined) throw failed
       const size = n
+      writing = true
       inFlight = writeChunks(out, chunks).then(() => {
+        writing = false
         kept += size
         paceBytes += size
         if (paceBytes >= PACE_WINDOW) {
