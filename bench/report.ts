@@ -149,8 +149,11 @@ export function writeReport (r: Results, outDir: string): string {
   const ctr = r.scenarios['13 ctr'] as CtrRun | undefined
   if (ctr !== undefined) {
     parts.push('', `## 13. A real client: \`ctr images pull\` of one image of ${ctr.layers} layers of ${Math.round(ctr.layerBytes / 1024 / 1024)} MiB`, '',
-      'containerd through a hosts.toml mirror to each target, unpacked into the native snapshotter; a fresh containerd for each pull, cold then warm.', '',
-      table(['target', 'cold s', 'warm s'], TARGETS.filter(t => ctr.targets[t] !== undefined).map(t => [t === 'upstream' ? 'direct (upstream)' : t, ctr.targets[t]!.coldS, ctr.targets[t]!.warmS])))
+      `containerd through a hosts.toml mirror to each target, unpacked into the native snapshotter; a fresh containerd for each pull, cold then warm; ${ctr.rounds ?? 1} round${(ctr.rounds ?? 1) > 1 ? 's of every target in turn, medians' : ''}. Proxy CPU: user + system seconds of the proxy's processes during the pull (containerd itself spends about 2.2 s on each).`, '',
+      table(['target', 'cold s', 'warm s', 'proxy CPU s cold', 'proxy CPU s warm'], TARGETS.filter(t => ctr.targets[t] !== undefined).map(t => {
+        const c = ctr.targets[t]!
+        return [t === 'upstream' ? 'direct (upstream)' : t, c.coldS, c.warmS, c.coldProxyCpuS ?? '-', c.warmProxyCpuS ?? '-']
+      })))
   }
   const ui = r.scenarios['14 console'] as ConsoleRun | undefined
   if (ui !== undefined) {

@@ -215,7 +215,7 @@ async function main (): Promise<void> {
   results.scenarios['12 WAN'] = wan
   for (const [name, row] of Object.entries(wan.targets)) if (name !== 'upstream') (results.peakRss['12 WAN'] ??= {})[name] = row.peakRss
   log('13. a real client: ctr images pull, cold then warm')
-  results.scenarios['13 ctr'] = await ctrScenario({ dir: join(dir, 'ctr'), quick, stops, log })
+  results.scenarios['13 ctr'] = await ctrScenario({ dir: join(dir, 'ctr'), quick, runs: quick ? 1 : 3, stops, log })
   results.scenarios['14 console'] = await consoleScenario({ dir: join(dir, 'console'), repositories: quick ? 1000 : 10_000, stops, log })
 
   results.checks = checks(results)

@@ -59,7 +59,10 @@ export interface WanRun {
 export interface CtrRun {
   readonly layers: number
   readonly layerBytes: number
-  readonly targets: Record<string, { coldS: number, warmS: number }>
+  /** Rounds of every target in turn; each figure is the median over them. */
+  readonly rounds?: number
+  /** proxyCpuS: user + system seconds of the proxy's processes during the pull (none for direct). */
+  readonly targets: Record<string, { coldS: number, warmS: number, coldProxyCpuS?: number, warmProxyCpuS?: number }>
 }
 
 interface WanImage { repo: string, tag: string, manifestDigest: string, blobs: { digest: string, size: number }[] }
@@ -267,14 +270,14 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
     layers: layers.map(l => ({ mediaType: OCI_TAR_LAYER, digest: l.digest, size: l.size })),
   })))
   await pushManifest(upstream.url, 'ctr/app', 'v1', manifest)
-  const rounds: Record<string, { coldS: number, warmS: number }[]> = {}
+  const rounds: Record<string, { coldS: number, warmS: number, coldProxyCpuS: number, warmProxyCpuS: number }[]> = {}
   for (let round = 0; round < (o.runs ?? 1); round++) {
     for (const name of ['upstream', 'ferry', 'distribution', 'nginx', ...(o.floor === true ? ['node pipe', 'node hash+file'] : [])]) {
       const target = name.startsWith('node ')
         ? await startFloorProxy(name.slice(5), upstream.url, join(o.dir, name))
         : await startTarget(name, join(o.dir, name), upstream, o.trace === 'perf' ? ['--perf-basic-prof'] : [])
       try {
-        const pull = async (label: string): Promise<{ s: number, cpu: string }> => {
+        const pull = async (label: string): Promise<{ s: number, proxyCpuS: number, cpu: string }> => {
           const containerd = await startContainerd({ 'registry.bench': [target.url] })
           try {
             const cpu = (): number[] => [cpuSeconds(target.pids()), cpuSeconds([containerd.pid]), cpuSeconds([upstream.proc.child.pid!])]
@@ -286,8 +289,9 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
               await run('ctr', ['--address', containerd.sock, 'images', 'pull', '--hosts-dir', containerd.hosts, '--snapshotter', 'native', '--platform', 'linux/amd64', 'registry.bench/ctr/app:v1'], { maxBuffer: 64 * MiB })
             })
             const s = (performance.now() - started) / 1000
-            const spent = cpu().map((c, i) => (c - before[i]!).toFixed(2))
-            return { s, cpu: `CPU s: ${name === 'upstream' ? '' : `proxy ${spent[0]}, `}containerd ${spent[1]}, upstream ${spent[2]}` }
+            const spentS = cpu().map((c, i) => c - before[i]!)
+            const spent = spentS.map(c => c.toFixed(2))
+            return { s, proxyCpuS: spentS[0]!, cpu: `CPU s: ${name === 'upstream' ? '' : `proxy ${spent[0]}, `}containerd ${spent[1]}, upstream ${spent[2]}` }
           } finally {
             await containerd.stop()
             rmSync(dirname(containerd.sock), { recursive: true, force: true }) // its content and snapshots: twice the image
@@ -298,7 +302,7 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
         const coldS = cold.s
         const warmS = warm.s
         o.log(`    ${name}: ctr images pull cold ${coldS.toFixed(2)} s (${cold.cpu}), warm ${warmS.toFixed(2)} s (${warm.cpu})`)
-        ;(rounds[name] ??= []).push({ coldS, warmS })
+        ;(rounds[name] ??= []).push({ coldS, warmS, coldProxyCpuS: cold.proxyCpuS, warmProxyCpuS: warm.proxyCpuS })
       } finally {
         await target.stop()
         if (name !== 'upstream') rmSync(join(o.dir, name), { recursive: true, force: true }) // a proxy's cache; the upstream's data is in o.dir/upstream
@@ -307,6 +311,8 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   const targets: CtrRun['targets'] = {}
-  for (const [name, rs] of Object.entries(rounds)) targets[name] = { coldS: median(rs.map(r => r.coldS)), warmS: median(rs.map(r => r.warmS)) }
-  return { layers: layerCount, layerBytes, targets }
+  for (const [name, rs] of Object.entries(rounds)) {
+    targets[name] = { coldS: median(rs.map(r => r.coldS)), warmS: median(rs.map(r => r.warmS)), ...(name === 'upstream' ? {} : { coldProxyCpuS: median(rs.map(r => r.coldProxyCpuS)), warmProxyCpuS: median(rs.map(r => r.warmProxyCpuS)) }) }
+  }
+  return { layers: layerCount, layerBytes, rounds: o.runs ?? 1, targets }
 }
