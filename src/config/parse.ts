@@ -268,7 +268,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
       connectionsPerClient: d.limits.connectionsPerClient,
     },
     console: { enabled: d.console.enabled },
-    webhooks: d.webhooks.map(w => ({ name: w.name, url: new URL(w.url), events: w.events, secretEnv: w.secretEnv, attempts: w.attempts, timeoutMs: ms(w.timeout) })),
+    webhooks: d.webhooks.map(w => ({ name: w.name, url: new URL(w.url), events: w.events, secretEnv: w.secretEnv, attempts: w.attempts, timeoutMs: ms(w.timeout), maxQueued: w.maxQueued })),
     metrics: { listen: d.metrics.listen === undefined ? undefined : parseListen(d.metrics.listen), tokenEnv: d.metrics.tokenEnv },
     audit: d.audit === undefined ? undefined : { file: d.audit.file === '-' ? undefined : resolve(d.audit.file), maxBytes: bytes(d.audit.maxBytes) },
     logLevel: d.log.level,

@@ -230,6 +230,7 @@ export const regionFile = fields({
     secretEnv: doc(v.optional(envName('the HMAC secret')), 'NAME of the variable holding the secret each body is signed with (`X-Ferry-Signature: sha256=<hex>`)', 'none: unsigned'),
     attempts: doc(v.optional(integer(1, 100), 8), 'deliveries tried (with backoff from 0.5 s, doubling, at most a minute apart) before an event goes to the dead letters'),
     timeout: doc(v.optional(duration(), '10s'), 'how long one delivery may take'),
+    maxQueued: doc(v.optional(integer(1, 1_000_000), 10_000), 'events held in memory while the receiver is slow or down; past it, new events go straight to the dead letters'),
   }), 'a list of webhooks'), []), 'events posted to your URLs (see [Webhooks](#webhooks))'),
   limits: doc(v.optional(fields({
     upstreamFetchesPerSecond: doc(v.optional(integer(0, 1_000_000), 100), 'upstream fetches one client (its user, else its address) may cause a second, on average; 0: no limit'),

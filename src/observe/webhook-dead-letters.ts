@@ -1,7 +1,9 @@
 // Webhook events that could not be delivered, kept for an operator: a JSON
-// line each in <data>/state/webhook-dead-letters.jsonl on one machine, a
-// Redis list (the newest 10,000) in a region.
-import { appendFile, mkdir, readFile } from 'node:fs/promises'
+// line each in <data>/state/webhook-dead-letters.jsonl on one machine
+// (rotated to .1 past 16 MiB, so a receiver down under a flood of pulls
+// cannot fill the cache's disk), a Redis list (the newest 10,000) in a
+// region.
+import { appendFile, mkdir, readFile, rename, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Redis } from 'ioredis'
 import type { RegionConfig } from '../config/region-config.ts'
@@ -11,21 +13,30 @@ const KEEP = 10_000
 
 export class FileDeadLetters implements DeadLetters {
   private readonly file: string
-  constructor (file: string) { this.file = file }
+  private readonly maxBytes: number
+  /** `maxBytes`: past it the file becomes `<file>.1` (the one before is dropped). */
+  constructor (file: string, maxBytes = 16 * 1024 * 1024) {
+    this.file = file
+    this.maxBytes = maxBytes
+  }
 
   async add (letter: WebhookDeadLetter): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true })
     // one appendFile per line: whole lines, also from several workers
     await appendFile(this.file, JSON.stringify(letter) + '\n')
+    // an append racing the rename lands in one file or the other, whole
+    if ((await stat(this.file)).size > this.maxBytes) await rename(this.file, `${this.file}.1`).catch(() => {})
   }
 
   async list (): Promise<WebhookDeadLetter[]> {
-    let text: string
-    try { text = await readFile(this.file, 'utf8') } catch { return [] }
     const out: WebhookDeadLetter[] = []
-    for (const line of text.split('\n')) {
-      if (line === '') continue
-      try { out.push(JSON.parse(line) as WebhookDeadLetter) } catch { /* a torn last line */ }
+    for (const path of [`${this.file}.1`, this.file]) {
+      let text: string
+      try { text = await readFile(path, 'utf8') } catch { continue }
+      for (const line of text.split('\n')) {
+        if (line === '') continue
+        try { out.push(JSON.parse(line) as WebhookDeadLetter) } catch { /* a torn last line */ }
+      }
     }
     return out.slice(-KEEP)
   }

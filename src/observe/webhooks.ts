@@ -26,6 +26,8 @@ export interface WebhookConfig {
   /** Attempts before an event goes to the dead letters. */
   readonly attempts: number
   readonly timeoutMs: number
+  /** Events held while the receiver is slow or down; past it, new ones go straight to the dead letters. */
+  readonly maxQueued: number
 }
 
 export interface CloudEvent {
@@ -47,7 +49,6 @@ export interface DeadLetters {
   list (): Promise<WebhookDeadLetter[]>
 }
 
-const QUEUE_MAX = 10_000
 const FIRST_BACKOFF_MS = 500
 const MAX_BACKOFF_MS = 60_000
 
@@ -55,6 +56,8 @@ class Hook {
   readonly config: WebhookConfig
   readonly queue: CloudEvent[] = []
   wake: (() => void) | undefined
+  /** Events buried since the queue was last found full; undefined while it has room. */
+  overflowed: number | undefined
   constructor (config: WebhookConfig) { this.config = config }
 }
 
@@ -84,8 +87,11 @@ export class Webhooks {
     for (const h of this.hooks) {
       if (!h.config.events.includes(type)) continue
       event ??= { specversion: '1.0', id: randomUUID(), source: this.source, type: `io.ferry.${type}`, subject, time: new Date().toISOString(), datacontenttype: 'application/json', data }
-      if (h.queue.length >= QUEUE_MAX) {
-        void this.bury(h, event, 'the queue is full (the receiver is down or slower than the events)')
+      if (h.queue.length >= h.config.maxQueued) {
+        // said once per episode, not per event: under a flood of pulls that would be a flood of log lines
+        if (h.overflowed === undefined) this.log.error({ hook: h.config.name, maxQueued: h.config.maxQueued }, 'webhook queue full (the receiver is down or slower than the events); new events go to the dead letters')
+        h.overflowed = (h.overflowed ?? 0) + 1
+        void this.bury(h, event, 'the queue is full (the receiver is down or slower than the events)', true)
         continue
       }
       h.queue.push(event)
@@ -119,6 +125,10 @@ export class Webhooks {
       }
       if (signal.aborted && !delivered) break // kept in the queue: close() buries it
       h.queue.shift()
+      if (h.overflowed !== undefined && h.queue.length < h.config.maxQueued / 2) {
+        this.log.warn({ hook: h.config.name, deadLetters: h.overflowed }, 'webhook queue has room again')
+        h.overflowed = undefined
+      }
       if (!delivered) await this.bury(h, event, error)
     }
   }
@@ -133,8 +143,8 @@ export class Webhooks {
     if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`the receiver answered ${res.statusCode}`)
   }
 
-  private async bury (h: Hook, event: CloudEvent, error: string): Promise<void> {
-    this.log.error({ hook: h.config.name, type: event.type, id: event.id, err: error }, 'webhook event not delivered; kept in the dead letters')
+  private async bury (h: Hook, event: CloudEvent, error: string, quiet = false): Promise<void> {
+    if (!quiet) this.log.error({ hook: h.config.name, type: event.type, id: event.id, err: error }, 'webhook event not delivered; kept in the dead letters')
     await this.dead.add({ hook: h.config.name, event, error, at: Date.now() }).catch((err: unknown) => {
       this.log.error({ hook: h.config.name, err: (err as Error).message }, 'a webhook dead letter could not be kept')
     })

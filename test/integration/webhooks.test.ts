@@ -33,6 +33,8 @@ let attempts = 0
 const hanging: ServerResponse[] = []
 let receiver: Server
 let receiverUrl: string
+/** Takes requests and never answers them: a hook in front of it fills its queue. */
+let stuck: Server
 let upstream: Registry
 let ferry: Ferry
 let peer: Ferry
@@ -56,6 +58,8 @@ t.before(async () => {
   })
   await new Promise<void>(resolve => receiver.listen(0, '127.0.0.1', resolve))
   receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks/ferry`
+  stuck = createServer(() => {})
+  await new Promise<void>(resolve => stuck.listen(0, '127.0.0.1', resolve))
   upstream = await startRegistry()
   img = await image()
   await pushImage(upstream.url, 'team/app', 'v1', img)
@@ -82,6 +86,8 @@ t.before(async () => {
         { name: 'ops', url: receiverUrl, events: ['push', 'pull', 'delete', 'upstream.down', 'quota.exceeded', 'replicated', 'replication.failed'], secretEnv: 'HOOK_SECRET', attempts: 6, timeout: '2s' },
         // a receiver that is never there
         { name: 'gone', url: `http://127.0.0.1:${await freePort()}/`, events: ['push'], attempts: 2, timeout: '1s' },
+        // a receiver that never answers, and room for two events
+        { name: 'full', url: `http://127.0.0.1:${(stuck.address() as { port: number }).port}/`, events: ['pull'], attempts: 1, timeout: '60s', maxQueued: 2 },
       ],
     },
   })
@@ -94,6 +100,8 @@ t.teardown(async () => {
   await upstream?.stop()
   receiver?.closeAllConnections()
   await new Promise(resolve => receiver?.close(resolve))
+  stuck?.closeAllConnections()
+  await new Promise(resolve => stuck?.close(resolve))
 })
 
 async function waitFor (what: (r: Received) => boolean, ms = 20_000): Promise<Received | undefined> {
@@ -188,6 +196,22 @@ t.test('events no receiver took are in the dead letters', async t => {
   t.equal(push?.event.subject, 'acme/app:v1')
   t.match(push?.error, /ECONNREFUSED|connect|refused/i, 'with why')
   t.notOk(letters.some(l => l.hook === 'ops'), 'nothing for the hook whose receiver came back')
+})
+
+t.test('a hook whose queue is full: new events go to the dead letters, said once in the log, and pulls go on', async t => {
+  const pulls = await Promise.all(Array.from({ length: 6 }, async () => await get(`${ferry.url}/v2/team/app/manifests/${img.manifest.digest}`, { accept: OCI_MANIFEST })))
+  t.ok(pulls.every(p => p.status === 200), 'every pull answered')
+  let full: { hook: string, error: string }[] = []
+  for (let i = 0; i < 100 && full.length < 4; i++) {
+    const { stdout } = await run(process.execPath, [CLI, 'webhooks', '--config', ferry.configPath, '--dead-letters'])
+    full = stdout.trim().split('\n').filter(Boolean).map(l => JSON.parse(l) as typeof full[number]).filter(l => l.hook === 'full')
+    if (full.length < 4) await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  t.ok(full.length >= 4, `the pulls past the two held are dead letters (${full.length})`)
+  t.ok(full.every(l => /queue is full/.test(l.error)), 'saying the queue is full')
+  const said = ferry.logs().filter(l => l.msg === 'webhook queue full (the receiver is down or slower than the events); new events go to the dead letters' && l.hook === 'full')
+  t.equal(said.length, 1, 'said once, not per event')
+  t.equal(ferry.logs().filter(l => l.msg === 'webhook event not delivered; kept in the dead letters' && l.hook === 'full').length, 0, 'no line per buried event')
 })
 
 t.test('the replicator tells the hooks what it delivered, and what a peer refused', async t => {
