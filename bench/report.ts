@@ -83,6 +83,7 @@ export function writeReport (r: Results, outDir: string): string {
     '',
     table(['scenario', ...TARGETS], Object.entries(r.peakRss).map(([name, p]) => [name, ...TARGETS.map(t => p[t] === undefined ? '-' : p[t]! / 1024 / 1024)])),
     '',
+    ...memoryTierLine(r),
     '## 7. Scale: ferry, warm small-image pulls with few and with many cached blobs',
     '',
   ]
@@ -166,4 +167,10 @@ export function writeReport (r: Results, outDir: string): string {
   writeFileSync(join(outDir, 'RESULTS.md'), text)
   writeFileSync(join(outDir, 'results.json'), JSON.stringify(r, null, 2) + '\n')
   return text
+}
+
+/** What ferry's in-memory tiers held at the end of the WAN scenario, its worst for RSS: a sentence under the RSS table. */
+function memoryTierLine (r: Results): string[] {
+  const held = (r.scenarios['12 WAN'] as WanRun | undefined)?.targets.ferry?.memoryTierBytes
+  return held === undefined ? [] : [`Of ferry's peak in scenario 12, its in-memory tiers (small blobs and manifests, \`ferry_memory_tier_bytes\`) held ${(held / 1024 / 1024).toFixed(1)} MiB at the end.`, '']
 }

@@ -12,7 +12,7 @@
 // snapshotter; it fetches layers in parallel) of one image of six 48 MiB
 // layers through each target by a hosts.toml mirror, cold and warm (a fresh
 // containerd for each pull).
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync } from 'node:fs'
 import { once } from 'node:events'
 import { createHash } from 'node:crypto'
@@ -44,6 +44,8 @@ export interface WanRow {
   /** Each image's largest layer, read back from the target and hashed. */
   readonly verified: number
   readonly peakRss: number
+  /** ferry: bytes its in-memory tiers (small blobs, manifests) held at the end (ferry_memory_tier_bytes). */
+  readonly memoryTierBytes?: number
 }
 
 export interface WanRun {
@@ -214,8 +216,10 @@ export async function wanScenario (o: { dir: string, quick: boolean, targets?: r
       targets[name] = {
         coldWallS: cold.wallS, coldFastestNodeS: cold.fastestS, coldSlowestNodeS: cold.slowestS, upstreamBytes,
         warmWallS: warm.wallS, warmSlowestNodeS: warm.slowestS, failed: cold.failed + warm.failed, verified, peakRss: peakRss(pids()),
+        ...(name === 'ferry' ? { memoryTierBytes: await memoryTierBytes(target.url) } : {}),
       }
-      o.log(`    ${name}: cold ${cold.wallS.toFixed(1)} s, ${(upstreamBytes / 1024 ** 3).toFixed(2)} GiB over the link; warm ${warm.wallS.toFixed(1)} s; peak RSS ${(targets[name].peakRss / 1024 ** 2).toFixed(0)} MiB`)
+      const tier = targets[name].memoryTierBytes
+      o.log(`    ${name}: cold ${cold.wallS.toFixed(1)} s, ${(upstreamBytes / 1024 ** 3).toFixed(2)} GiB over the link; warm ${warm.wallS.toFixed(1)} s; peak RSS ${(targets[name].peakRss / 1024 ** 2).toFixed(0)} MiB${tier === undefined ? '' : `, of it the memory tier ${(tier / 1024 ** 2).toFixed(1)} MiB`}`)
     } finally {
       await target.stop()
       await link.close()
@@ -223,6 +227,14 @@ export async function wanScenario (o: { dir: string, quick: boolean, targets?: r
     }
   }
   return { images: count, layers, uniqueBytes, nodes, rttMs, mbitPerSecond, targets }
+}
+
+/** The sum of ferry_memory_tier_bytes on a ferry's /metrics. */
+async function memoryTierBytes (url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  let sum = 0
+  for (const m of text.matchAll(/^ferry_memory_tier_bytes\{[^}]*\} (\S+)$/gm)) sum += Number(m[1])
+  return sum
 }
 
 /** A tar holding one file of `size` random bytes, and its digest (an uncompressed layer: its diff_id is its digest). */
@@ -278,6 +290,8 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
         : await startTarget(name, join(o.dir, name), upstream, o.trace === 'perf' ? ['--perf-basic-prof'] : [])
       try {
         const pull = async (label: string): Promise<{ s: number, proxyCpuS: number, cpu: string }> => {
+          // what the pull before wrote (containerd's content and snapshots, a proxy's cache) is written back now, not during this one
+          execFileSync('sync')
           const containerd = await startContainerd({ 'registry.bench': [target.url] })
           try {
             const cpu = (): number[] => [cpuSeconds(target.pids()), cpuSeconds([containerd.pid]), cpuSeconds([upstream.proc.child.pid!])]

@@ -235,6 +235,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   })
   const linker = new Linker(state.links, log)
   const manifestStore = new ManifestStore({ store, state, staging, memoryBytes: config.manifestCacheBytes })
+  metrics.watchMemoryTier(() => ({ blobs: memory.bytes, manifests: manifestStore.memoryBytes }))
   const manifests = new ManifestCache({ manifests: manifestStore, state, linker, log, metrics, regions })
   const lists = new ListCache(state, log, metrics)
   const targets = new Targets(router, config.hosted)

@@ -25,6 +25,9 @@ export class ManifestStore {
   private readonly staging: string
   private readonly memory: LRUCache<string, { mediaType: string, body: Buffer }>
 
+  /** Bytes of manifests held in memory. */
+  get memoryBytes (): number { return this.memory.calculatedSize }
+
   constructor (opts: { store: BlobStore, state: RegionState, staging: string, memoryBytes: number }) {
     this.store = opts.store
     this.state = opts.state

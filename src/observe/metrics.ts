@@ -175,6 +175,24 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  private memoryTierOf: (() => { blobs: number, manifests: number }) | undefined
+
+  /** What the in-memory tiers hold, read at each scrape (see watchMemoryTier). */
+  readonly memoryTier = new Gauge({
+    name: 'ferry_memory_tier_bytes',
+    help: 'Bytes held in memory by the small-blob tier (cache.smallBlobMemory) and the manifest tier (cache.manifestMemory).',
+    labelNames: ['tier'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const held = this.memoryTierOf?.()
+      if (held === undefined) return
+      this.memoryTier.set({ tier: 'blobs' }, held.blobs)
+      this.memoryTier.set({ tier: 'manifests' }, held.manifests)
+    },
+  })
+
+  watchMemoryTier (held: () => { blobs: number, manifests: number }): void { this.memoryTierOf = held }
+
   /** The local disk tier (l1) in front of a shared store, kept apart from the region store's figures. */
   readonly l1 = {
     cacheBytes: new Gauge({ name: 'ferry_l1_bytes', help: 'Bytes of blobs in this proxy\'s local disk tier.', registers: [this.registry] }),

@@ -28,6 +28,9 @@ export class MemorySource implements BlobSource {
 
   has (digest: string): boolean { return this.blobs.has(digest) }
 
+  /** Bytes held (each blob counted with its entry's overhead). */
+  get bytes (): number { return this.blobs.calculatedSize }
+
   /** Keep a verified small blob. */
   keep (digest: string, bytes: Buffer): void {
     if (bytes.length <= SMALL_BLOB_BYTES) this.blobs.set(digest, bytes)
