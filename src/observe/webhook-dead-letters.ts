@@ -25,7 +25,9 @@ export class FileDeadLetters implements DeadLetters {
     // one appendFile per line: whole lines, also from several workers
     await appendFile(this.file, JSON.stringify(letter) + '\n')
     // an append racing the rename lands in one file or the other, whole
-    if ((await stat(this.file)).size > this.maxBytes) await rename(this.file, `${this.file}.1`).catch(() => {})
+    // another worker may have just rotated it: the line is kept either way
+    const size = (await stat(this.file).catch(() => undefined))?.size ?? 0
+    if (size > this.maxBytes) await rename(this.file, `${this.file}.1`).catch(() => {})
   }
 
   async list (): Promise<WebhookDeadLetter[]> {
