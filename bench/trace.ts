@@ -2,9 +2,16 @@
 // processes traced while a piece of the load runs, the report printed.
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export type TraceMode = 'strace' | 'perf' | undefined
+
+/** Processes perf sampled: each started with --perf-basic-prof writes /tmp/perf-PID.map, removed when the bench exits. */
+const mapped = new Set<number>()
+process.once('exit', () => {
+  for (const pid of mapped) rmSync(join(tmpdir(), `perf-${pid}.map`), { force: true })
+})
 
 /** The trace asked for on the command line, if any. */
 export function traceMode (args: readonly string[]): TraceMode {
@@ -19,6 +26,7 @@ export function traceMode (args: readonly string[]): TraceMode {
 export async function traced<T> (mode: TraceMode, dir: string, pids: number[], label: string, work: () => Promise<T>): Promise<T> {
   if (pids.length === 0 || mode === undefined) return await work()
   const out = join(dir, `trace-${Date.now()}`)
+  if (mode === 'perf') for (const pid of pids) mapped.add(pid)
   const trace = mode === 'perf'
     ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-o', out, '-p', pids.join(',')], { stdio: 'ignore' })
     : spawn('strace', ['-c', '-f', '-o', out, ...pids.flatMap(p => ['-p', String(p)])], { stdio: 'ignore' })
