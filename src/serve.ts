@@ -30,6 +30,7 @@ import { createEdgeServer } from './http/server.ts'
 import { createMetricsServer } from './http/metrics-endpoint.ts'
 import { Readiness } from './observe/readiness.ts'
 import { RegionSecret } from './blobs/region-secret.ts'
+import { RepositoryListing } from './content/repository-listing.ts'
 import { MissBudget } from './upstream/miss-budget.ts'
 import { UploadRelay } from './http/upload-relay.ts'
 import type { Services } from './http/handlers.ts'
@@ -235,6 +236,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   })
   const linker = new Linker(state.links, log)
   const manifestStore = new ManifestStore({ store, state, staging, memoryBytes: config.manifestCacheBytes })
+  const listing = new RepositoryListing(state.links, () => { metrics.repositoryListings.inc() })
   metrics.watchMemoryTier(() => ({ blobs: memory.bytes, manifests: manifestStore.memoryBytes }))
   const manifests = new ManifestCache({ manifests: manifestStore, state, linker, log, metrics, regions })
   const lists = new ListCache(state, log, metrics)
@@ -290,6 +292,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
     targets, blobs, manifests, lists, metrics, metricsText, writes, linker,
     hosted: new HostedReads(state, manifestStore),
     links: state.links,
+    listing,
     replicationSecret: () => secretEnv !== undefined ? process.env[secretEnv] || undefined : undefined,
     logins,
     readiness: new Readiness([
@@ -337,7 +340,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
       region: config.region,
       gate,
       sessions,
-      views: new ContentViews({ state, manifests: manifestStore, targets, usage }),
+      views: new ContentViews({ state, manifests: manifestStore, targets, usage, listing }),
       traffic,
       proxies: roll,
       upstreams,

@@ -3,6 +3,7 @@
 // with its layers, platforms and referrers. Read from the region's state and
 // store only: browsing the console never asks an upstream anything. Which
 // repositories a caller may see is decided by the caller's `visible`.
+import type { RepositoryListing } from '../content/repository-listing.ts'
 import type { ManifestStore } from '../cache/manifest-store.ts'
 import type { Targets } from '../content/target.ts'
 import { ManifestUnknown, NameUnknown } from '../oci/errors.ts'
@@ -50,12 +51,14 @@ const MAX_PAGE = 500
 
 export class ContentViews {
   private readonly state: RegionState
+  private readonly listing: RepositoryListing
   private readonly manifests: ManifestStore
   private readonly targets: Targets
   private readonly usage: Usage
 
-  constructor (opts: { state: RegionState, manifests: ManifestStore, targets: Targets, usage: Usage }) {
+  constructor (opts: { state: RegionState, manifests: ManifestStore, targets: Targets, usage: Usage, listing: RepositoryListing }) {
     this.state = opts.state
+    this.listing = opts.listing
     this.manifests = opts.manifests
     this.targets = opts.targets
     this.usage = opts.usage
@@ -64,7 +67,7 @@ export class ContentViews {
   /** Repositories whose name contains `query`, sorted, `n` after `last`; `next`: the `last` of the following page. */
   async repositories (visible: (repo: string) => boolean, query: { q: string | undefined, n: number, last: string | undefined }): Promise<{ repositories: RepositoryRow[], total: number, next: string | undefined }> {
     const q = query.q?.toLowerCase()
-    const all = (await this.state.links.repositories()).filter(r => visible(r) && (q === undefined || r.toLowerCase().includes(q))).sort()
+    const all = (await this.listing.all()).filter(r => visible(r) && (q === undefined || r.toLowerCase().includes(q))).sort()
     const from = query.last === undefined ? 0 : all.findIndex(r => r > query.last!)
     const names = from < 0 ? [] : all.slice(from, from + Math.min(query.n, MAX_PAGE))
     const repositories = await Promise.all(names.map(async name => {

@@ -1,6 +1,7 @@
 // Thin handlers for reads: parse and validate the request into typed values,
 // resolve the repository, ask the content layer, write the answer. No cache,
 // link or upstream logic lives here.
+import type { RepositoryListing } from '../content/repository-listing.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache, BlobAnswer } from '../blobs/cache.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
@@ -41,6 +42,8 @@ export interface Services {
   readonly hosted: HostedReads
   readonly lists: ListCache
   readonly links: Links
+  /** The repository list the catalog shows, shared by callers that ask at once. */
+  readonly listing: RepositoryListing
   readonly linker: Linker
   readonly metrics: Metrics
   /** The Prometheus text for /metrics: this process's, or the whole cluster's. */
@@ -304,7 +307,7 @@ export async function handleReferrers (s: Services, c: Call, rawName: string, ra
 export async function handleCatalog (s: Services, c: Call): Promise<void> {
   readOnly(c.req.method)
   const query = paging(c)
-  const all = await s.links.repositories()
+  const all = await s.listing.all()
   const auth = c.auth
   const visible = s.gate === undefined || auth === undefined ? all : all.filter(r => s.gate!.ruleAllows(auth, r, 'pull'))
   const { items, link } = page(visible, query, '/v2/_catalog')

@@ -175,6 +175,12 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly repositoryListings = new Counter({
+    name: 'ferry_repository_listings_total',
+    help: 'Walks of the region state\'s repository list for the catalog and the console (callers that ask at once share one).',
+    registers: [this.registry],
+  })
+
   private memoryTierOf: (() => { blobs: number, manifests: number }) | undefined
 
   /** What the in-memory tiers hold, read at each scrape (see watchMemoryTier). */

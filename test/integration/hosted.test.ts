@@ -333,6 +333,17 @@ t.test('tags lists page with n and last; the catalog lists what the caller may p
   t.match(paged.header('link'), /rel="next"/)
 })
 
+t.test('catalog requests that come at once share one walk of the repositories', async t => {
+  const walks = async (): Promise<number> => Number(/^ferry_repository_listings_total (\S+)$/m.exec((await get(`${basic.url}/metrics`)).body.toString())?.[1])
+  const one = (await get(`${basic.url}/v2/_catalog`, { authorization: auth('carol') })).json() as { repositories: string[] }
+  const before = await walks()
+  t.ok(Number.isFinite(before), 'the walks are counted on /metrics')
+  const many = await Promise.all(Array.from({ length: 50 }, async () => await get(`${basic.url}/v2/_catalog`, { authorization: auth('carol') })))
+  t.ok(many.every(r => r.status === 200 && JSON.stringify(r.json()) === JSON.stringify(one)), 'each of 50 gets the whole list')
+  const walked = await walks() - before
+  t.ok(walked >= 1 && walked <= 10, `50 requests at once walked the state ${walked} times`)
+})
+
 async function putManifest (f: Ferry, repo: string, reference: string, body: Buffer, type: string, authorization: string): Promise<Awaited<ReturnType<typeof get>>> {
   return await sendBody(f, `/v2/${repo}/manifests/${reference}`, 'PUT', { 'content-type': type, authorization }, body)
 }
