@@ -111,7 +111,9 @@ async function main (): Promise<void> {
     scenarios: {}, peakRss: {}, checks: [],
   }
   const blobUrl = (t: Target, d: string): string => `${t.url}/v2/bench/big/blobs/${d}`
-  const upstreamGets = (d: string): number => upstreamReg.count('GET', `/blobs/${d}`)
+  // whole-blob fetches (200); a fill that resumes after a break asks for the rest with a Range (206), not the blob again
+  const upstreamGets = (d: string): number => upstreamReg.count('GET', `/blobs/${d}`, 200)
+  const upstreamResumes = (d: string): number => upstreamReg.count('GET', `/blobs/${d}`, 206)
 
   log('1. one client, cold then warm')
   const one: Record<string, { coldMBps: number, warmMBps: number, ok: boolean, coldCpuPerGiB: number, warmCpuPerGiB: number, upstreamFetches: number }> = {}
@@ -121,12 +123,15 @@ async function main (): Promise<void> {
     warmFile(upstreamBlobPath(upstreamReg.dir, digestA))
     resetPeak(t.pids())
     const fetchesBefore = upstreamGets(digestA)
+    const resumesBefore = upstreamResumes(digestA)
     const cpuBefore = cpuSeconds(t.pids())
     const cold = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
     // the target's own CPU for the cold pull (for ferry: receive, hash, write, send, commit), per GiB, counted until it goes quiet
     const coldCpuPerGiB = (await cpuSecondsSettled(t.pids) - cpuBefore) / (SIZES.big / 1024 ** 3)
     await sleep(500) // a store that lands after the client is done (distribution fetches the blob again for it)
     const upstreamFetches = upstreamGets(digestA) - fetchesBefore
+    const resumed = upstreamResumes(digestA) - resumesBefore
+    if (resumed > 0) log(`    ${t.name}: the cold pull's transfer from the upstream was resumed ${resumed} time(s)`)
     const warmBefore = cpuSeconds(t.pids())
     const warm = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
     const warmCpuPerGiB = (cpuSeconds(t.pids()) - warmBefore) / (SIZES.big / 1024 ** 3)

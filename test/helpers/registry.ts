@@ -16,7 +16,8 @@ export interface Registry {
   readonly proc: Proc
   /** Requests it served so far: method, path (with query) and status. */
   requests (): { method: string, path: string, status: number }[]
-  count (method: string, pathPart: string | RegExp): number
+  /** Requests of `method` whose path has `pathPart` (and answered `status`, when given). */
+  count (method: string, pathPart: string | RegExp, status?: number): number
   stop (): Promise<void>
   /** Start again on the same port and folder (after stop). */
   restart (): Promise<void>
@@ -68,8 +69,8 @@ export async function startRegistry (opts: RegistryOptions = {}): Promise<Regist
       }
       return out
     },
-    count (method, pathPart) {
-      return reg.requests().filter(r => r.method === method && (typeof pathPart === 'string' ? r.path.includes(pathPart) : pathPart.test(r.path))).length
+    count (method, pathPart, status) {
+      return reg.requests().filter(r => r.method === method && (status === undefined || r.status === status) && (typeof pathPart === 'string' ? r.path.includes(pathPart) : pathPart.test(r.path))).length
     },
     async stop () { await proc.stop() },
     async restart () { earlier.push(...proc.lines); proc = await launch(configPath, port, opts.tls !== undefined) },
