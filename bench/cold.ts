@@ -11,18 +11,15 @@
 // --small measures the warm small-image load instead (as scenario 4), on
 // ferry and on the Node limit (node-limit.ts), with CPU µs per request of
 // each; --strace and --perf trace both.
-import { execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NODE_FLAGS } from '../test/helpers/ferry.ts'
-import { freePort, startProc } from '../test/helpers/procs.ts'
 import { startRegistry } from '../test/helpers/registry.ts'
 import { pullBlobConcurrently, pullImages, verifyBlob } from './load.ts'
 import { pushFile, randomFile, seedSmallImages } from './seed.ts'
 import { pullImagesWrk } from './wrk.ts'
 import { traced, traceMode } from './trace.ts'
-import { cpuSeconds, peakRss, resetPeak, settleDisk, startDistributionProxy, upstreamBlobPath, waitForPort, warmFile, startFerryTarget, startNodeLimit, startFloorProxy, upstreamTarget, type Target } from './targets.ts'
+import { cpuSeconds, peakRss, resetPeak, settleDisk, startDistributionProxy, upstreamBlobPath, warmFile, startFerryTarget, startNodeLimit, startFloorProxy, upstreamTarget, type Target } from './targets.ts'
 
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
@@ -45,7 +42,7 @@ try {
   } else if (small) {
     // the warm small-image load alone (as scenario 4), for weighing a change against it
     const images = await seedSmallImages(upstream.url, 200)
-    const flags = [...(args.includes('--perf') ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]
+    const flags = nodeFlags()
     const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, flags)
     stops.push(() => ferry.stop())
     const cold = await pullImages(ferry.url, images, 32, 1)
@@ -74,10 +71,14 @@ try {
   rmSync(dir, { recursive: true, force: true })
 }
 
+/** Node flags for the processes under test: --perf's symbol map, and FERRY_NODE_FLAGS (an experiment's). */
+function nodeFlags (): string[] {
+  return [...(args.includes('--perf') ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]
+}
+
 async function coldRuns (digests: string[]): Promise<void> {
   log(`${runs * 2} blobs of ${size / MiB} MiB seeded`)
-  const perf = args.includes('--perf')
-  const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, [...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]), ...(perf ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])])
+  const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, [...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]), ...nodeFlags()])
   stops.push(() => ferry.stop())
   const distribution = await startDistributionProxy(join(dir, 'distribution'), upstream.url)
   stops.push(() => distribution.stop())
@@ -128,7 +129,7 @@ async function warmSmall (t: Target, images: Parameters<typeof pullImagesWrk>[1]
 async function smallColdRuns (): Promise<void> {
   const count = Number(opt('--images') ?? 200)
   const concurrency = Number(opt('--clients') ?? 32)
-  const flags = [...(args.includes('--perf') ? ['--perf-basic-prof'] : []), ...(process.env.FERRY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]
+  const flags = nodeFlags()
   const ferry = await startFerryTarget(join(dir, 'ferry'), upstream.url, '1h', {}, flags)
   stops.push(() => ferry.stop())
   const up = upstreamTarget(upstream)

@@ -5,8 +5,7 @@
 // evenly over the proxies. Prints the wall and the CPU seconds of each
 // proxy, of this process (s3rver and the load's bookkeeping) and of the
 // upstream, and the bytes each proxy's L1 and the store were written.
-import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRedis } from '../test/helpers/redis.ts'
@@ -16,6 +15,7 @@ import { pullBlobConcurrently } from './load.ts'
 import { pushFile, randomFile } from './seed.ts'
 import { startRegionProxy, type Proxy } from './region.ts'
 import { cpuSeconds, cpuSecondsSettled, settleDisk, upstreamBlobPath, warmFile } from './targets.ts'
+import { traced } from './trace.ts'
 
 const MiB = 1024 * 1024
 const args = process.argv.slice(2)
@@ -44,37 +44,28 @@ try {
       settleDisk()
       warmFile(upstreamBlobPath(upstream.dir, digest))
       const cpu = (): number[] => [...proxies.map(p => cpuSeconds(p.pids())), cpuSeconds([upstream.proc.child.pid!])]
-      const before = cpu()
-      const s3Asked = s3.requests().length
-      const traces = args.includes('--strace') ? proxies.map((p, i) => { const out = join(dir, `strace-${r}-${count}-${i}`); return { out, proc: spawn('strace', ['-c', '-f', '-o', out, ...p.pids().flatMap(pid => ['-p', String(pid)])], { stdio: 'ignore' }) } }) : []
-      if (traces.length > 0) await new Promise(resolve => setTimeout(resolve, 500))
-      const self0 = process.cpuUsage()
-      const started = performance.now()
-      const runsOf = await Promise.all(proxies.map(p => pullBlobConcurrently(`${p.url}/v2/bench/big/blobs/${digest}`, 16 / count, size)))
-      const wall = (performance.now() - started) / 1000
-      // the leader's commit to the store may still be running: wait for the processes to go quiet
-      await new Promise(resolve => setTimeout(resolve, 1000))
-      await cpuSecondsSettled(() => proxies.flatMap(p => p.pids()))
-      const after = cpu()
-      const self = process.cpuUsage(self0)
-      const ok = runsOf.reduce((n, x) => n + x.ok, 0)
       const names = [...proxies.map((_, i) => `proxy ${i}`), 'upstream']
-      process.stdout.write(`${count} prox${count === 1 ? 'y  ' : 'ies'} run ${r}: wall ${wall.toFixed(2)} s, ${ok}/16 complete, slowest first byte ${Math.max(...runsOf.map(x => x.ttfbMaxMs)).toFixed(0)} ms; CPU s: ${names.map((n, i) => `${n} ${(after[i]! - before[i]!).toFixed(2)}`).join(', ')}, bench+s3rver ${((self.user + self.system) / 1e6).toFixed(2)}; upstream GETs ${upstream.count('GET', `/blobs/${digest}`)}; the store asked ${summarize(s3.requests().slice(s3Asked))}\n`)
-      // warm: the same herd again, each proxy from its L1
-      const warmBefore = cpu()
-      const warmS3 = s3.requests().length
-      const warmSelf0 = process.cpuUsage()
-      const warmStarted = performance.now()
-      const warmRuns = await Promise.all(proxies.map(p => pullBlobConcurrently(`${p.url}/v2/bench/big/blobs/${digest}`, 16 / count, size)))
-      const warmWall = (performance.now() - warmStarted) / 1000
-      const warmAfter = cpu()
-      const warmSelf = process.cpuUsage(warmSelf0)
-      process.stdout.write(`${count} prox${count === 1 ? 'y  ' : 'ies'} run ${r}: warm wall ${warmWall.toFixed(2)} s, ${warmRuns.reduce((n, x) => n + x.ok, 0)}/16 complete; CPU s: ${names.map((n, i) => `${n} ${(warmAfter[i]! - warmBefore[i]!).toFixed(2)}`).join(', ')}, bench+s3rver ${((warmSelf.user + warmSelf.system) / 1e6).toFixed(2)}; the store asked ${summarize(s3.requests().slice(warmS3))}\n`)
-      for (const [i, t] of traces.entries()) {
-        t.proc.kill('SIGINT')
-        await new Promise(resolve => t.proc.once('exit', resolve))
-        process.stdout.write(`proxy ${i} of ${count} (strace -c -f):\n${readFileSync(t.out, 'utf8').split('\n').slice(0, 14).join('\n')}\n`)
+      /** 16 clients split over the proxies; the wall, then (once the proxies are quiet) each process's CPU and what the store was asked. */
+      const herd = async (): Promise<string> => {
+        const before = cpu()
+        const s3Asked = s3.requests().length
+        const self0 = process.cpuUsage()
+        const started = performance.now()
+        const runsOf = await Promise.all(proxies.map(p => pullBlobConcurrently(`${p.url}/v2/bench/big/blobs/${digest}`, 16 / count, size)))
+        const wall = (performance.now() - started) / 1000
+        // the leader's commit to the store may still be running: wait for the processes to go quiet
+        await new Promise(resolve => setTimeout(resolve, 1000))
+        await cpuSecondsSettled(() => proxies.flatMap(p => p.pids()))
+        const after = cpu()
+        const self = process.cpuUsage(self0)
+        return `wall ${wall.toFixed(2)} s, ${runsOf.reduce((n, x) => n + x.ok, 0)}/16 complete, slowest first byte ${Math.max(...runsOf.map(x => x.ttfbMaxMs)).toFixed(0)} ms; CPU s: ${names.map((n, i) => `${n} ${(after[i]! - before[i]!).toFixed(2)}`).join(', ')}, bench+s3rver ${((self.user + self.system) / 1e6).toFixed(2)}; the store asked ${summarize(s3.requests().slice(s3Asked))}`
       }
+      const label = `${count} prox${count === 1 ? 'y  ' : 'ies'} run ${r}`
+      // --strace: each proxy's syscalls over the cold herd, a report each
+      const cold = proxies.reduce<() => Promise<string>>((work, p, i) => () => traced(args.includes('--strace') ? 'strace' : undefined, dir, p.pids(), `proxy ${i} of ${count}, cold`, work), herd)
+      process.stdout.write(`${label}: cold ${await cold()}; upstream GETs ${upstream.count('GET', `/blobs/${digest}`)}\n`)
+      // warm: the same herd again, each proxy from its L1
+      process.stdout.write(`${label}: warm ${await herd()}\n`)
       for (const p of proxies) await p.stop()
     }
   }

@@ -116,7 +116,7 @@ export async function importBundle (opts: { dir: string, data: string, view: Loc
     const failed = out.error
     if (failed !== undefined) {
       await rm(tmp, { force: true })
-      throw new BundleError(`blob ${digest} could not be staged on this region's disk: ${(failed as NodeJS.ErrnoException).code ?? ''} ${failed.message}`.replace(/\s+/g, ' '))
+      throw new BundleError(`blob ${digest} could not be staged on this region's disk: ${failed.message}`)
     }
     if (hash.digest('hex') !== m[2]) {
       await rm(tmp, { force: true })

@@ -74,8 +74,7 @@ export const exportCommand = defineCommand({
         const code = (err as NodeJS.ErrnoException).code
         if (code === undefined || !DISK_ERRORS.has(code)) throw err
         progress.stop()
-        const said = (err as Error).message.startsWith(code) ? (err as Error).message : `${code}: ${(err as Error).message}`
-        console.error(`ferry export: refused: the bundle could not be written to ${values.out}: ${said}; what was written there is not a bundle (no bundle.json): remove it and export again where there is room`)
+        console.error(`ferry export: refused: the bundle could not be written to ${values.out}: ${(err as Error).message}; what was written there is not a bundle (no bundle.json): remove it and export again where there is room`)
         return 1
       }
       progress.stop()

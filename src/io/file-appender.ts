@@ -53,11 +53,11 @@ export class FileAppender {
     return true
   }
 
-  /** The failure as an error to throw: what the OS gave, or ENOSPC for a short write; undefined while the file takes the bytes. */
+  /** The failure as an error to throw: what the OS gave, or ENOSPC for a short write (its message starting with the code, as the OS's do); undefined while the file takes the bytes. */
   get error (): Error | undefined {
     const f = this.failure
     if (f === undefined) return undefined
-    return f.kind === 'error' ? f.err as Error : Object.assign(new Error(`a short write (${f.wrote} of ${f.of} bytes): the disk is full`), { code: 'ENOSPC' })
+    return f.kind === 'error' ? f.err as Error : Object.assign(new Error(`ENOSPC: a short write (${f.wrote} of ${f.of} bytes): the disk is full`), { code: 'ENOSPC' })
   }
 
   /** Resolves once at most `bytes` are queued, or the file has failed (see `failure`). */

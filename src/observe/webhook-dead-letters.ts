@@ -24,8 +24,7 @@ export class FileDeadLetters implements DeadLetters {
     await mkdir(dirname(this.file), { recursive: true })
     // one appendFile per line: whole lines, also from several workers
     await appendFile(this.file, JSON.stringify(letter) + '\n')
-    // an append racing the rename lands in one file or the other, whole
-    // another worker may have just rotated it: the line is kept either way
+    // an append racing another worker's rotation lands whole in one file or the other; the stat may then find none
     const size = (await stat(this.file).catch(() => undefined))?.size ?? 0
     if (size > this.maxBytes) await rename(this.file, `${this.file}.1`).catch(() => {})
   }
