@@ -72,12 +72,12 @@ export async function regionScenario (opts: {
     resetPeak(pids())
     const digest = opts.bigDigests[size - 1]!
     const blobUrls = proxies.map(p => `${p.url}/v2/bench/big/blobs/${digest}`)
-    const fetches = (): number => opts.upstream.count('GET', `/blobs/${digest}`)
+    const fetches = async (): Promise<number> => { await opts.upstream.caughtUp(); return opts.upstream.count('GET', `/blobs/${digest}`) }
 
     opts.log(`6. region of ${size}: 16 clients, cold`)
-    const before = fetches()
+    const before = await fetches()
     const cold = await spread(blobUrls, 16, (url, n) => pullBlobConcurrently(url, n, opts.bigSize))
-    const upstreamFetches = fetches() - before
+    const upstreamFetches = await fetches() - before
     let verified = 0
     for (const url of blobUrls) verified += await verifyBlob(url, 16 / size, digest)
     // the cold fill's upload to the store may still be running (s3rver is this process): warm starts once the

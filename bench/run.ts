@@ -112,8 +112,9 @@ async function main (): Promise<void> {
   }
   const blobUrl = (t: Target, d: string): string => `${t.url}/v2/bench/big/blobs/${d}`
   // whole-blob fetches (200); a fill that resumes after a break asks for the rest with a Range (206), not the blob again
-  const upstreamGets = (d: string): number => upstreamReg.count('GET', `/blobs/${d}`, 200)
-  const upstreamResumes = (d: string): number => upstreamReg.count('GET', `/blobs/${d}`, 206)
+  // counted once the upstream's access log has caught up: the previous target's last pull can still be on its way through the pipe
+  const upstreamGets = async (d: string): Promise<number> => { await upstreamReg.caughtUp(); return upstreamReg.count('GET', `/blobs/${d}`, 200) }
+  const upstreamResumes = async (d: string): Promise<number> => { await upstreamReg.caughtUp(); return upstreamReg.count('GET', `/blobs/${d}`, 206) }
 
   log('1. one client, cold then warm')
   const one: Record<string, { coldMBps: number, warmMBps: number, ok: boolean, coldCpuPerGiB: number, warmCpuPerGiB: number, upstreamFetches: number }> = {}
@@ -122,15 +123,15 @@ async function main (): Promise<void> {
     settleDisk()
     warmFile(upstreamBlobPath(upstreamReg.dir, digestA))
     resetPeak(t.pids())
-    const fetchesBefore = upstreamGets(digestA)
-    const resumesBefore = upstreamResumes(digestA)
+    const fetchesBefore = await upstreamGets(digestA)
+    const resumesBefore = await upstreamResumes(digestA)
     const cpuBefore = cpuSeconds(t.pids())
     const cold = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
     // the target's own CPU for the cold pull (for ferry: receive, hash, write, send, commit), per GiB, counted until it goes quiet
     const coldCpuPerGiB = (await cpuSecondsSettled(t.pids) - cpuBefore) / (SIZES.big / 1024 ** 3)
     await sleep(500) // a store that lands after the client is done (distribution fetches the blob again for it)
-    const upstreamFetches = upstreamGets(digestA) - fetchesBefore
-    const resumed = upstreamResumes(digestA) - resumesBefore
+    const upstreamFetches = await upstreamGets(digestA) - fetchesBefore
+    const resumed = await upstreamResumes(digestA) - resumesBefore
     if (resumed > 0) log(`    ${t.name}: the cold pull's transfer from the upstream was resumed ${resumed} time(s)`)
     const warmBefore = cpuSeconds(t.pids())
     const warm = await pullBlobConcurrently(blobUrl(t, digestA), 1, SIZES.big)
@@ -144,9 +145,9 @@ async function main (): Promise<void> {
   const herdCold = await measure(all, '2 16 clients cold', async t => {
     settleDisk()
     warmFile(upstreamBlobPath(upstreamReg.dir, digestB))
-    const before = upstreamGets(digestB)
+    const before = await upstreamGets(digestB)
     const run = await pullBlobConcurrently(blobUrl(t, digestB), 16, SIZES.big)
-    return { ...run, upstreamFetches: upstreamGets(digestB) - before }
+    return { ...run, upstreamFetches: await upstreamGets(digestB) - before }
   }, results.peakRss)
   for (const t of all) (herdCold[t.name] as Record<string, unknown>).verified = await verifyBlob(blobUrl(t, digestB), 16, digestB)
   results.scenarios['2 16 clients cold'] = herdCold
@@ -165,10 +166,12 @@ async function main (): Promise<void> {
     coldAt[t.name] = Date.now()
     ;(results.peakRss['4 small images cold'] ??= {})[t.name] = peakRss(t.pids())
     resetPeak(t.pids())
+    await upstreamReg.caughtUp()
     const before = upstreamReg.requests().length
     const warm = await pullImagesWrk(t.url, images, 32, SIZES.warmSeconds)
     // untimed: one more pass by a client that checks every digest and size
     const checked = await pullImages(t.url, images, 32, 1)
+    await upstreamReg.caughtUp()
     smallWarm[t.name] = {
       ...warm, failed: warm.failed + checked.failed, checkedPulls: checked.pulls,
       upstreamRequests: upstreamReg.requests().length - before,
@@ -190,8 +193,10 @@ async function main (): Promise<void> {
   const revalidated = await measure(all, '5 tag revalidation', async t => {
     const wait = (coldAt[t.name] ?? 0) + (SIZES.tagTTLSeconds + 1) * 1000 - Date.now()
     if (wait > 0) await sleep(wait)
+    await upstreamReg.caughtUp()
     const before = upstreamReg.requests().length
     const r = await pullImages(t.url, images, 32, 1)
+    await upstreamReg.caughtUp()
     return { ...r, upstreamRequestsPerPull: (upstreamReg.requests().length - before) / r.pulls }
   }, results.peakRss)
   results.scenarios['5 tag revalidation'] = revalidated

@@ -18,6 +18,15 @@ export interface Registry {
   requests (): { method: string, path: string, status: number }[]
   /** Requests of `method` whose path has `pathPart` (and answered `status`, when given). */
   count (method: string, pathPart: string | RegExp, status?: number): number
+  /**
+   * Resolves once the access log holds every request answered before the call.
+   * The registry writes a request's line after its answer, and the line reaches
+   * this process through a pipe: a client can have all its bytes before the
+   * line is read, so a count taken right after can miss it (and the next
+   * count wrongly include it). A marker request's own line shows the log is
+   * caught up; markers are left out of requests().
+   */
+  caughtUp (): Promise<void>
   stop (): Promise<void>
   /** Start again on the same port and folder (after stop). */
   restart (): Promise<void>
@@ -37,6 +46,8 @@ export interface RegistryOptions {
   tls?: { certificate: string, key: string }
 }
 
+const MARK = '/v2/?ferry-log-mark='
+
 export async function startRegistry (opts: RegistryOptions = {}): Promise<Registry> {
   requireBinary('docker-registry', 'docker-registry')
   const dir = opts.dir ?? scratchDir('ferry-upstream-')
@@ -55,6 +66,7 @@ export async function startRegistry (opts: RegistryOptions = {}): Promise<Regist
   writeFileSync(configPath, stringify(config))
   let proc = await launch(configPath, port, opts.tls !== undefined)
   const earlier: string[] = []
+  let marks = 0
   const reg: Registry = {
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
@@ -65,12 +77,21 @@ export async function startRegistry (opts: RegistryOptions = {}): Promise<Regist
       const out: { method: string, path: string, status: number }[] = []
       for (const line of [...earlier, ...proc.lines]) {
         const m = /"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3})/.exec(line)
-        if (m) out.push({ method: m[1]!, path: m[2]!, status: Number(m[3]) })
+        if (m && !m[2]!.startsWith(MARK)) out.push({ method: m[1]!, path: m[2]!, status: Number(m[3]) })
       }
       return out
     },
     count (method, pathPart, status) {
       return reg.requests().filter(r => r.method === method && (status === undefined || r.status === status) && (typeof pathPart === 'string' ? r.path.includes(pathPart) : pathPart.test(r.path))).length
+    },
+    async caughtUp () {
+      const mark = `${MARK}${++marks}`
+      await (await fetch(`${reg.url}${mark}`)).arrayBuffer()
+      const deadline = Date.now() + 30_000
+      while (!proc.lines.some(l => l.includes(`GET ${mark} `))) {
+        if (Date.now() > deadline) throw new Error(`docker-registry's access log did not show ${mark} within 30 s`)
+        await new Promise(r => setTimeout(r, 10))
+      }
     },
     async stop () { await proc.stop() },
     async restart () { earlier.push(...proc.lines); proc = await launch(configPath, port, opts.tls !== undefined) },

@@ -86,10 +86,13 @@ t.test('one client asking for many things the cache does not hold is limited; an
   const asked = upstream.requests().length - before
   t.ok(asked <= 120, `300 random digests from one client cost the upstream ${asked} requests (burst 100, 5 a second)`)
   t.ok(statuses.filter(s => s === 429).length >= 180, `${statuses.filter(s => s === 429).length} answered 429`)
-  const limited = await get(`${ferry.url}/v2/lib/app/blobs/sha256:${randomBytes(32).toString('hex')}`, {}, 'GET', { localAddress: '127.0.0.5' })
-  t.equal(limited.status, 429)
+  // the budget refills at 5 a second: on a loaded machine the first of these can find a new token, not all ten
+  const more = await Promise.all(Array.from({ length: 10 }, async () => await get(`${ferry.url}/v2/lib/app/blobs/sha256:${randomBytes(32).toString('hex')}`, {}, 'GET', { localAddress: '127.0.0.5' })))
+  const limited = more.find(r => r.status === 429) ?? more[0]!
+  t.ok(more.filter(r => r.status === 429).length >= 5, `${more.filter(r => r.status === 429).length} of 10 more answered 429`)
   t.equal(ociError(limited)?.code, 'TOOMANYREQUESTS')
   t.ok(Number(limited.header('retry-after')) >= 1, 'with Retry-After')
+  t.ok(more.every(r => r.status === 429 || r.status === 404), 'the rest: not found upstream')
   t.equal((await get(`${ferry.url}/v2/lib/app/manifests/v1`, { accept: OCI_MANIFEST }, 'GET', { localAddress: '127.0.0.5' })).status, 200, 'what is cached still pulls')
   const other = await get(`${ferry.url}/v2/lib/app/blobs/sha256:${randomBytes(32).toString('hex')}`, {}, 'GET', { localAddress: '127.0.0.6' })
   t.equal(other.status, 404, 'another client has its own budget')
