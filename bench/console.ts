@@ -27,19 +27,8 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 export async function consoleScenario (opts: { dir: string, repositories: number, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<ConsoleRun> {
   const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium'
   if (!existsSync(chromium)) throw new Error(`the console scenario needs chromium: apt-get install -y chromium (${chromium} is missing)`)
-  const data = join(opts.dir, 'ferry', 'ferry-data')
-  mkdirSync(data, { recursive: true })
   opts.log(`14. console: ${opts.repositories} repositories in the state`)
-  const state = embeddedState(join(data, 'state'))
-  for (let i = 0; i < opts.repositories; i += 200) {
-    await Promise.all(Array.from({ length: Math.min(200, opts.repositories - i) }, async (_, k) => {
-      const repo = `acme/team-${(i + k) % 50}/app-${i + k}`
-      const digest = `sha256:${createHash('sha256').update(repo).digest('hex')}`
-      await state.links.link(repo, 'manifest', digest)
-      await state.tags.put(repo, 'v1', { accept: ['*'], digest, mediaType: OCI_MANIFEST, size: 500, fetchedAt: Date.now() }, true)
-    }))
-  }
-  await state.close()
+  await seedRepositories(join(opts.dir, 'ferry', 'ferry-data'), opts.repositories)
   const ferry = await startFerryTarget(join(opts.dir, 'ferry'), 'http://127.0.0.1:1', '1h', { hosted: [{ prefix: 'acme/' }] })
   opts.stops.push(() => ferry.stop())
   const apiMs: number[] = []
@@ -75,4 +64,19 @@ export async function consoleScenario (opts: { dir: string, repositories: number
     await ferry.stop()
   }
   return { repositories: opts.repositories, overviewPaintMs: median(paints), overviewReadyMs: median(ready), repositoriesReadyMs: median(reposReady), apiRepositoriesMs: median(apiMs) }
+}
+
+/** `count` hosted repositories (acme/team-K/app-N, a tag v1 each) written into the embedded state under `data` before ferry starts. */
+export async function seedRepositories (data: string, count: number): Promise<void> {
+  mkdirSync(data, { recursive: true })
+  const state = embeddedState(join(data, 'state'))
+  for (let i = 0; i < count; i += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, count - i) }, async (_, k) => {
+      const repo = `acme/team-${(i + k) % 50}/app-${i + k}`
+      const digest = `sha256:${createHash('sha256').update(repo).digest('hex')}`
+      await state.links.link(repo, 'manifest', digest)
+      await state.tags.put(repo, 'v1', { accept: ['*'], digest, mediaType: OCI_MANIFEST, size: 500, fetchedAt: Date.now() }, true)
+    }))
+  }
+  await state.close()
 }

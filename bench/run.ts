@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --airgap [--quick] · npm run bench -- --mirror [--against OTHER/dist/cli.js] · npm run bench -- --wan [--targets a,b] [--runs N] · npm run bench -- --ctr [--runs N] [--floor] [--strace | --perf] · npm run bench -- --fuzz · npm run bench -- --console [--quick]
+// npm run bench [-- --quick] [-- --out DIR] · npm run bench -- --faults [--quick] · npm run bench -- --cold ... · npm run bench -- --region-herd · npm run bench -- --push-big · npm run bench -- --airgap [--quick] · npm run bench -- --mirror [--against OTHER/dist/cli.js] · npm run bench -- --wan [--targets a,b] [--runs N] · npm run bench -- --ctr [--runs N] [--floor] [--strace | --perf] · npm run bench -- --fuzz · npm run bench -- --console [--quick] · npm run bench -- --catalog-flood [--repositories N] [--size MiB] [--runs N]
 // ferry side by side with the proxies users would pick instead, in one run
 // on this machine: the upstream itself (direct), ferry, the CNCF
 // distribution registry in proxy mode, and nginx proxy_cache with
@@ -358,6 +358,8 @@ if (args.includes('--faults')) {
   await import('./cold.ts')
 } else if (args.includes('--region-herd')) {
   await import('./region-herd.ts')
+} else if (args.includes('--catalog-flood')) {
+  await import('./catalog-flood.ts')
 } else if (args.includes('--airgap')) {
   // scenario 11 alone
   await alone('airgap', async dir => { process.stdout.write(JSON.stringify(await airgapScenario({ dir, count: quick ? 4 : 8, layerSize: quick ? 8 * MiB : 128 * MiB, stops, log }), null, 2) + '\n') })

@@ -26,7 +26,7 @@ import type { Metrics } from '../observe/metrics.ts'
 import type { Links } from '../state/region-state.ts'
 import type { RegionSecret } from '../blobs/region-secret.ts'
 import type { Readiness } from '../observe/readiness.ts'
-import { page } from '../oci/paging.ts'
+import { pageOfSorted } from '../oci/paging.ts'
 import { API_VERSION_HEADER, sendBody } from './respond.ts'
 import type { UploadRelay } from './upload-relay.ts'
 import type { ConsoleApi } from '../console/api.ts'
@@ -310,7 +310,7 @@ export async function handleCatalog (s: Services, c: Call): Promise<void> {
   const all = await s.listing.all()
   const auth = c.auth
   const visible = s.gate === undefined || auth === undefined ? all : all.filter(r => s.gate!.ruleAllows(auth, r, 'pull'))
-  const { items, link } = page(visible, query, '/v2/_catalog')
+  const { items, link } = pageOfSorted(visible, query, '/v2/_catalog')
   const headers: Record<string, string> = { 'content-type': 'application/json' }
   if (link !== undefined) headers.link = link
   sendBody(c.res, 200, headers, JSON.stringify({ repositories: items }), c.head)

@@ -70,6 +70,12 @@ export interface Links {
   list (repo: string, kind: LinkKind): Promise<Link[]>
   /** Every repository that holds anything. */
   repositories (): Promise<string[]>
+  /**
+   * Where listing the repositories is costly (the embedded state walks a folder per repository):
+   * a count that grows when this process may have added a repository, so a listing can be kept
+   * while it stands still. Other processes' additions it does not see.
+   */
+  repositoryChanges? (): number
   /** `digest`, a manifest of `repo`, refers to `subject`. */
   addReferrer (repo: string, subject: string, digest: string): Promise<void>
   removeReferrer (repo: string, subject: string, digest: string): Promise<void>

@@ -24,16 +24,19 @@ export class StateFiles {
     try { return JSON.parse(text) as T } catch { return undefined }
   }
 
-  async write (path: string, text: string): Promise<void> {
+  /** Write `text` to `path` atomically; true when a folder had to be made for it. */
+  async write (path: string, text: string): Promise<boolean> {
+    let madeFolder = false
     try {
       const folder = dirname(path)
       if (!this.made.has(folder)) {
-        await mkdir(folder, { recursive: true })
+        madeFolder = await mkdir(folder, { recursive: true }) !== undefined
         this.made.add(folder)
       }
       const tmp = `${path}.${process.pid}.${++this.seq}.tmp`
       await writeFile(tmp, text)
       await rename(tmp, path)
+      return madeFolder
     } catch (err) {
       // a folder removed behind our back (by another process) is made again next time
       this.made.clear()
