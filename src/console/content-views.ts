@@ -3,12 +3,14 @@
 // with its layers, platforms and referrers. Read from the region's state and
 // store only: browsing the console never asks an upstream anything. Which
 // repositories a caller may see is decided by the caller's `visible`.
+import { Semaphore } from '../common/concurrency.ts'
 import type { RepositoryListing } from '../content/repository-listing.ts'
 import type { ManifestStore } from '../cache/manifest-store.ts'
 import type { Targets } from '../content/target.ts'
 import { ManifestUnknown, NameUnknown } from '../oci/errors.ts'
 import { parseManifest, type Descriptor } from '../oci/manifest.ts'
 import { INDEX_TYPES } from '../oci/media-types.ts'
+import { firstAfter } from '../oci/paging.ts'
 import type { RegionState, TagEntry } from '../state/region-state.ts'
 import type { Usage } from './usage.ts'
 
@@ -48,6 +50,11 @@ export interface ImageView {
 }
 
 const MAX_PAGE = 500
+// State reads one console answer makes at once, of the thread pool's 16 (a page of 50 repositories reads 50
+// tag folders; a repository's tags page, one file per tag): 16 clients paging the repositories without pause
+// otherwise kept the pool full ahead of fills' writes and warm pulls' reads (npm run bench -- --catalog-flood
+// --path '/_ferry/api/v1/repositories?n=50')
+const CONSOLE_READS = 8
 
 export class ContentViews {
   private readonly state: RegionState
@@ -55,6 +62,7 @@ export class ContentViews {
   private readonly manifests: ManifestStore
   private readonly targets: Targets
   private readonly usage: Usage
+  private readonly reads = new Semaphore(CONSOLE_READS)
 
   constructor (opts: { state: RegionState, manifests: ManifestStore, targets: Targets, usage: Usage, listing: RepositoryListing }) {
     this.state = opts.state
@@ -67,16 +75,22 @@ export class ContentViews {
   /** Repositories whose name contains `query`, sorted, `n` after `last`; `next`: the `last` of the following page. */
   async repositories (visible: (repo: string) => boolean, query: { q: string | undefined, n: number, last: string | undefined }): Promise<{ repositories: RepositoryRow[], total: number, next: string | undefined }> {
     const q = query.q?.toLowerCase()
-    const all = (await this.listing.all()).filter(r => visible(r) && (q === undefined || r.toLowerCase().includes(q))).sort()
-    const from = query.last === undefined ? 0 : all.findIndex(r => r > query.last!)
-    const names = from < 0 ? [] : all.slice(from, from + Math.min(query.n, MAX_PAGE))
+    // the listing is sorted, and a filter keeps its order
+    const all = (await this.listing.all()).filter(r => visible(r) && (q === undefined || r.toLowerCase().includes(q)))
+    const from = query.last === undefined ? 0 : firstAfter(all, query.last)
+    const names = all.slice(from, from + Math.min(query.n, MAX_PAGE))
     const repositories = await Promise.all(names.map(async name => {
       const target = this.kindOf(name)
-      return { name, kind: target.kind, upstream: target.upstream, tags: (await this.state.tags.list(name)).length }
+      return { name, kind: target.kind, upstream: target.upstream, tags: (await this.read(() => this.state.tags.list(name))).length }
     }))
     const lastShown = names[names.length - 1]
     const next = lastShown !== undefined && all[all.length - 1] !== lastShown ? lastShown : undefined
     return { repositories, total: all.length, next }
+  }
+
+  private async read<T> (work: () => Promise<T>): Promise<T> {
+    await this.reads.acquire()
+    try { return await work() } finally { this.reads.release() }
   }
 
   private kindOf (name: string): { kind: 'proxied' | 'hosted', upstream: string | undefined } {
@@ -95,7 +109,7 @@ export class ContentViews {
     if (names.length === 0 && (await this.state.links.list(repo, 'manifest')).length === 0 && (await this.state.links.list(repo, 'blob')).length === 0) throw new NameUnknown(repo)
     const pulls = await this.usage.of(repo, names)
     const rows = await Promise.all(names.map(async tag => {
-      const entries = await this.state.tags.get(repo, tag)
+      const entries = await this.read(() => this.state.tags.get(repo, tag))
       const newest = entries.reduce<TagEntry | undefined>((a, e) => a === undefined || e.fetchedAt > a.fetchedAt ? e : a, undefined)
       if (newest === undefined) return undefined
       const p = pulls.get(tag)
@@ -105,7 +119,7 @@ export class ContentViews {
         mediaType: newest.mediaType,
         size: newest.size,
         updatedAt: newest.fetchedAt,
-        platforms: await this.platforms(newest.digest, newest.mediaType),
+        platforms: await this.read(() => this.platforms(newest.digest, newest.mediaType)),
         pulls: p?.count ?? 0,
         lastPulledAt: p?.last,
       }
