@@ -139,5 +139,14 @@ t.test('what B received is not recorded for replication again (one hop)', async 
   const events = existsSync(path) ? readFileSync(path, 'utf8') : ''
   t.notMatch(events, /"kind":"(tag|manifest|tag-deleted|manifest-deleted)"/, 'B\'s stream holds none of what it received')
   const mine = readFileSync(join(a.data, 'state', 'events.jsonl'), 'utf8')
-  t.match(mine, /"kind":"tag-deleted","name":"acme\/mirror\/gone","tag":"v1"/, 'while A\'s holds what was pushed and deleted there')
+  const deleted = /"kind":"tag-deleted","name":"acme\/mirror\/gone","tag":"v1"/
+  if (deleted.test(mine)) {
+    t.pass('while A\'s holds what was pushed and deleted there')
+  } else {
+    // A's replicator frees what every peer has had (a hole punched at the front: zeros), between lease renewals
+    const compactedPath = join(a.data, 'state', 'events.compacted')
+    const compacted = existsSync(compactedPath) ? Number(readFileSync(compactedPath, 'utf8')) : 0
+    t.ok(compacted > 0 && /^\0+$/.test(mine.slice(0, compacted)), `while A's held it, until its replicator freed the part B had had (${compacted} bytes)`)
+    t.match(mine.slice(compacted), /^(\{.*\}\n)*$/, 'and what it keeps is whole event lines')
+  }
 })
