@@ -242,7 +242,7 @@ async function scale (dir: string, upstream: string, images: readonly SmallImage
   await pullImages(first.url, images, 32, 1)
   await pullImages(first.url, images, 32, 1)
   const few = await medianRun(first.url, images)
-  const fewBlobs = await cacheBlobs(first.url)
+  const fewBlobs = await cacheBlobs(first)
   await first.stop()
   // fill the store with many more blobs, as a long-running cache would have
   const root = join(first.data, 'blobs', 'sha256')
@@ -255,14 +255,14 @@ async function scale (dir: string, upstream: string, images: readonly SmallImage
   const t0 = performance.now()
   const second = await startFerryTarget(base, upstream, '1h')
   const listeningMs = performance.now() - t0
-  while (await cacheBlobs(second.url) < fewBlobs + SIZES.scaleBlobs) await sleep(100)
+  while (await cacheBlobs(second) < fewBlobs + SIZES.scaleBlobs) await sleep(100)
   const indexedMs = performance.now() - t0
   resetPeak(second.pids())
   // as before the first measurement: one untimed pass, so both measure warm hits, not the first reads after a restart
   await pullImages(second.url, images, 32, 1)
   const many = await medianRun(second.url, images)
   ;(results.peakRss['7 scale'] ??= {}).ferry = peakRss(second.pids())
-  const manyBlobs = await cacheBlobs(second.url)
+  const manyBlobs = await cacheBlobs(second)
   await second.stop()
   return { few: { ...few, cachedBlobs: fewBlobs }, many: { ...many, cachedBlobs: manyBlobs }, startup: { listeningMs, indexedMs } }
 }
@@ -274,9 +274,18 @@ async function medianRun (url: string, images: readonly SmallImage[]): Promise<W
   return runs.sort((a, b) => a.rate - b.rate)[1]!
 }
 
-async function cacheBlobs (url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  return Number(/^ferry_cache_blobs (\d+)/m.exec(text)?.[1] ?? 0)
+/** ferry's count of cached blobs; polled while it starts, so a failed request is tried again (then fails with ferry's last log lines). */
+async function cacheBlobs (target: { url: string, proc: { lines: string[] } }): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const text = await (await fetch(`${target.url}/metrics`)).text()
+      return Number(/^ferry_cache_blobs (\d+)/m.exec(text)?.[1] ?? 0)
+    } catch (err) {
+      if (attempt === 5) throw new Error(`ferry's /metrics did not answer (${String((err as Error).cause ?? err)}); its last lines:\n${target.proc.lines.slice(-20).join('\n')}`)
+      log(`    ferry's /metrics failed (${String((err as Error).cause ?? err)}); asking again`)
+      await sleep(200 * attempt)
+    }
+  }
 }
 
 function versions (): Results['versions'] {
@@ -383,7 +392,8 @@ if (args.includes('--faults')) {
   process.exitCode = fuzz.status ?? 1
 } else {
   main().then(stopAll, async err => {
-    process.stderr.write(`[bench] failed: ${(err as Error).stack ?? String(err)}\n`)
+    const cause = (err as Error).cause as Error | undefined
+    process.stderr.write(`[bench] failed: ${(err as Error).stack ?? String(err)}\n${cause !== undefined ? `cause: ${cause.stack ?? String(cause)}\n` : ''}`)
     await stopAll()
     process.exitCode = 1
   })

@@ -28,7 +28,7 @@ import { Fill } from './fill.ts'
 import type { FeedSources } from './fill-feed.ts'
 import { lead } from './lead.ts'
 import type { FillTable } from './fill-table.ts'
-import type { BlobSource, OpenedBlob } from './source.ts'
+import type { OpenedBlob } from './source.ts'
 import { SMALL_BLOB_BYTES, type MemorySource } from './sources/memory.ts'
 import type { StoreSource } from './sources/store.ts'
 
