@@ -36,7 +36,8 @@ export function upstreamTarget (reg: Registry): Target {
   return { name: 'upstream', url: reg.url, pids: () => [reg.proc.child.pid!], stop: () => reg.stop() }
 }
 
-export async function startFerryTarget (dir: string, upstream: string, tagTTL: string, extra: Record<string, unknown> = {}, nodeFlags: string[] = []): Promise<Target & { proc: Proc, data: string }> {
+/** `upstreamExtra`: more settings of its one upstream (`aliases`, for a client that names the registry otherwise). */
+export async function startFerryTarget (dir: string, upstream: string, tagTTL: string, extra: Record<string, unknown> = {}, nodeFlags: string[] = [], upstreamExtra: Record<string, unknown> = {}): Promise<Target & { proc: Proc, data: string }> {
   const port = await freePort()
   mkdirSync(dir, { recursive: true })
   const data = join(dir, 'ferry-data')
@@ -44,7 +45,7 @@ export async function startFerryTarget (dir: string, upstream: string, tagTTL: s
   writeFileSync(config, stringify({
     region: 'bench', listen: `127.0.0.1:${port}`, data, log: { level: 'warn' },
     cache: { maxBytes: '50GiB' },
-    upstreams: [{ name: 'up', url: upstream, default: true, tagTTL, staleIfError: '1h' }],
+    upstreams: [{ name: 'up', url: upstream, default: true, tagTTL, staleIfError: '1h', ...upstreamExtra }],
     // the bench's one load generator stands for a fleet: ferry's per-client miss budget (100/s after 2,000)
     // would otherwise refuse part of a 1,000-image cold pull from one address (966 of 1,001 replicated, a run of this session)
     limits: { upstreamFetchesPerSecond: 0 },

@@ -30,6 +30,8 @@ import { traced, type TraceMode } from './trace.ts'
 import { cpuSeconds, peakRss, resetPeak, startDistributionProxy, startFloorProxy, startFerryTarget, startNginx, type Target } from './targets.ts'
 
 const run = promisify(execFile)
+/** The registry host scenario 13's image is named by; containerd reaches it through each target as a mirror. */
+const CTR_REGISTRY = 'registry.bench'
 const MiB = 1024 * 1024
 const OCI_TAR_LAYER = 'application/vnd.oci.image.layer.v1.tar'
 
@@ -146,7 +148,8 @@ async function seedWan (upstream: Registry, dir: string, count: number, max: num
 
 /** One of the compared targets in front of `upstream` (the upstream itself for "upstream": pulling direct). */
 async function startTarget (name: string, dir: string, upstream: { url: string, host: string }, ferryFlags: string[] = []): Promise<Target> {
-  if (name === 'ferry') return await startFerryTarget(dir, upstream.url, '1h', {}, ferryFlags)
+  // containerd names the registry CTR_REGISTRY (?ns=): ferry answers only for registries it mirrors
+  if (name === 'ferry') return await startFerryTarget(dir, upstream.url, '1h', {}, ferryFlags, { aliases: [CTR_REGISTRY] })
   if (name === 'distribution') return await startDistributionProxy(dir, upstream.url)
   if (name === 'nginx') return await startNginx(dir, upstream.host, 3600)
   return { name: 'upstream', url: upstream.url, pids: () => [], stop: async () => {} }
@@ -292,7 +295,7 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
         const pull = async (label: string): Promise<{ s: number, proxyCpuS: number, cpu: string }> => {
           // what the pull before wrote (containerd's content and snapshots, a proxy's cache) is written back now, not during this one
           execFileSync('sync')
-          const containerd = await startContainerd({ 'registry.bench': [target.url] })
+          const containerd = await startContainerd({ [CTR_REGISTRY]: [target.url] })
           try {
             const cpu = (): number[] => [cpuSeconds(target.pids()), cpuSeconds([containerd.pid]), cpuSeconds([upstream.proc.child.pid!])]
             let before = cpu()
@@ -300,7 +303,7 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
             await traced(o.trace, o.dir, name === 'ferry' ? target.pids() : [], `ferry, ctr images pull ${label}`, async () => {
               before = cpu()
               started = performance.now()
-              await run('ctr', ['--address', containerd.sock, 'images', 'pull', '--hosts-dir', containerd.hosts, '--snapshotter', 'native', '--platform', 'linux/amd64', 'registry.bench/ctr/app:v1'], { maxBuffer: 64 * MiB })
+              await run('ctr', ['--address', containerd.sock, 'images', 'pull', '--hosts-dir', containerd.hosts, '--snapshotter', 'native', '--platform', 'linux/amd64', `${CTR_REGISTRY}/ctr/app:v1`], { maxBuffer: 64 * MiB })
             })
             const s = (performance.now() - started) / 1000
             const spentS = cpu().map((c, i) => c - before[i]!)

@@ -240,7 +240,7 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   metrics.watchMemoryTier(() => ({ blobs: memory.bytes, manifests: manifestStore.memoryBytes }))
   const manifests = new ManifestCache({ manifests: manifestStore, state, linker, log, metrics, regions })
   const lists = new ListCache(state, log, metrics)
-  const targets = new Targets(router, config.hosted)
+  const targets = new Targets(router, config.hosted, config.hostnames)
   const uploads = new UploadSessions(join(config.data, 'uploads'))
   await uploads.init(config.gc.uploadsMs)
   // abandoned uploads go while the process runs, not only at its next start

@@ -34,7 +34,8 @@ export function describe (v: unknown): string {
   return s.length > 60 ? s.slice(0, 57) + '...' : s
 }
 
-const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io', 'registry.hub.docker.com'])
+/** The names Docker Hub goes by; an upstream at one of them is Docker Hub (`library/` for one-component names). */
+export const DOCKER_HUB_HOSTS: readonly string[] = ['registry-1.docker.io', 'index.docker.io', 'docker.io', 'registry.hub.docker.com']
 
 type Doc = Record<string, unknown>
 const isDoc = (v: unknown): v is Doc => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -194,7 +195,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
       url,
       prefix: u.prefix,
       aliases: [...new Set([url.host, ...u.aliases].map(a => a.toLowerCase()))],
-      dockerHub: u.dockerHub ?? DOCKER_HUB_HOSTS.has(url.hostname),
+      dockerHub: u.dockerHub ?? DOCKER_HUB_HOSTS.includes(url.hostname),
       tagTTLMs: ms(u.tagTTL),
       staleIfErrorMs: ms(u.staleIfError),
       notFoundTTLMs: ms(u.notFoundTTL),
@@ -214,6 +215,7 @@ function resolveRegion (d: ValidRegionFile, file: string): RegionConfig {
     file,
     region: d.region,
     listen,
+    hostnames: [...new Set(d.hostnames.map(h => h.toLowerCase()))],
     data,
     workers: d.workers,
     store: resolveStore(d.store, data),

@@ -104,6 +104,8 @@ export interface RegionConfig {
   readonly file: string
   readonly region: string
   readonly listen: { readonly host: string, readonly port: number }
+  /** Host names (lowercase, with :port where not the default) clients pull from ferry itself by: an `?ns=` naming one is no mirror request. */
+  readonly hostnames: readonly string[]
   readonly data: string
   readonly store: StoreConfig
   /** Where tags, the manifest index, cache bookkeeping and fill leases live. */

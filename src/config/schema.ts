@@ -203,6 +203,8 @@ const auth = fields({
 export const regionFile = fields({
   region: doc(v.optional(text('a lowercase region name: 1 to 63 of a-z, 0-9 and "-"', /^[a-z0-9][a-z0-9-]{0,62}$/), 'local'), 'name of this region (logs, metrics)'),
   listen: doc(v.optional(listen(), '127.0.0.1:5000'), '`HOST:PORT` to serve on; `[::]:5000` for IPv6'),
+  hostnames: doc(v.optional(v.array(text('a host name, with :port when not the default', /^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]{1,5})?$/), 'a list of host names'), []),
+    'names clients pull from ferry itself by, as containerd gives them in `?ns=` (the `Host` a request came with always counts); any other `?ns=` that names no upstream is refused'),
   data: doc(v.optional(text('a folder path'), './ferry-data'), 'data folder: `blobs/` (unless `store.path`), `state/`, `tmp/`; relative to the working directory'),
   workers: doc(v.optional(integer(1, 64), 1), 'processes serving the port (`--workers N`); more than one uses more cores, with one fill per blob across all of them (fs store, embedded state only)'),
   store: doc(v.optional(v.variant('type', [fsStore, s3Store, gcsStore], 'one of fs, s3, gcs'), { type: 'fs' }), 'the region\'s blob store: `type` is `fs`, `s3` or `gcs`', '`{type: fs}`'),

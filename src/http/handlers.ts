@@ -110,8 +110,15 @@ function peerOnly (c: Call): boolean { return c.req.headers[PEER_ONLY_HEADER] !=
  * containerd's `?ns=<host>`, where it routes: reads only. A push names its
  * repository by its path alone, so no query can move it to another one.
  */
+/**
+ * containerd's `?ns=` on a read: the registry the client asked for. The host the request came to is
+ * ferry itself (a client pulling ferry.example.com/acme/app sends ?ns=ferry.example.com): no mirror request.
+ */
 export function routingNs (c: Call): string | undefined {
-  return c.req.method === 'GET' || c.req.method === 'HEAD' ? c.query.get('ns') ?? undefined : undefined
+  if (c.req.method !== 'GET' && c.req.method !== 'HEAD') return undefined
+  const ns = c.query.get('ns')
+  if (ns === null || ns === '' || ns.toLowerCase() === c.req.headers.host?.toLowerCase()) return undefined
+  return ns
 }
 
 export function readOnly (method: string | undefined, what = 'only GET and HEAD are served here'): void {

@@ -1,7 +1,9 @@
 // Which upstream a request goes to, and the repository name it has there:
 //   1. path prefix:  /v2/docker.io/library/nginx/...  -> upstream with prefix "docker.io"
-//   2. containerd's ?ns=<host>, matched to an upstream's host or aliases
+//   2. containerd's ?ns=<host>, matched to an upstream's host or aliases (or, where none claims it, a
+//      prefix that is a host, and Docker Hub's names for a Docker Hub upstream)
 //   3. the default upstream
+import { DOCKER_HUB_HOSTS } from '../config/parse.ts'
 import { NameUnknown } from '../oci/errors.ts'
 import type { Upstream } from './upstream.ts'
 
@@ -22,6 +24,15 @@ export class Router {
       .map(u => ({ prefix: u.config.prefix!, upstream: u }))
       .sort((a, b) => b.prefix.length - a.prefix.length)
     for (const u of upstreams) for (const host of u.config.aliases) if (!this.byHost.has(host)) this.byHost.set(host, u)
+    // then the names an upstream goes by without saying so, where no upstream claims them: a prefix that is a
+    // registry host ("ghcr.io"), and Docker Hub's names for a Docker Hub upstream (containerd sends ?ns=docker.io)
+    for (const u of upstreams) {
+      const implicit = [
+        ...(u.config.prefix !== undefined && !u.config.prefix.includes('/') && /[.:]/.test(u.config.prefix) ? [u.config.prefix] : []),
+        ...(u.config.dockerHub ? DOCKER_HUB_HOSTS : []),
+      ]
+      for (const host of implicit) if (!this.byHost.has(host)) this.byHost.set(host, u)
+    }
     this.fallback = fallback
   }
 

@@ -34,7 +34,8 @@ let metricsPort = 0
 function bConfig (): Record<string, unknown> {
   return {
     region: 'b', listen: `127.0.0.1:${bPort}`, data: bData,
-    upstreams: [{ name: 'up', url: 'http://127.0.0.1:1', default: true, timeouts: { connect: '200ms' } }],
+    // the same registry as A's upstream, by the name containerd gives it (?ns=), but unreachable from here
+    upstreams: [{ name: 'up', url: 'http://127.0.0.1:1', aliases: [upstream.host], default: true, timeouts: { connect: '200ms' } }],
     replication: { secretEnv: 'FERRY_REPLICATION_SECRET' },
   }
 }

@@ -34,7 +34,8 @@ t.test('prefix, ?ns= and the default upstream each reach the right registry', as
   t.equal(await digest('/v2/app/x/manifests/v1?ns=two.example'), b.manifest.digest, '?ns= alias')
   t.equal(await digest(`/v2/app/x/manifests/v1?ns=${encodeURIComponent(two.host)}`), b.manifest.digest, '?ns= matches the upstream host:port')
   t.equal(await digest('/v2/app/x/manifests/v1'), a.manifest.digest, 'default upstream')
-  t.equal(await digest('/v2/app/x/manifests/v1?ns=unknown.example'), a.manifest.digest, 'unknown ns falls back to the default')
+  t.equal(await digest('/v2/app/x/manifests/v1?ns=one.example'), a.manifest.digest, '?ns= naming a prefix that is a host')
+  t.equal(await digest('/v2/app/x/manifests/v1?ns=docker.io'), b.manifest.digest, '?ns=docker.io: the Docker Hub upstream')
   t.equal(await digest('/v2/two.example/busybox/manifests/v1'), b.manifest.digest, 'Docker Hub: one-component names get library/')
   t.ok(two.count('GET', '/v2/library/busybox/manifests/v1') === 1)
 
@@ -45,6 +46,44 @@ t.test('prefix, ?ns= and the default upstream each reach the right registry', as
   // both upstreams were asked for their own tag, once each
   t.equal(one.count('GET', '/v2/app/x/manifests/v1'), 1)
   t.equal(two.count('GET', '/v2/app/x/manifests/v1'), 1, 'prefix and ?ns= share one cache entry')
+})
+
+t.test('an ?ns= naming no upstream is refused, not answered from the default upstream or a hosted repository', async t => {
+  // a node that mirrors every registry through ferry (containerd's _default) asks for ghcr.io/acme/app:v1
+  // with ?ns=ghcr.io: from the default upstream it would get docker.io/acme/app:v1, whoever owns that name there
+  registerSecret('ns-push-Secret-1')
+  const hub = await startRegistry()
+  t.teardown(() => hub.stop())
+  const impostor = await image({ files: { 'who.txt': 'not what ghcr.io has' } })
+  await pushImage(hub.url, 'acme/app', 'v1', impostor)
+  await pushImage(hub.url, 'team/app', 'v1', impostor)
+  const ferry = await startFerry({ config: {
+    upstreams: [{ name: 'hub', url: hub.url, default: true }],
+    hosted: [{ prefix: 'team/' }],
+    hostnames: ['Ferry.Example:5000'],
+    auth: { users: { ci: bcrypt.hashSync('ns-push-Secret-1', 6) }, access: [{ repositories: ['team/**'], allow: { 'user:ci': 'writer', anonymous: 'reader' } }, { repositories: ['**'], allow: { anonymous: 'reader' } }] },
+  } })
+  t.teardown(() => ferry.stop())
+  const pushed = await image({ files: { 'who.txt': 'pushed to ferry' } })
+  await pushImage(ferry.url, 'team/app', 'v1', pushed, `Basic ${Buffer.from('ci:ns-push-Secret-1').toString('base64')}`)
+  const accept = { accept: impostor.manifest.mediaType }
+
+  for (const path of ['/v2/acme/app/manifests/v1?ns=ghcr.io', '/v2/team/app/manifests/v1?ns=ghcr.io', `/v2/acme/app/blobs/${impostor.layers[0]!.digest}?ns=quay.io`, '/v2/acme/app/tags/list?ns=ghcr.io']) {
+    const r = await get(ferry.url + path, accept)
+    t.equal(r.status, 404, path)
+    t.equal(ociError(r)?.code, 'NAME_UNKNOWN')
+    t.match(ociError(r)?.message, /name unknown|repository/i)
+  }
+  const refused = await get(`${ferry.url}/v2/acme/app/manifests/v1?ns=ghcr.io`, accept)
+  t.match(JSON.parse(refused.body.toString()).errors[0].detail, { ns: 'ghcr.io', reason: /mirrors no registry/ }, 'the detail says why')
+  t.equal(hub.count('GET', '/v2/acme/app/'), 0, 'the default upstream was not asked')
+  t.equal(hub.count('HEAD', '/v2/acme/app/'), 0)
+
+  // ferry itself, as the client names it: the request's Host, or one of hostnames
+  const host = new URL(ferry.url).host
+  t.equal((await get(`${ferry.url}/v2/acme/app/manifests/v1?ns=${host}`, accept)).header('docker-content-digest'), impostor.manifest.digest, '?ns= of the host the request came to: the default upstream, as with no ?ns=')
+  t.equal((await get(`${ferry.url}/v2/team/app/manifests/v1?ns=ferry.example:5000`, accept)).header('docker-content-digest'), pushed.manifest.digest, '?ns= one of hostnames (any case): the hosted repository')
+  t.equal((await get(`${ferry.url}/v2/team/app/manifests/v1?ns=`, accept)).header('docker-content-digest'), pushed.manifest.digest, 'an empty ?ns= is none')
 })
 
 async function pullAll (t: Test, ferry: Ferry, repo: string, img: Image): Promise<void> {
