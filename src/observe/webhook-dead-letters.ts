@@ -43,9 +43,14 @@ export class FileDeadLetters implements DeadLetters {
     } catch (err) {
       // EEXIST: another add rotates, which takes a moment; a claim that grew to twice the size, or that nothing
       // touched for a minute, was left by a process that died mid-way: finish its rotation
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EEXIST') {
         const claimed = await stat(claim).catch(() => undefined)
         if (claimed !== undefined && (claimed.size > 2 * this.maxBytes || Date.now() - claimed.ctimeMs > STALE_CLAIM_MS)) await this.finishStale(claim)
+      } else if (code !== 'ENOENT') {
+        // a file system without hard links (EPERM, ENOTSUP): rotate by renaming, bounded still, though two
+        // adds at once may then drop a .1
+        await rename(this.file, `${this.file}.1`).catch(() => {})
       }
       return
     }
