@@ -30,6 +30,7 @@ import { createEdgeServer } from './http/server.ts'
 import { createMetricsServer } from './http/metrics-endpoint.ts'
 import { Readiness } from './observe/readiness.ts'
 import { RegionSecret } from './blobs/region-secret.ts'
+import { boundedCache } from './common/bounded-cache.ts'
 import { RepositoryListing } from './content/repository-listing.ts'
 import { MissBudget } from './upstream/miss-budget.ts'
 import { UploadRelay } from './http/upload-relay.ts'
@@ -240,7 +241,14 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   metrics.watchMemoryTier(() => ({ blobs: memory.bytes, manifests: manifestStore.memoryBytes }))
   const manifests = new ManifestCache({ manifests: manifestStore, state, linker, log, metrics, regions })
   const lists = new ListCache(state, log, metrics)
-  const targets = new Targets(router, config.hosted, config.hostnames)
+  // once per registry name (of the last 1,000): a node set up to mirror a registry through ferry that ferry does not mirror
+  const foreignNs = boundedCache<string, true>(1000)
+  const targets = new Targets(router, config.hosted, config.hostnames, ns => {
+    const key = ns.toLowerCase().slice(0, 255)
+    if (foreignNs.has(key)) return
+    foreignNs.set(key, true)
+    log.warn({ ns: key }, 'refused ?ns= naming a registry no upstream serves (404): a node mirrors it through ferry; add it to an upstream\'s aliases, or to hostnames if it is ferry\'s own name')
+  })
   const uploads = new UploadSessions(join(config.data, 'uploads'))
   await uploads.init(config.gc.uploadsMs)
   // abandoned uploads go while the process runs, not only at its next start

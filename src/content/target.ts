@@ -27,11 +27,17 @@ export class Targets {
   private readonly hosted: readonly HostedNamespace[]
   private readonly ownHosts: ReadonlySet<string>
 
-  /** `ownHosts`: the names clients pull from ferry itself by (lowercase), an `?ns=` naming one routes as none. */
-  constructor (router: Router, hosted: readonly HostedNamespace[], ownHosts: readonly string[] = []) {
+  private readonly onForeignNs: (ns: string) => void
+
+  /**
+   * `ownHosts`: the names clients pull from ferry itself by (lowercase), an `?ns=` naming one routes as none.
+   * `onForeignNs` hears each `?ns=` refused (a node set to mirror a registry this ferry does not).
+   */
+  constructor (router: Router, hosted: readonly HostedNamespace[], ownHosts: readonly string[] = [], onForeignNs: (ns: string) => void = () => {}) {
     this.router = router
     this.hosted = hosted
     this.ownHosts = new Set(ownHosts)
+    this.onForeignNs = onForeignNs
   }
 
   /** `name` (validated) as routed: its kind and the name every path gives it. */
@@ -46,6 +52,7 @@ export class Targets {
       if (imported !== undefined) return { kind: 'hosted', name: full, namespace: imported }
     }
     if (ns !== undefined) {
+      this.onForeignNs(ns)
       throw new NameUnknown(name, { name, ns: ns.slice(0, 255), reason: 'this ferry mirrors no registry of that name: no upstream has it as its host or among its aliases, and no imported content is under it (a name ferry itself is pulled by goes in hostnames)' })
     }
     const namespace = this.hosted.find(h => name.startsWith(h.prefix) && name.length > h.prefix.length)

@@ -78,6 +78,9 @@ t.test('an ?ns= naming no upstream is refused, not answered from the default ups
   t.match(JSON.parse(refused.body.toString()).errors[0].detail, { ns: 'ghcr.io', reason: /mirrors no registry/ }, 'the detail says why')
   t.equal(hub.count('GET', '/v2/acme/app/'), 0, 'the default upstream was not asked')
   t.equal(hub.count('HEAD', '/v2/acme/app/'), 0)
+  const refusal = (l: Record<string, unknown>): boolean => l.level === 40 && typeof l.msg === 'string' && l.msg.startsWith('refused ?ns=')
+  await ferry.waitForLogs(refusal, 2)
+  t.same(ferry.logs().filter(refusal).map(l => l.ns).sort(), ['ghcr.io', 'quay.io'], 'the operator is told, once per registry (four refusals of ghcr.io, one of quay.io)')
 
   // ferry itself, as the client names it: the request's Host, or one of hostnames
   const host = new URL(ferry.url).host
