@@ -241,11 +241,15 @@ export async function serve (config: RegionConfig, mode: 'single' | 'worker' = '
   metrics.watchMemoryTier(() => ({ blobs: memory.bytes, manifests: manifestStore.memoryBytes }))
   const manifests = new ManifestCache({ manifests: manifestStore, state, linker, log, metrics, regions })
   const lists = new ListCache(state, log, metrics)
-  // once per registry name (of the last 1,000): a node set up to mirror a registry through ferry that ferry does not mirror
+  // once per registry name (of the last 1,000), and ten names a minute at most (a client can make up names):
+  // a node set up to mirror a registry through ferry that ferry does not mirror
   const foreignNs = boundedCache<string, true>(1000)
+  let foreignNsWindow = { start: 0, logged: 0 }
   const targets = new Targets(router, config.hosted, config.hostnames, ns => {
     const key = ns.toLowerCase().slice(0, 255)
     if (foreignNs.has(key)) return
+    if (Date.now() - foreignNsWindow.start > 60_000) foreignNsWindow = { start: Date.now(), logged: 0 }
+    if (++foreignNsWindow.logged > 10) return
     foreignNs.set(key, true)
     log.warn({ ns: key }, 'refused ?ns= naming a registry no upstream serves (404): a node mirrors it through ferry; add it to an upstream\'s aliases, or to hostnames if it is ferry\'s own name')
   })

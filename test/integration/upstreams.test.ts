@@ -81,6 +81,9 @@ t.test('an ?ns= naming no upstream is refused, not answered from the default ups
   const refusal = (l: Record<string, unknown>): boolean => l.level === 40 && typeof l.msg === 'string' && l.msg.startsWith('refused ?ns=')
   await ferry.waitForLogs(refusal, 2)
   t.same(ferry.logs().filter(refusal).map(l => l.ns).sort(), ['ghcr.io', 'quay.io'], 'the operator is told, once per registry (four refusals of ghcr.io, one of quay.io)')
+  for (let i = 0; i < 30; i++) t.equal((await get(`${ferry.url}/v2/acme/app/manifests/v1?ns=made-up-${i}.example`, accept)).status, 404)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(ferry.logs().filter(refusal).length, 10, 'names made up by a client: ten warnings a minute at most')
 
   // ferry itself, as the client names it: the request's Host, or one of hostnames
   const host = new URL(ferry.url).host
