@@ -4,6 +4,7 @@
 //      prefix that is a host, and Docker Hub's names for a Docker Hub upstream)
 //   3. the default upstream
 import { DOCKER_HUB_HOSTS } from '../config/parse.ts'
+import type { UpstreamConfig } from '../config/region-config.ts'
 import { NameUnknown } from '../oci/errors.ts'
 import type { Upstream } from './upstream.ts'
 
@@ -15,7 +16,7 @@ export interface Route {
 
 export class Router {
   private readonly byPrefix: { prefix: string, upstream: Upstream }[]
-  private readonly byHost = new Map<string, Upstream>()
+  private readonly byHost: Map<string, Upstream>
   private readonly fallback: Upstream | undefined
 
   constructor (upstreams: readonly Upstream[], fallback: Upstream | undefined) {
@@ -23,16 +24,7 @@ export class Router {
     this.byPrefix = upstreams.filter(u => u.config.prefix !== undefined)
       .map(u => ({ prefix: u.config.prefix!, upstream: u }))
       .sort((a, b) => b.prefix.length - a.prefix.length)
-    for (const u of upstreams) for (const host of u.config.aliases) if (!this.byHost.has(host)) this.byHost.set(host, u)
-    // then the names an upstream goes by without saying so, where no upstream claims them: a prefix that is a
-    // registry host ("ghcr.io"), and Docker Hub's names for a Docker Hub upstream (containerd sends ?ns=docker.io)
-    for (const u of upstreams) {
-      const implicit = [
-        ...(u.config.prefix !== undefined && !u.config.prefix.includes('/') && /[.:]/.test(u.config.prefix) ? [u.config.prefix] : []),
-        ...(u.config.dockerHub ? DOCKER_HUB_HOSTS : []),
-      ]
-      for (const host of implicit) if (!this.byHost.has(host)) this.byHost.set(host, u)
-    }
+    this.byHost = nsHosts(upstreams)
     this.fallback = fallback
   }
 
@@ -74,4 +66,23 @@ export class Router {
 export function canonicalName (route: Route): string {
   const prefix = route.upstream.config.prefix
   return prefix !== undefined ? `${prefix}/${route.repo}` : route.repo
+}
+
+/**
+ * The registry hosts containerd's `?ns=` routes to each upstream: its URL's host and `aliases` (the first
+ * upstream to claim a host has it), then, where no upstream claims them, the names an upstream goes by
+ * without saying so: a prefix that is a registry host ("ghcr.io"), and Docker Hub's names for a Docker Hub
+ * upstream (containerd sends ?ns=docker.io).
+ */
+export function nsHosts<U extends { readonly config: UpstreamConfig }> (upstreams: readonly U[]): Map<string, U> {
+  const byHost = new Map<string, U>()
+  for (const u of upstreams) for (const host of u.config.aliases) if (!byHost.has(host)) byHost.set(host, u)
+  for (const u of upstreams) {
+    const implicit = [
+      ...(u.config.prefix !== undefined && !u.config.prefix.includes('/') && /[.:]/.test(u.config.prefix) ? [u.config.prefix] : []),
+      ...(u.config.dockerHub ? DOCKER_HUB_HOSTS : []),
+    ]
+    for (const host of implicit) if (!byHost.has(host)) byHost.set(host, u)
+  }
+  return byHost
 }

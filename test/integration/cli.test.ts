@@ -31,6 +31,20 @@ t.test('ferry check accepts every shipped region file', async t => {
   }
 })
 
+t.test('ferry check says which ?ns= reaches which upstream, and that any other is refused', async t => {
+  const local = await ferry(['check', '--config', 'regions/local.yaml'])
+  t.match(local.stdout, 'upstream docker-hub: /v2/docker.io/..., ?ns= docker.io, index.docker.io, registry-1.docker.io, registry.hub.docker.com; the default')
+  t.match(local.stdout, 'upstream ghcr: /v2/ghcr.io/..., ?ns= ghcr.io\n')
+  t.match(local.stdout, 'any other ?ns=: refused (404 NAME_UNKNOWN)')
+  // Docker Hub's images from another mirror: its prefix is the name containerd gives (?ns=docker.io)
+  const file = join(scratchDir('ferry-cli-'), 'mirror.yaml')
+  writeFileSync(file, 'hostnames: [ferry.example:5000]\nupstreams:\n  - name: gcr-mirror\n    url: https://mirror.gcr.io\n    prefix: docker.io\n    default: true\n')
+  const mirror = await ferry(['check', '--config', file])
+  t.equal(mirror.code, 0)
+  t.match(mirror.stdout, 'upstream gcr-mirror: /v2/docker.io/..., ?ns= docker.io, mirror.gcr.io; the default')
+  t.match(mirror.stdout, 'the Host a request comes with, ferry.example:5000;')
+})
+
 t.test('ferry check names the file, the field and what was expected', async t => {
   const dir = scratchDir('ferry-cli-')
   const file = join(dir, 'bad.yaml')
