@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { startRegistry } from '../test/helpers/registry.ts'
 import { seedRepositories } from './console.ts'
-import { pullBlobConcurrently } from './load.ts'
+import { median, pullBlobConcurrently } from './load.ts'
 import { pushFile, randomFile } from './seed.ts'
 import { settleDisk, startFerryTarget, upstreamBlobPath, warmFile } from './targets.ts'
 
@@ -28,7 +28,6 @@ const runs = Number(opt('--runs') ?? 2)
 const floodPath = opt('--path') ?? '/v2/_catalog?n=100'
 const dir = mkdtempSync(join(tmpdir(), 'ferry-catalog-flood-'))
 const stops: (() => Promise<void>)[] = []
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 /** 16 clients asking for `floodPath` (the catalog's first page) without pause until `stop`; how many answers (all must be 200). */
 function flood (url: string): { stop: () => Promise<{ answers: number, seconds: number }> } {

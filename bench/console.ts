@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import puppeteer from 'puppeteer-core'
 import { embeddedState } from '../src/state/embedded/index.ts'
 import { get } from '../test/helpers/http.ts'
+import { median } from './load.ts'
 import { startFerryTarget } from './targets.ts'
 
 export interface ConsoleRun {
@@ -22,7 +23,6 @@ export interface ConsoleRun {
 }
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 export async function consoleScenario (opts: { dir: string, repositories: number, stops: (() => Promise<void>)[], log: (m: string) => void }): Promise<ConsoleRun> {
   const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium'

@@ -5,6 +5,11 @@
 import { execFile, spawn } from 'node:child_process'
 import { Pool } from 'undici'
 
+/** The middle value (the upper one of an even count). */
+export function median (xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+}
+
 export interface BlobRun {
   readonly wallMs: number
   /** Slowest time to first byte, ms. */

@@ -23,7 +23,7 @@ import { pack } from 'tar-stream'
 import { startContainerd } from '../test/helpers/containerd.ts'
 import { blob, OCI_CONFIG, OCI_MANIFEST, pushBlob, pushManifest } from '../test/helpers/images.ts'
 import { requireBinary, startRegistry, type Registry } from '../test/helpers/registry.ts'
-import { verifyBlob } from './load.ts'
+import { median, verifyBlob } from './load.ts'
 import { pushFile, randomFile } from './seed.ts'
 import { startShapedLink } from './shaped-link.ts'
 import { traced, type TraceMode } from './trace.ts'
@@ -326,7 +326,6 @@ export async function ctrScenario (o: { dir: string, quick: boolean, runs?: numb
       }
     }
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   const targets: CtrRun['targets'] = {}
   for (const [name, rs] of Object.entries(rounds)) {
     targets[name] = { coldS: median(rs.map(r => r.coldS)), warmS: median(rs.map(r => r.warmS)), ...(name === 'upstream' ? {} : { coldProxyCpuS: median(rs.map(r => r.coldProxyCpuS)), warmProxyCpuS: median(rs.map(r => r.warmProxyCpuS)) }) }

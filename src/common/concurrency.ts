@@ -1,5 +1,5 @@
-// Bounded parallelism for the replicator: a counting semaphore, and a map
-// over a list with at most `limit` items in flight.
+// Bounded parallelism: a counting semaphore, and a map over a list with at
+// most `limit` items in flight.
 
 export class Semaphore {
   private free: number
@@ -14,6 +14,12 @@ export class Semaphore {
   release (): void {
     const next = this.waiting.shift()
     if (next !== undefined) next(); else this.free++
+  }
+
+  /** `work` once a place is free, the place given back however it ends. */
+  async run<T> (work: () => Promise<T>): Promise<T> {
+    await this.acquire()
+    try { return await work() } finally { this.release() }
   }
 }
 

@@ -81,16 +81,11 @@ export class ContentViews {
     const names = all.slice(from, from + Math.min(query.n, MAX_PAGE))
     const repositories = await Promise.all(names.map(async name => {
       const target = this.kindOf(name)
-      return { name, kind: target.kind, upstream: target.upstream, tags: (await this.read(() => this.state.tags.list(name))).length }
+      return { name, kind: target.kind, upstream: target.upstream, tags: (await this.reads.run(() => this.state.tags.list(name))).length }
     }))
     const lastShown = names[names.length - 1]
     const next = lastShown !== undefined && all[all.length - 1] !== lastShown ? lastShown : undefined
     return { repositories, total: all.length, next }
-  }
-
-  private async read<T> (work: () => Promise<T>): Promise<T> {
-    await this.reads.acquire()
-    try { return await work() } finally { this.reads.release() }
   }
 
   private kindOf (name: string): { kind: 'proxied' | 'hosted', upstream: string | undefined } {
@@ -109,7 +104,7 @@ export class ContentViews {
     if (names.length === 0 && (await this.state.links.list(repo, 'manifest')).length === 0 && (await this.state.links.list(repo, 'blob')).length === 0) throw new NameUnknown(repo)
     const pulls = await this.usage.of(repo, names)
     const rows = await Promise.all(names.map(async tag => {
-      const entries = await this.read(() => this.state.tags.get(repo, tag))
+      const entries = await this.reads.run(() => this.state.tags.get(repo, tag))
       const newest = entries.reduce<TagEntry | undefined>((a, e) => a === undefined || e.fetchedAt > a.fetchedAt ? e : a, undefined)
       if (newest === undefined) return undefined
       const p = pulls.get(tag)
@@ -119,7 +114,7 @@ export class ContentViews {
         mediaType: newest.mediaType,
         size: newest.size,
         updatedAt: newest.fetchedAt,
-        platforms: await this.read(() => this.platforms(newest.digest, newest.mediaType)),
+        platforms: await this.reads.run(() => this.platforms(newest.digest, newest.mediaType)),
         pulls: p?.count ?? 0,
         lastPulledAt: p?.last,
       }

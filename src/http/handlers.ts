@@ -1,7 +1,6 @@
 // Thin handlers for reads: parse and validate the request into typed values,
 // resolve the repository, ask the content layer, write the answer. No cache,
 // link or upstream logic lives here.
-import type { RepositoryListing } from '../content/repository-listing.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BlobCache, BlobAnswer } from '../blobs/cache.ts'
 import type { ListCache, ListResult } from '../cache/lists.ts'
@@ -11,6 +10,7 @@ import type { Action } from '../auth/access.ts'
 import type { Authenticated, Gate, Principal, TokenGrant } from '../auth/gate.ts'
 import type { LoginLimits } from '../auth/login-limits.ts'
 import type { HostedReads } from '../content/hosted-reads.ts'
+import type { RepositoryListing } from '../content/repository-listing.ts'
 import type { Linker } from '../content/linker.ts'
 import type { Target, Targets } from '../content/target.ts'
 import type { UploadOwners } from '../content/upload-owners.ts'
@@ -110,15 +110,11 @@ function peerOnly (c: Call): boolean { return c.req.headers[PEER_ONLY_HEADER] !=
  * containerd's `?ns=<host>`, where it routes: reads only. A push names its
  * repository by its path alone, so no query can move it to another one.
  */
-/**
- * containerd's `?ns=` on a read: the registry the client asked for. The host the request came to is
- * ferry itself (a client pulling ferry.example.com/acme/app sends ?ns=ferry.example.com): no mirror request.
- */
 export function routingNs (c: Call): string | undefined {
   if (c.req.method !== 'GET' && c.req.method !== 'HEAD') return undefined
-  const ns = c.query.get('ns')
-  if (ns === null || ns === '' || ns.toLowerCase() === c.req.headers.host?.toLowerCase()) return undefined
-  return ns
+  const ns = c.query.get('ns') ?? undefined
+  // the host the request came to is ferry itself (pulling ferry.example.com/acme/app sends ?ns=ferry.example.com)
+  return ns?.toLowerCase() === c.req.headers.host?.toLowerCase() ? undefined : ns
 }
 
 export function readOnly (method: string | undefined, what = 'only GET and HEAD are served here'): void {

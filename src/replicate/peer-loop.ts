@@ -205,14 +205,7 @@ export class PeerLoop {
       // the other push went to its own repository; this one may need a mount or an upload of its own
       if (await this.client.hasBlob(name, digest)) return
     }
-    const mine = (async () => {
-      await this.transfers.acquire()
-      try {
-        await this.pushBlobNow(name, digest)
-      } finally {
-        this.transfers.release()
-      }
-    })()
+    const mine = this.transfers.run(() => this.pushBlobNow(name, digest))
     this.pushing.set(digest, mine)
     try {
       await mine

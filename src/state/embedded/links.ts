@@ -94,9 +94,7 @@ export class EmbeddedLinks implements Links {
     const out: string[] = []
     const reading = new Semaphore(WALK_READS)
     const walk = async (folder: string, name: string): Promise<void> => {
-      await reading.acquire()
-      let entries: string[]
-      try { entries = await names(folder) } finally { reading.release() }
+      const entries = await reading.run(() => names(folder))
       if (entries.includes('_blobs') || entries.includes('_manifests')) out.push(name)
       await Promise.all(entries.filter(e => !e.startsWith('_')).map(e => walk(join(folder, e), name === '' ? e : `${name}/${e}`)))
     }
